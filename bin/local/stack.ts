@@ -1,0 +1,128 @@
+/**
+ * The whole system on one machine, with no AWS account and no Meta credentials: embedded
+ * PostgreSQL (or DATABASE_URL), the SQS emulator with the real queue settings, and the same Lambda
+ * handlers behind a local API Gateway.
+ */
+import type { Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import { type CreatedKey, createApiClient, revokeApiKey } from '../../lambdas/core/api-keys.ts';
+import { createDatabase } from '../../lambdas/core/db/connect.ts';
+import { migrateToLatest } from '../../lambdas/core/db/migrate.ts';
+import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
+import { startEmbeddedPostgres } from './postgres.ts';
+import { LOCAL_AWS_CREDENTIALS, startLocalSqs } from './sqs.ts';
+
+export interface LocalStackOptions {
+  port: number;
+  /** Where the embedded database (and queue state) live; default `.local/` in the project. */
+  dataDir?: string;
+  /** An external PostgreSQL instead of the embedded one. */
+  databaseUrl?: string;
+  log?: (line: string) => void;
+}
+
+export interface LocalStack {
+  baseUrl: string;
+  apiKey: string;
+  apiKeyPrefix: string;
+  databaseUrl: string;
+  sqsEndpoint: string;
+  queueUrls: { high: string; bulk: string; highDlq: string; bulkDlq: string };
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const log = options.log ?? (() => {});
+  const dataDir = resolve(options.dataDir ?? join(process.cwd(), '.local'));
+  const stops: (() => Promise<unknown>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      await stop().catch((error: unknown) => log(`shutdown step failed: ${String(error)}`));
+    }
+  };
+
+  try {
+    let databaseUrl = options.databaseUrl;
+    if (!databaseUrl) {
+      const postgres = await startEmbeddedPostgres({ dataDir: join(dataDir, 'postgres') });
+      stops.push(() => postgres.stop());
+      databaseUrl = postgres.url;
+    }
+    const sqs = await startLocalSqs({ dataDir: join(dataDir, 'sqs') });
+    stops.push(() => sqs.stop());
+
+    // The handlers read their configuration from the environment, exactly as in Lambda.
+    Object.assign(process.env, {
+      STAGE: process.env.STAGE ?? 'local',
+      DATABASE_URL: databaseUrl,
+      DB_POOL_MAX: process.env.DB_POOL_MAX ?? '10',
+      SQS_ENDPOINT: sqs.endpoint,
+      AWS_REGION: sqs.region,
+      AWS_ACCESS_KEY_ID: LOCAL_AWS_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_AWS_CREDENTIALS.secretAccessKey,
+      HIGH_QUEUE_URL: sqs.queueUrls.high,
+      BULK_QUEUE_URL: sqs.queueUrls.bulk,
+      HIGH_DLQ_URL: sqs.deadLetterQueueUrls.high,
+      BULK_DLQ_URL: sqs.deadLetterQueueUrls.bulk,
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+    });
+
+    const db = createDatabase({ DATABASE_URL: databaseUrl, DB_POOL_MAX: 2 } as never);
+    stops.push(() => db.destroy());
+    const applied = await migrateToLatest(db);
+    if (applied.length) log(`migrations applied: ${applied.join(', ')}`);
+    const devKey = await issueDevelopmentKey(db);
+
+    const api = await import('../../lambdas/api/handler.ts');
+    const routes: LocalRoute[] = [{ prefix: '/', functionName: 'api', handler: api.handler }];
+    const server: Server = await startLocalHttpServer(routes, options.port, '127.0.0.1', (error) =>
+      log(`handler crashed: ${String(error)}`),
+    );
+    stops.push(
+      () =>
+        new Promise<void>((done) => {
+          server.close(() => done());
+          server.closeAllConnections();
+        }),
+    );
+    const address = server.address();
+    const port = address && typeof address === 'object' ? address.port : options.port;
+
+    return {
+      baseUrl: `http://127.0.0.1:${port}`,
+      apiKey: devKey.key,
+      apiKeyPrefix: devKey.prefix,
+      databaseUrl,
+      sqsEndpoint: sqs.endpoint,
+      queueUrls: {
+        high: sqs.queueUrls.high,
+        bulk: sqs.queueUrls.bulk,
+        highDlq: sqs.deadLetterQueueUrls.high,
+        bulkDlq: sqs.deadLetterQueueUrls.bulk,
+      },
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+const DEV_CLIENT_NAME = 'local-development';
+
+/** A fresh key on every start (only hashes are stored, so an old one cannot be shown again). */
+async function issueDevelopmentKey(db: ReturnType<typeof createDatabase>): Promise<CreatedKey> {
+  const previous = await db
+    .selectFrom('api_keys')
+    .innerJoin('api_clients', 'api_clients.id', 'api_keys.client_id')
+    .select('api_keys.prefix')
+    .where('api_clients.name', '=', DEV_CLIENT_NAME)
+    .where('api_keys.revoked_at', 'is', null)
+    .execute();
+  const now = new Date();
+  for (const { prefix } of previous) await revokeApiKey(db, prefix, now);
+  return createApiClient(db, {
+    name: DEV_CLIENT_NAME,
+    scopes: ['notifications:write', 'notifications:read', 'admin'],
+  });
+}

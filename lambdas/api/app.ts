@@ -1,0 +1,245 @@
+/**
+ * The API function's routes: authentication and scopes, request parsing, and the mapping of core
+ * outcomes to HTTP answers. Rules live in the core; this file only translates.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import { acceptNotification, findNotification } from '../core/accept-notification.ts';
+import { authenticateApiKey } from '../core/api-keys.ts';
+import { writeAudit } from '../core/audit.ts';
+import type { ApiScope, Database } from '../core/db/schema.ts';
+import { checkReadiness } from '../core/health.ts';
+import {
+  errorResponse,
+  HttpError,
+  header,
+  jsonResponse,
+  type Route,
+  Router,
+  rawBody,
+} from '../core/http.ts';
+import { isUuid, pickRequestId } from '../core/ids.ts';
+import { Metric } from '../core/metric-names.ts';
+import { MAX_BODY_BYTES, notificationRequestSchema } from '../core/notification-request.ts';
+import type { QueueTargets } from '../core/queue.ts';
+
+export interface ApiDeps {
+  db: Kysely<Database>;
+  sqs: SQSClient;
+  queue: QueueTargets;
+  now: () => Date;
+  version: string;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface RequestContext {
+  event: APIGatewayProxyEvent;
+  requestId: string;
+  sourceIp: string | null;
+  deps: ApiDeps;
+  /** Set once the X-API-Key passed; routes that need a scope call `requireScope` first. */
+  client?: { clientId: string; prefix: string; scopes: ApiScope[] };
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** Parses a JSON body against a schema; any failure is a 400 naming the field, and nothing is written. */
+export function parseJsonBody<T extends z.ZodType>(
+  event: APIGatewayProxyEvent,
+  schema: T,
+): z.infer<T> {
+  const raw = rawBody(event);
+  if (raw.length > MAX_BODY_BYTES) {
+    throw new HttpError(400, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
+  }
+  const result = schema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') path.push(issue.keys[0] ?? '');
+    const field = path.join('.') || undefined;
+    const message =
+      issue.code === 'unrecognized_keys' ? `unknown field ${path.join('.')}` : issue.message;
+    throw new HttpError(400, 'validation_error', message, field);
+  }
+  return result.data;
+}
+
+async function requireScope(
+  ctx: RequestContext,
+  scope: ApiScope,
+): Promise<RequestContext['client'] & {}> {
+  const { deps, event } = ctx;
+  const auth = await authenticateApiKey(deps.db, header(event, 'x-api-key'), deps.now());
+  if (!auth.ok) {
+    await writeAudit(deps.db, {
+      actor: auth.prefix ? `key:${auth.prefix}` : 'anonymous',
+      action: 'auth.denied',
+      outcome: 'denied',
+      requestId: ctx.requestId,
+      sourceIp: ctx.sourceIp,
+      detail: { reason: auth.reason, method: event.httpMethod, path: event.path },
+    });
+    deps.logger.warn('api key rejected', { reason: auth.reason, keyPrefix: auth.prefix });
+    throw new HttpError(401, 'unauthorized', 'a valid X-API-Key header is required');
+  }
+  if (!auth.scopes.includes(scope)) {
+    await writeAudit(deps.db, {
+      actor: `key:${auth.prefix}`,
+      action: 'auth.forbidden',
+      outcome: 'denied',
+      requestId: ctx.requestId,
+      sourceIp: ctx.sourceIp,
+      detail: { required: scope, method: event.httpMethod, path: event.path },
+    });
+    deps.logger.warn('api key lacks scope', { keyPrefix: auth.prefix, required: scope });
+    throw new HttpError(403, 'forbidden', `this key does not have the ${scope} scope`);
+  }
+  ctx.client = { clientId: auth.clientId, prefix: auth.prefix, scopes: auth.scopes };
+  deps.logger.appendKeys({ keyPrefix: auth.prefix });
+  return ctx.client;
+}
+
+const routes: Route<RequestContext>[] = [
+  {
+    method: 'GET',
+    path: '/health',
+    handle: async ({ deps }) =>
+      jsonResponse(200, {
+        status: 'ok',
+        version: deps.version,
+        timestamp: deps.now().toISOString(),
+      }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/health',
+    handle: async ({ deps }) => {
+      const report = await checkReadiness({ ...deps, queueUrls: deps.queue.queueUrls });
+      return jsonResponse(report.status === 'healthy' ? 200 : 503, report);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/notifications',
+    handle: async (ctx) => {
+      const client = await requireScope(ctx, 'notifications:write');
+      const idempotencyKey = header(ctx.event, 'idempotency-key');
+      if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+        throw new HttpError(
+          400,
+          'validation_error',
+          'Idempotency-Key must be 1 to 255 visible ASCII characters',
+          'Idempotency-Key',
+        );
+      }
+      const request = parseJsonBody(ctx.event, notificationRequestSchema);
+      const { deps } = ctx;
+      const outcome = await acceptNotification(
+        {
+          db: deps.db,
+          queue: deps.queue,
+          now: deps.now,
+          onEnqueueFailure: (id, error) =>
+            deps.logger.error('enqueue failed; the outbox sweep will retry', {
+              notificationId: id,
+              error: error instanceof Error ? error.name : String(error),
+            }),
+        },
+        { clientId: client.clientId, requestId: ctx.requestId, request, idempotencyKey },
+      );
+      switch (outcome.kind) {
+        case 'invalid':
+          throw new HttpError(400, 'validation_error', outcome.message, outcome.field);
+        case 'idempotency_mismatch':
+          throw new HttpError(
+            422,
+            'idempotency_key_reused',
+            'this Idempotency-Key was used with a different body',
+            'Idempotency-Key',
+          );
+        case 'idempotency_in_flight':
+          throw new HttpError(
+            409,
+            'idempotency_key_in_flight',
+            'a request with this Idempotency-Key is still being processed; retry shortly',
+            'Idempotency-Key',
+          );
+        case 'accepted': {
+          if (!outcome.replayed) {
+            deps.metrics.addMetric(Metric.NotificationsAccepted, MetricUnit.Count, 1);
+            deps.logger.info('notification accepted', {
+              notificationId: outcome.notification.id,
+              priority: outcome.notification.priority,
+              status: outcome.notification.status,
+            });
+          }
+          return jsonResponse(202, outcome.notification, {
+            location: `/v1/notifications/${outcome.notification.id}`,
+            ...(outcome.replayed ? { 'idempotent-replayed': 'true' } : {}),
+          });
+        }
+      }
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/notifications/{id}',
+    handle: async (ctx, params) => {
+      const client = await requireScope(ctx, 'notifications:read');
+      const id = params.id ?? '';
+      // Another client's notification and a missing one look the same: 404.
+      const found = isUuid(id)
+        ? await findNotification(ctx.deps.db, client.clientId, id)
+        : undefined;
+      if (!found) throw new HttpError(404, 'not_found', 'no such notification');
+      return jsonResponse(200, found);
+    },
+  },
+];
+
+export function createApiApp(
+  deps: ApiDeps,
+  extraRoutes: Route<RequestContext>[] = [],
+): (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult> {
+  const router = new Router<RequestContext>([...routes, ...extraRoutes]);
+  return async (event) => {
+    const requestId = pickRequestId(header(event, 'x-request-id'), event.requestContext.requestId);
+    deps.logger.appendKeys({ requestId });
+    const ctx: RequestContext = {
+      event,
+      requestId,
+      sourceIp: event.requestContext.identity?.sourceIp ?? null,
+      deps,
+    };
+    try {
+      const matched = router.match(event.httpMethod, event.path);
+      if (matched instanceof HttpError) throw matched;
+      const response = await matched.handle(ctx, matched.params);
+      response.headers = { ...response.headers, 'x-request-id': requestId };
+      return response;
+    } catch (error) {
+      if (error instanceof HttpError) return errorResponse(error, requestId);
+      deps.logger.error('request failed', {
+        error: error instanceof Error ? error : String(error),
+      });
+      return errorResponse(
+        new HttpError(500, 'internal_error', 'something went wrong on our side; retry later'),
+        requestId,
+      );
+    } finally {
+      deps.logger.removeKeys(['requestId', 'keyPrefix']);
+    }
+  };
+}

@@ -1,0 +1,198 @@
+/**
+ * Accepting a notification: store the row (the source of truth) first, then put its id on the
+ * delivery queue. An Idempotency-Key replays the first answer, refuses a different body (422) and
+ * refuses a retry while the first request is still in flight (409).
+ */
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Database, NewNotification, NotificationRow } from './db/schema.ts';
+import { uuidv7 } from './ids.ts';
+import { checkSendAt, type NotificationRequest } from './notification-request.ts';
+import { type NotificationView, toNotificationView } from './notification-view.ts';
+import { enqueueNotification, type QueueTargets } from './queue.ts';
+
+export interface AcceptDeps {
+  db: Kysely<Database>;
+  queue: QueueTargets;
+  now: () => Date;
+  onEnqueueFailure?: (id: string, error: unknown) => void;
+}
+
+export interface AcceptInput {
+  clientId: string;
+  requestId: string;
+  request: NotificationRequest;
+  idempotencyKey?: string | undefined;
+}
+
+export type AcceptOutcome =
+  | { kind: 'accepted'; notification: NotificationView; replayed: boolean }
+  | { kind: 'invalid'; field: string; message: string }
+  | { kind: 'idempotency_mismatch' }
+  | { kind: 'idempotency_in_flight' };
+
+/** A first request still running after this long has died; its row answers for it. */
+const IN_FLIGHT_WINDOW_MS = 30_000;
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function requestHash(request: NotificationRequest): string {
+  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+}
+
+export function newNotificationRow(
+  input: AcceptInput,
+  sendAt: Date | null,
+  now: Date,
+): NewNotification & { id: string; message: string; metadata: string | null } {
+  const { request } = input;
+  return {
+    id: uuidv7(now.getTime()),
+    client_id: input.clientId,
+    idempotency_key: input.idempotencyKey ?? null,
+    request_hash: input.idempotencyKey ? requestHash(request) : null,
+    request_id: input.requestId,
+    recipient: request.to,
+    priority: request.priority,
+    message_type: request.template ? 'template' : 'text',
+    message: JSON.stringify(request.template ?? request.text),
+    metadata: request.metadata ? JSON.stringify(request.metadata) : null,
+    status: sendAt ? 'scheduled' : 'accepted',
+    send_at: sendAt,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+export async function acceptNotification(
+  deps: AcceptDeps,
+  input: AcceptInput,
+): Promise<AcceptOutcome> {
+  const now = deps.now();
+  const schedule = checkSendAt(input.request.sendAt, now);
+  if (!schedule.ok) return { kind: 'invalid', field: 'sendAt', message: schedule.message };
+
+  const values = newNotificationRow(input, schedule.sendAt, now);
+  const scheduledView = schedule.sendAt ? viewOfNew(values) : undefined;
+  if (scheduledView) values.response = JSON.stringify(scheduledView);
+
+  // ON CONFLICT DO NOTHING: a concurrent request with the same key waits on the unique index and
+  // then finds the winner's row, so exactly one row exists per (client, key).
+  const inserted = await deps.db
+    .insertInto('notifications')
+    .values(values)
+    .onConflict((oc) => oc.columns(['client_id', 'idempotency_key']).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+
+  if (!inserted) return replayExisting(deps.db, input, now);
+  if (scheduledView) return { kind: 'accepted', notification: scheduledView, replayed: false };
+
+  let queued = true;
+  try {
+    await enqueueNotification(deps.queue, {
+      id: inserted.id,
+      priority: inserted.priority,
+      requestId: inserted.request_id,
+    });
+  } catch (error) {
+    // The row stays `accepted`; the scheduler's outbox sweep enqueues it later. The client has its
+    // notification either way, so it still gets its 202.
+    queued = false;
+    deps.onEnqueueFailure?.(inserted.id, error);
+  }
+  const view = toNotificationView({
+    ...inserted,
+    ...(queued ? { status: 'queued', queued_at: now } : {}),
+  });
+  // The worker may already have claimed the row, so the status only moves if it is still `accepted`.
+  await deps.db
+    .updateTable('notifications')
+    .set((eb) => ({
+      response: JSON.stringify(view),
+      ...(queued
+        ? {
+            status: eb
+              .case()
+              .when('status', '=', 'accepted')
+              .then('queued' as const)
+              .else(eb.ref('status'))
+              .end(),
+            queued_at: now,
+          }
+        : {}),
+    }))
+    .where('id', '=', inserted.id)
+    .execute();
+  return { kind: 'accepted', notification: view, replayed: false };
+}
+
+function viewOfNew(values: ReturnType<typeof newNotificationRow>): NotificationView {
+  return toNotificationView({
+    response: null,
+    sender_id: null,
+    status_reason: null,
+    attempts: 0,
+    wamid: null,
+    error_class: null,
+    error_code: null,
+    error_message: null,
+    next_attempt_at: null,
+    queued_at: null,
+    sent_at: null,
+    delivered_at: null,
+    read_at: null,
+    failed_at: null,
+    ...values,
+    message: JSON.parse(values.message),
+    metadata: values.metadata ? JSON.parse(values.metadata) : null,
+  } as NotificationRow);
+}
+
+async function replayExisting(
+  db: Kysely<Database>,
+  input: AcceptInput,
+  now: Date,
+): Promise<AcceptOutcome> {
+  const existing = await db
+    .selectFrom('notifications')
+    .selectAll()
+    .where('client_id', '=', input.clientId)
+    .where('idempotency_key', '=', input.idempotencyKey ?? null)
+    .executeTakeFirstOrThrow();
+  if (existing.request_hash !== requestHash(input.request)) return { kind: 'idempotency_mismatch' };
+  if (existing.response) {
+    return {
+      kind: 'accepted',
+      notification: existing.response as NotificationView,
+      replayed: true,
+    };
+  }
+  if (now.getTime() - existing.created_at.getTime() < IN_FLIGHT_WINDOW_MS) {
+    return { kind: 'idempotency_in_flight' };
+  }
+  return { kind: 'accepted', notification: toNotificationView(existing), replayed: true };
+}
+
+export async function findNotification(
+  db: Kysely<Database>,
+  clientId: string,
+  id: string,
+): Promise<NotificationView | undefined> {
+  const row = await db
+    .selectFrom('notifications')
+    .selectAll()
+    .where('id', '=', id)
+    .where('client_id', '=', clientId)
+    .executeTakeFirst();
+  return row ? toNotificationView(row) : undefined;
+}

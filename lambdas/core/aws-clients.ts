@@ -1,0 +1,15 @@
+/** AWS SDK clients built from configuration, with the emulator endpoint when one is configured. */
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { QueueConfig } from './config.ts';
+import type { QueueTargets } from './queue.ts';
+
+export function createSqsClient(config: QueueConfig): SQSClient {
+  return new SQSClient({
+    region: config.AWS_REGION,
+    ...(config.SQS_ENDPOINT ? { endpoint: config.SQS_ENDPOINT } : {}),
+  });
+}
+
+export function queueTargets(sqs: SQSClient, config: QueueConfig): QueueTargets {
+  return { sqs, queueUrls: { high: config.HIGH_QUEUE_URL, bulk: config.BULK_QUEUE_URL } };
+}

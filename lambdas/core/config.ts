@@ -1,0 +1,72 @@
+/**
+ * Configuration from the environment, read once at cold start and validated with zod, so a missing
+ * or malformed variable stops the function with its name instead of failing a request later.
+ */
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function readEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return result.data;
+}
+
+const flag = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => v === 'true' || v === '1');
+
+/** Either DATABASE_URL (local, tests) or host/port/name/user with IAM auth through RDS Proxy. */
+export const databaseConfigSchema = z
+  .object({
+    DATABASE_URL: z.string().url().optional(),
+    DB_HOST: z.string().min(1).optional(),
+    DB_PORT: z.coerce.number().int().positive().default(5432),
+    DB_NAME: z.string().min(1).default('whatsapp_notif'),
+    DB_USER: z.string().min(1).optional(),
+    DB_IAM_AUTH: flag,
+    DB_POOL_MAX: z.coerce.number().int().positive().default(2),
+    AWS_REGION: z.string().optional(),
+  })
+  .refine((c) => c.DATABASE_URL || (c.DB_HOST && c.DB_USER), {
+    message: 'set DATABASE_URL, or DB_HOST and DB_USER',
+    path: ['DATABASE_URL'],
+  });
+export type DatabaseConfig = z.infer<typeof databaseConfigSchema>;
+
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
+  return readEnv(databaseConfigSchema, env);
+}
+
+export const queueConfigSchema = z.object({
+  HIGH_QUEUE_URL: z.string().url(),
+  BULK_QUEUE_URL: z.string().url(),
+  /** Only the local stack and tests set this: the SQS emulator's address. */
+  SQS_ENDPOINT: z.string().url().optional(),
+  AWS_REGION: z.string().default('us-east-1'),
+});
+export type QueueConfig = z.infer<typeof queueConfigSchema>;
+
+export function loadQueueConfig(env: NodeJS.ProcessEnv = process.env): QueueConfig {
+  return readEnv(queueConfigSchema, env);
+}
+
+export const serviceConfigSchema = z.object({
+  STAGE: z.string().default('local'),
+  SERVICE_VERSION: z.string().default('0.1.0'),
+  SENTRY_DSN: z.string().optional(),
+});
+export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
+
+export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  return readEnv(serviceConfigSchema, env);
+}

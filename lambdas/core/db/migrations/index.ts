@@ -1,0 +1,14 @@
+/**
+ * Every migration, imported statically so esbuild bundles them into the migrate Lambda; the
+ * Migrator never scans a folder. Append new ones here in name order.
+ */
+import type { Migration, MigrationProvider } from 'kysely/migration';
+import * as m0001 from './0001_initial.ts';
+
+const MIGRATIONS: Record<string, Migration> = {
+  '0001_initial': m0001,
+};
+
+export const staticMigrationProvider: MigrationProvider = {
+  getMigrations: async () => MIGRATIONS,
+};

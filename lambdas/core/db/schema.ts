@@ -1,0 +1,120 @@
+/** The typed shape of the database, as the migrations leave it. Kysely reads it for every query. */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ErrorClass } from '../error-class.ts';
+import type { NotificationStatus } from '../lifecycle.ts';
+import type { Priority } from '../notification-request.ts';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Json = ColumnType<unknown, string, string>;
+
+export type ApiScope = 'notifications:write' | 'notifications:read' | 'admin';
+
+export interface ApiClientTable {
+  id: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  client_id: string;
+  /** Non-secret lookup handle, also what logs and the audit log show. */
+  prefix: string;
+  /** SHA-256 of the whole key, hex. Keys are 256-bit random, so a fast hash is enough. */
+  key_hash: string;
+  scopes: ApiScope[];
+  created_at: CreatedAt;
+  /** When set, the key stops working at that time (immediately for a revoke, later for a rotation). */
+  revoked_at: Timestamp | null;
+  last_used_at: Timestamp | null;
+}
+
+export interface NotificationTable {
+  id: string;
+  client_id: string;
+  idempotency_key: string | null;
+  /** SHA-256 of the canonical request body, to tell a replay from a conflicting reuse of a key. */
+  request_hash: string | null;
+  /** The answer given to the first request, replayed for the same Idempotency-Key. */
+  response: Json | null;
+  request_id: string;
+  recipient: string;
+  sender_id: string | null;
+  priority: Priority;
+  message_type: 'template' | 'text';
+  message: Json;
+  metadata: Json | null;
+  status: NotificationStatus;
+  status_reason: string | null;
+  send_at: Timestamp | null;
+  attempts: Generated<number>;
+  wamid: string | null;
+  error_class: ErrorClass | null;
+  error_code: number | null;
+  error_message: string | null;
+  next_attempt_at: Timestamp | null;
+  created_at: CreatedAt;
+  updated_at: Generated<Date>;
+  queued_at: Timestamp | null;
+  sent_at: Timestamp | null;
+  delivered_at: Timestamp | null;
+  read_at: Timestamp | null;
+  failed_at: Timestamp | null;
+}
+
+export interface NotificationEventTable {
+  id: Generated<string>;
+  notification_id: string;
+  from_status: NotificationStatus | null;
+  to_status: NotificationStatus;
+  error_class: ErrorClass | null;
+  error_code: number | null;
+  attempt: number;
+  at: CreatedAt;
+}
+
+export interface OptOutTable {
+  recipient: string;
+  source: 'keyword' | 'meta_131050' | 'operator';
+  created_at: CreatedAt;
+}
+
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: CreatedAt;
+  /** Who acted: `key:<prefix>`, `anonymous`, `system:<component>`, `operator:<name>`. */
+  actor: string;
+  action: string;
+  outcome: 'ok' | 'denied';
+  request_id: string | null;
+  source_ip: string | null;
+  detail: Json | null;
+}
+
+/** Statuses Meta reported for a wamid the worker had not stored yet; applied when it is. */
+export interface PendingStatusTable {
+  wamid: string;
+  status: 'sent' | 'delivered' | 'read' | 'failed';
+  occurred_at: Timestamp;
+  error_code: number | null;
+  error_title: string | null;
+  received_at: CreatedAt;
+}
+
+export interface Database {
+  api_clients: ApiClientTable;
+  api_keys: ApiKeyTable;
+  notifications: NotificationTable;
+  notification_events: NotificationEventTable;
+  opt_outs: OptOutTable;
+  audit_log: AuditLogTable;
+  pending_statuses: PendingStatusTable;
+}
+
+export type ApiKeyRow = Selectable<ApiKeyTable>;
+export type NotificationRow = Selectable<NotificationTable>;
+export type NewNotification = Insertable<NotificationTable>;
+export type NotificationUpdate = Updateable<NotificationTable>;
+export type NotificationEventRow = Selectable<NotificationEventTable>;
+export type AuditEntry = Insertable<AuditLogTable>;

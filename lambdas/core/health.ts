@@ -1,0 +1,95 @@
+/**
+ * Readiness: the database, the delivery queues and the WhatsApp circuit, each with its own status,
+ * so a 503 names the part that is down.
+ */
+import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { type Kysely, sql } from 'kysely';
+import type { Database } from './db/schema.ts';
+import type { Priority } from './notification-request.ts';
+
+export interface HealthDeps {
+  db: Kysely<Database>;
+  sqs: SQSClient;
+  queueUrls: Record<Priority, string>;
+  now: () => Date;
+  version: string;
+  /** The circuit of the WhatsApp senders; absent until the delivery control is wired. */
+  circuit?: () => Promise<{ open: boolean; openSenders: string[] }>;
+}
+
+type Check = { status: 'up' | 'down'; latencyMs: number; error?: string } & Record<string, unknown>;
+
+export interface ReadinessReport {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  version: string;
+  timestamp: string;
+  checks: { database: Check; queue: Check; whatsapp: Check };
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+async function timed(
+  run: () => Promise<Record<string, unknown>>,
+  down: Record<string, unknown>,
+): Promise<Check> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const detail = await Promise.race([
+      run(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return { status: 'up', latencyMs: Math.round(performance.now() - started), ...detail };
+  } catch (error) {
+    return {
+      status: 'down',
+      latencyMs: Math.round(performance.now() - started),
+      error: error instanceof Error ? error.name : 'error',
+      ...down,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport> {
+  const [database, queue, whatsapp] = await Promise.all([
+    timed(
+      async () => {
+        await sql`select 1`.execute(deps.db);
+        return { connected: true };
+      },
+      { connected: false },
+    ),
+    timed(
+      async () => {
+        const depths: Record<string, number> = {};
+        for (const [priority, url] of Object.entries(deps.queueUrls)) {
+          const result = await deps.sqs.send(
+            new GetQueueAttributesCommand({
+              QueueUrl: url,
+              AttributeNames: ['ApproximateNumberOfMessages'],
+            }),
+          );
+          depths[priority] = Number(result.Attributes?.ApproximateNumberOfMessages ?? 0);
+        }
+        return { reachable: true, depths };
+      },
+      { reachable: false },
+    ),
+    timed(
+      async () => {
+        const circuit = deps.circuit ? await deps.circuit() : { open: false, openSenders: [] };
+        if (circuit.open) throw Object.assign(new Error('panic mode'), { name: 'PanicModeOpen' });
+        return { circuit: 'closed' };
+      },
+      { circuit: 'open' },
+    ),
+  ]);
+  const checks = { database, queue, whatsapp };
+  const down = Object.values(checks).filter((c) => c.status === 'down').length;
+  const status = down === 0 ? 'healthy' : down === 3 ? 'unhealthy' : 'degraded';
+  return { status, version: deps.version, timestamp: deps.now().toISOString(), checks };
+}

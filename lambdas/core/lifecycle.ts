@@ -1,0 +1,57 @@
+/** The notification lifecycle: statuses, their order, and which moves are allowed (DESIGN §2). */
+
+export const NOTIFICATION_STATUSES = [
+  'scheduled',
+  'accepted',
+  'queued',
+  'sending',
+  'sent',
+  'delivered',
+  'read',
+  'failed',
+  'skipped',
+  'deferred',
+] as const;
+
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
+
+/** Statuses Meta reports on the webhook, in the order a message moves through them. */
+export const DELIVERY_PROGRESS = ['sent', 'delivered', 'read'] as const;
+export type DeliveryProgress = (typeof DELIVERY_PROGRESS)[number];
+
+/** Rows in these statuses may be claimed by the worker for a send attempt. */
+export const SENDABLE_STATUSES = ['accepted', 'queued', 'sending', 'deferred'] as const;
+
+/** Once a row is here, a redelivered queue message must not send it again. */
+export const ALREADY_SENT_STATUSES = ['sent', 'delivered', 'read'] as const;
+
+/** Nothing moves a row out of these. */
+export const TERMINAL_STATUSES = ['read', 'failed', 'skipped'] as const;
+
+/**
+ * The statuses from which a webhook status may move a row to `target`. Moves only go forward:
+ * a late `sent` never overwrites `delivered` or `read`, and `failed` from Meta can only land on a
+ * message that has not yet been delivered.
+ */
+export function webhookPredecessors(
+  target: DeliveryProgress | 'failed',
+): readonly NotificationStatus[] {
+  switch (target) {
+    case 'sent':
+      return ['sending', 'queued'];
+    case 'delivered':
+      return ['sending', 'queued', 'sent'];
+    case 'read':
+      return ['sending', 'queued', 'sent', 'delivered'];
+    case 'failed':
+      return ['sending', 'queued', 'sent'];
+  }
+}
+
+/** True when a webhook status `next` may replace `current`. */
+export function isForwardMove(
+  current: NotificationStatus,
+  next: DeliveryProgress | 'failed',
+): boolean {
+  return webhookPredecessors(next).includes(current);
+}

@@ -1,0 +1,41 @@
+/**
+ * Every CloudWatch metric the code emits (namespace WhatsAppNotif). The alarms, the dashboard and
+ * the runbooks read these names, so they live in one place.
+ */
+
+export const METRICS_NAMESPACE = 'WhatsAppNotif';
+
+export const Metric = {
+  /** POST /v1/notifications stored a notification. Dimension: Priority. */
+  NotificationsAccepted: 'NotificationsAccepted',
+  /** Meta accepted a send (a wamid came back). */
+  NotificationsSent: 'NotificationsSent',
+  /** A notification ended in `failed` (from the send call or a Meta `failed` status). */
+  NotificationsFailed: 'NotificationsFailed',
+  /** Same as NotificationsFailed, with an ErrorClass dimension, for the dashboard. */
+  NotificationsFailedByClass: 'NotificationsFailedByClass',
+  /** A webhook reported `delivered`. */
+  NotificationsDelivered: 'NotificationsDelivered',
+  /** A webhook reported `read`. */
+  NotificationsRead: 'NotificationsRead',
+  /** A send attempt failed with a retryable class and went back on the queue. */
+  DeliveryRetried: 'DeliveryRetried',
+  /** A redelivered message found its row already sent and sent nothing. */
+  SkippedDuplicate: 'SkippedDuplicate',
+  /** A message waited for the rate limiter (visibility delay) instead of sending. */
+  SkippedRateLimit: 'SkippedRateLimit',
+  /** A notification was not sent because its recipient opted out. */
+  SkippedOptOut: 'SkippedOptOut',
+  /** Meta answered 429 or a throughput code (130429, 4, 80007, 131056). */
+  WhatsAppRateLimited: 'WhatsAppRateLimited',
+  /** Meta answered 190 or 401/403: the token is expired or invalid. */
+  WhatsAppAuthFailures: 'WhatsAppAuthFailures',
+  /** A template error (132000–132016) failed a notification. */
+  TemplateFailures: 'TemplateFailures',
+  /** 1 while panic mode (the circuit) is open for any sender, 0 otherwise. */
+  PanicModeActive: 'PanicModeActive',
+  /** Time from the send call to Meta's answer, in milliseconds. */
+  GraphApiLatency: 'GraphApiLatency',
+} as const;
+
+export type MetricName = (typeof Metric)[keyof typeof Metric];
