@@ -8,6 +8,8 @@ const stack = await startLocalStack({
   port,
   ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
   ...(process.env.LOCAL_DATA_DIR ? { dataDir: process.env.LOCAL_DATA_DIR } : {}),
+  worker: process.env.LOCAL_WORKER !== 'off',
+  workerConcurrency: Number(process.env.LOCAL_WORKER_CONCURRENCY ?? 2),
   log,
 });
 
@@ -23,6 +25,7 @@ whatsapp-notif is running locally.
 
   API:           ${stack.baseUrl}
   SQS emulator:  ${stack.sqsEndpoint}
+  WhatsApp:      ${stack.sandbox ? `sandbox at ${stack.sandbox.url} (no WHATSAPP_ACCESS_TOKEN set)` : 'Meta Cloud API (WHATSAPP_ACCESS_TOKEN is set)'}
   Database:      ${stack.databaseUrl.replace(/:[^:@/]+@/, ':****@')}
 
 Development API key (all scopes; a new one is issued on every start):

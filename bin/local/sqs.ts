@@ -19,6 +19,7 @@ export interface LocalQueues {
   endpoint: string;
   region: string;
   queueUrls: Record<Priority, string>;
+  queueArns: Record<Priority, string>;
   deadLetterQueueUrls: Record<Priority, string>;
   stop(): Promise<void>;
 }
@@ -51,6 +52,7 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
   const sqs = localSqsClient(endpoint);
   const stage = options.stage ?? 'local';
   const queueUrls = {} as Record<Priority, string>;
+  const queueArns = {} as Record<Priority, string>;
   const deadLetterQueueUrls = {} as Record<Priority, string>;
   try {
     for (const priority of PRIORITIES) {
@@ -75,6 +77,7 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
         }),
       );
       queueUrls[priority] = onEndpoint(queue.QueueUrl!, endpoint);
+      queueArns[priority] = await queueArn(sqs, queue.QueueUrl!);
       deadLetterQueueUrls[priority] = onEndpoint(dlq.QueueUrl!, endpoint);
     }
   } finally {
@@ -84,6 +87,7 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     endpoint,
     region: REGION,
     queueUrls,
+    queueArns,
     deadLetterQueueUrls,
     stop: () => server.stop(),
   };

@@ -3,14 +3,18 @@
  * PostgreSQL (or DATABASE_URL), the SQS emulator with the real queue settings, and the same Lambda
  * handlers behind a local API Gateway.
  */
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { type CreatedKey, createApiClient, revokeApiKey } from '../../lambdas/core/api-keys.ts';
 import { createDatabase } from '../../lambdas/core/db/connect.ts';
 import { migrateToLatest } from '../../lambdas/core/db/migrate.ts';
+import { PRIORITIES } from '../../lambdas/core/queues.ts';
+import { type SandboxHandle, startSandbox } from '../../lambdas/core/whatsapp/sandbox.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
-import { LOCAL_AWS_CREDENTIALS, startLocalSqs } from './sqs.ts';
+import { LOCAL_AWS_CREDENTIALS, localSqsClient, startLocalSqs } from './sqs.ts';
+import { type EventSource, startSqsEventSource } from './sqs-event-source.ts';
 
 export interface LocalStackOptions {
   port: number;
@@ -19,6 +23,10 @@ export interface LocalStackOptions {
   /** An external PostgreSQL instead of the embedded one. */
   databaseUrl?: string;
   log?: (line: string) => void;
+  /** Run the worker on the queues (default true; tests that inspect the queue turn it off). */
+  worker?: boolean;
+  /** Pollers per queue, like the event source's maximum concurrency. */
+  workerConcurrency?: number;
 }
 
 export interface LocalStack {
@@ -28,6 +36,8 @@ export interface LocalStack {
   databaseUrl: string;
   sqsEndpoint: string;
   queueUrls: { high: string; bulk: string; highDlq: string; bulkDlq: string };
+  /** The WhatsApp sandbox, unless real credentials were given. */
+  sandbox: SandboxHandle | undefined;
   stop(): Promise<void>;
 }
 
@@ -67,6 +77,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
     });
 
+    // With no access token the sandbox plays Meta: it answers sends and posts signed webhooks back.
+    let sandbox: SandboxHandle | undefined;
+    if (!process.env.WHATSAPP_ACCESS_TOKEN) {
+      const secrets = {
+        accessToken: randomBytes(24).toString('hex'),
+        appSecret: randomBytes(24).toString('hex'),
+        phoneNumberId: '100000000000001',
+      };
+      sandbox = await startSandbox({ ...secrets, logger: log });
+      stops.push(() => sandbox!.stop());
+      Object.assign(process.env, {
+        WHATSAPP_API_URL: sandbox.url,
+        WHATSAPP_PHONE_NUMBER_ID: secrets.phoneNumberId,
+        WHATSAPP_ACCESS_TOKEN: secrets.accessToken,
+        WHATSAPP_APP_SECRET: secrets.appSecret,
+        WHATSAPP_VERIFY_TOKEN: process.env.WHATSAPP_VERIFY_TOKEN ?? randomBytes(12).toString('hex'),
+      });
+    }
+
     const db = createDatabase({ DATABASE_URL: databaseUrl, DB_POOL_MAX: 2 } as never);
     stops.push(() => db.destroy());
     const applied = await migrateToLatest(db);
@@ -74,7 +103,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const devKey = await issueDevelopmentKey(db);
 
     const api = await import('../../lambdas/api/handler.ts');
-    const routes: LocalRoute[] = [{ prefix: '/', functionName: 'api', handler: api.handler }];
+    const webhook = await import('../../lambdas/webhook/handler.ts');
+    const routes: LocalRoute[] = [
+      { prefix: '/', functionName: 'api', handler: api.handler },
+      { prefix: '/webhook/whatsapp', functionName: 'webhook', handler: webhook.handler },
+    ];
     const server: Server = await startLocalHttpServer(routes, options.port, '127.0.0.1', (error) =>
       log(`handler crashed: ${String(error)}`),
     );
@@ -87,9 +120,31 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
     const address = server.address();
     const port = address && typeof address === 'object' ? address.port : options.port;
+    const baseUrl = `http://127.0.0.1:${port}`;
+    sandbox?.setWebhookUrl(`${baseUrl}/webhook/whatsapp`);
+
+    if (options.worker ?? true) {
+      const worker = await import('../../lambdas/worker/handler.ts');
+      const sqsClient = localSqsClient(sqs.endpoint);
+      const sources: EventSource[] = PRIORITIES.map((priority) =>
+        startSqsEventSource({
+          sqs: sqsClient,
+          queueUrl: sqs.queueUrls[priority],
+          queueArn: sqs.queueArns[priority],
+          handler: worker.handler as never,
+          concurrency: options.workerConcurrency ?? 2,
+          onError: (error) => log(`worker (${priority}) failed: ${String(error)}`),
+        }),
+      );
+      // Stopped before the server and the database, so no batch is cut off half-way.
+      stops.push(async () => {
+        await Promise.all(sources.map((s) => s.stop()));
+        sqsClient.destroy();
+      });
+    }
 
     return {
-      baseUrl: `http://127.0.0.1:${port}`,
+      baseUrl,
       apiKey: devKey.key,
       apiKeyPrefix: devKey.prefix,
       databaseUrl,
@@ -100,6 +155,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         highDlq: sqs.deadLetterQueueUrls.high,
         bulkDlq: sqs.deadLetterQueueUrls.bulk,
       },
+      sandbox,
       stop: stopAll,
     };
   } catch (error) {

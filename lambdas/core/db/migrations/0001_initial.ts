@@ -133,8 +133,10 @@ export async function up(db: Kysely<any>): Promise<void> {
           new.id,
           case when tg_op = 'INSERT' then null else old.status end,
           new.status,
-          new.error_class,
-          new.error_code,
+          -- The error belongs to the transition it caused (a failure, a retry, a deferral), not to
+          -- a later success that leaves the last error on the row for clients to see.
+          case when new.status in ('failed', 'queued', 'deferred') then new.error_class end,
+          case when new.status in ('failed', 'queued', 'deferred') then new.error_code end,
           new.attempts
         );
       end if;

@@ -1,0 +1,411 @@
+/** The WhatsApp Cloud API client: plain HTTP over a keep-alive undici pool, every failure returned classified. */
+import { performance } from 'node:perf_hooks';
+import { Agent, request } from 'undici';
+import { classifyGraphError } from '../classify-graph-error.ts';
+import type { ErrorClass } from '../error-class.ts';
+import { maskPhone, maskPhonesIn } from '../phone.ts';
+
+export interface GraphClientConfig {
+  /** e.g. https://graph.facebook.com, or the sandbox's URL. */
+  apiUrl: string;
+  /** Pinned Graph version, e.g. v25.0. */
+  graphVersion: string;
+  phoneNumberId: string;
+  accessToken: string;
+  /** Deadline for a whole call (connect, headers, body). Default 10000. */
+  timeoutMs?: number;
+  /** Keep-alive connections to the API origin. Default 64. */
+  connections?: number;
+  /** WhatsApp Business Account id; only template listing needs it. */
+  wabaId?: string;
+}
+
+export type OutboundMessage =
+  | {
+      kind: 'template';
+      /** E.164 with '+'. */
+      to: string;
+      template: { name: string; language: string; components?: unknown[] };
+    }
+  | { kind: 'text'; to: string; text: { body: string; previewUrl?: boolean } };
+
+export interface GraphFailureResult {
+  ok: false;
+  errorClass: ErrorClass;
+  /** Meta's `error.code`, when the answer had one. */
+  code?: number;
+  subcode?: number;
+  httpStatus?: number;
+  /** Set when no answer came back: 'timeout', 'ECONNREFUSED', 'ECONNRESET'… */
+  networkError?: string;
+  /** Meta's trace id, what Meta support asks for. */
+  fbtraceId?: string;
+  /** Safe to log: never holds the recipient's number or the access token. */
+  message: string;
+  latencyMs: number;
+}
+
+export type SendResult =
+  | {
+      ok: true;
+      wamid: string;
+      /** accepted | held_for_quality_assessment | paused: accepted is not delivered. */
+      messageStatus: string;
+      latencyMs: number;
+    }
+  | GraphFailureResult;
+
+export type ProbeResult = {
+  ok: boolean;
+  errorClass?: ErrorClass;
+  code?: number;
+  httpStatus?: number;
+  qualityRating?: string;
+  throughputLevel?: string;
+  latencyMs: number;
+};
+
+export interface TemplateInfo {
+  name: string;
+  language: string;
+  /** APPROVED, PENDING, REJECTED, PAUSED, DISABLED… */
+  status: string;
+  category?: string;
+  id?: string;
+}
+
+export type TemplatesResult =
+  | { ok: true; templates: TemplateInfo[]; truncated: boolean; latencyMs: number }
+  | GraphFailureResult;
+
+export type TokenStatusResult =
+  | {
+      ok: true;
+      valid: boolean;
+      /** null when Meta says 0: the token does not expire (system user tokens). */
+      expiresAt: Date | null;
+      scopes: string[];
+      /** Meta's `data` object as it came. */
+      data: Record<string, unknown>;
+      latencyMs: number;
+    }
+  | GraphFailureResult;
+
+export interface GraphClient {
+  sendMessage(message: OutboundMessage): Promise<SendResult>;
+  probe(): Promise<ProbeResult>;
+  listTemplates(): Promise<TemplatesResult>;
+  tokenStatus(): Promise<TokenStatusResult>;
+  close(): Promise<void>;
+}
+
+const MAX_TEMPLATE_PAGES = 5;
+const MAX_MESSAGE_LENGTH = 300;
+
+type Transport =
+  | { kind: 'answer'; status: number; body: unknown; latencyMs: number }
+  | { kind: 'network'; networkError: string; latencyMs: number };
+
+interface MetaError {
+  message?: string;
+  code?: number;
+  subcode?: number;
+  details?: string;
+  fbtraceId?: string;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function readMetaError(body: unknown): MetaError | undefined {
+  if (!isRecord(body) || !isRecord(body.error)) return undefined;
+  const e = body.error;
+  const data = isRecord(e.error_data) ? e.error_data : undefined;
+  return {
+    message: typeof e.message === 'string' ? e.message : undefined,
+    code: typeof e.code === 'number' ? e.code : undefined,
+    subcode: typeof e.error_subcode === 'number' ? e.error_subcode : undefined,
+    details: typeof data?.details === 'string' ? data.details : undefined,
+    fbtraceId: typeof e.fbtrace_id === 'string' ? e.fbtrace_id : undefined,
+  };
+}
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+/** A short transport error name; never the error's message, which can hold the URL and its query. */
+function networkErrorName(error: unknown): string {
+  if (!isRecord(error) && !(error instanceof Error)) return 'network_error';
+  const e = error as { name?: unknown; code?: unknown; cause?: unknown };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'timeout';
+  if (typeof e.code === 'string') {
+    if (TIMEOUT_CODES.has(e.code)) return 'timeout';
+    if (e.code === 'UND_ERR_ABORTED') return 'timeout';
+    if (e.code === 'UND_ERR_SOCKET') return 'ECONNRESET';
+    return e.code;
+  }
+  if (e.cause) return networkErrorName(e.cause);
+  return 'network_error';
+}
+
+/** Only digits, as Meta wants `to`. */
+function toDigits(e164: string): string {
+  return e164.replace(/\D/g, '');
+}
+
+export function createGraphClient(config: GraphClientConfig): GraphClient {
+  const timeoutMs = config.timeoutMs ?? 10_000;
+  const base = new URL(config.apiUrl.endsWith('/') ? config.apiUrl : `${config.apiUrl}/`);
+  const version = config.graphVersion;
+  const authorization = `Bearer ${config.accessToken}`;
+  const agent = new Agent({
+    connections: config.connections ?? 64,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 60_000,
+    // Backstops; the AbortSignal below is the real deadline for the whole call.
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    connect: { timeout: timeoutMs },
+  });
+
+  /** Every message that leaves this module goes through here. */
+  function scrub(text: string, recipientDigits?: string): string {
+    let out = text;
+    // Real tokens are long; a short test token would also match ordinary words.
+    if (config.accessToken.length >= 16) out = out.split(config.accessToken).join('[token]');
+    if (recipientDigits && recipientDigits.length >= 7) {
+      out = out.split(recipientDigits).join(maskPhone(recipientDigits));
+    }
+    out = maskPhonesIn(out);
+    return out.length > MAX_MESSAGE_LENGTH ? `${out.slice(0, MAX_MESSAGE_LENGTH)}…` : out;
+  }
+
+  async function call(method: 'GET' | 'POST', url: URL, body?: string): Promise<Transport> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    try {
+      const res = await request(url, {
+        method,
+        dispatcher: agent,
+        headers: {
+          authorization,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = await res.body.text();
+      let parsed: unknown;
+      try {
+        parsed = text.length > 0 ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      return { kind: 'answer', status: res.statusCode, body: parsed, latencyMs: elapsed() };
+    } catch (error) {
+      return { kind: 'network', networkError: networkErrorName(error), latencyMs: elapsed() };
+    }
+  }
+
+  function failure(answer: Transport, recipientDigits?: string): GraphFailureResult {
+    if (answer.kind === 'network') {
+      const message =
+        answer.networkError === 'timeout'
+          ? `no answer within ${timeoutMs} ms`
+          : `network error ${answer.networkError}`;
+      return {
+        ok: false,
+        errorClass: classifyGraphError({ networkError: answer.networkError }),
+        networkError: answer.networkError,
+        message,
+        latencyMs: answer.latencyMs,
+      };
+    }
+    const meta = readMetaError(answer.body);
+    const code = meta?.code;
+    let message: string;
+    if (meta?.message) {
+      const details = meta.details && !meta.message.includes(meta.details) ? meta.details : '';
+      message = details ? `${meta.message}: ${details}` : meta.message;
+    } else if (answer.status >= 200 && answer.status < 300) {
+      message = `HTTP ${answer.status} with an unexpected body`;
+    } else {
+      message = `HTTP ${answer.status}${answer.body === undefined ? ' with no readable body' : ''}`;
+    }
+    return {
+      ok: false,
+      errorClass: classifyGraphError({ httpStatus: answer.status, code }),
+      code,
+      subcode: meta?.subcode,
+      httpStatus: answer.status,
+      fbtraceId: meta?.fbtraceId,
+      message: scrub(message, recipientDigits),
+      latencyMs: answer.latencyMs,
+    };
+  }
+
+  function graphUrl(path: string, query?: Record<string, string>): URL {
+    const url = new URL(`${version}/${path}`, base);
+    for (const [key, value] of Object.entries(query ?? {})) url.searchParams.set(key, value);
+    return url;
+  }
+
+  function messageBody(message: OutboundMessage, to: string): string {
+    if (message.kind === 'template') {
+      const template: Record<string, unknown> = {
+        name: message.template.name,
+        // deterministic: Meta must use exactly this language, not fall back to another one.
+        language: { code: message.template.language, policy: 'deterministic' },
+      };
+      if (message.template.components?.length) template.components = message.template.components;
+      return JSON.stringify({
+        messaging_product: 'whatsapp',
+        recipient_type: 'individual',
+        to,
+        type: 'template',
+        template,
+      });
+    }
+    return JSON.stringify({
+      messaging_product: 'whatsapp',
+      recipient_type: 'individual',
+      to,
+      type: 'text',
+      text: { body: message.text.body, preview_url: message.text.previewUrl ?? false },
+    });
+  }
+
+  const messagesUrl = graphUrl(`${config.phoneNumberId}/messages`);
+
+  async function sendMessage(message: OutboundMessage): Promise<SendResult> {
+    const to = toDigits(message.to);
+    const answer = await call('POST', messagesUrl, messageBody(message, to));
+    if (answer.kind === 'answer' && answer.status >= 200 && answer.status < 300) {
+      const body = answer.body;
+      const first =
+        isRecord(body) && Array.isArray(body.messages) && isRecord(body.messages[0])
+          ? body.messages[0]
+          : undefined;
+      if (first && typeof first.id === 'string' && first.id.length > 0) {
+        return {
+          ok: true,
+          wamid: first.id,
+          messageStatus:
+            typeof first.message_status === 'string' ? first.message_status : 'accepted',
+          latencyMs: answer.latencyMs,
+        };
+      }
+    }
+    return failure(answer, to);
+  }
+
+  async function probe(): Promise<ProbeResult> {
+    const answer = await call(
+      'GET',
+      graphUrl(config.phoneNumberId, { fields: 'display_phone_number,quality_rating,throughput' }),
+    );
+    if (answer.kind === 'answer' && answer.status >= 200 && answer.status < 300) {
+      const body = isRecord(answer.body) ? answer.body : {};
+      const throughput = isRecord(body.throughput) ? body.throughput : {};
+      return {
+        ok: true,
+        httpStatus: answer.status,
+        qualityRating: typeof body.quality_rating === 'string' ? body.quality_rating : undefined,
+        throughputLevel: typeof throughput.level === 'string' ? throughput.level : undefined,
+        latencyMs: answer.latencyMs,
+      };
+    }
+    const failed = failure(answer);
+    return {
+      ok: false,
+      errorClass: failed.errorClass,
+      code: failed.code,
+      httpStatus: failed.httpStatus,
+      latencyMs: failed.latencyMs,
+    };
+  }
+
+  async function listTemplates(): Promise<TemplatesResult> {
+    if (!config.wabaId) {
+      return {
+        ok: false,
+        errorClass: 'invalid_request',
+        message: 'wabaId is not configured',
+        latencyMs: 0,
+      };
+    }
+    const templates: TemplateInfo[] = [];
+    let latencyMs = 0;
+    let url: URL | undefined = graphUrl(`${config.wabaId}/message_templates`, {
+      fields: 'name,language,status,category',
+      limit: '100',
+    });
+    for (let page = 0; page < MAX_TEMPLATE_PAGES && url; page++) {
+      const answer = await call('GET', url);
+      latencyMs += answer.latencyMs;
+      if (answer.kind !== 'answer' || answer.status < 200 || answer.status >= 300) {
+        return { ...failure(answer), latencyMs };
+      }
+      const body = isRecord(answer.body) ? answer.body : {};
+      for (const item of Array.isArray(body.data) ? body.data : []) {
+        if (!isRecord(item) || typeof item.name !== 'string') continue;
+        templates.push({
+          name: item.name,
+          language: typeof item.language === 'string' ? item.language : '',
+          status: typeof item.status === 'string' ? item.status : 'UNKNOWN',
+          category: typeof item.category === 'string' ? item.category : undefined,
+          id: typeof item.id === 'string' ? item.id : undefined,
+        });
+      }
+      url = nextPage(body);
+    }
+    return { ok: true, templates, truncated: url !== undefined, latencyMs };
+  }
+
+  /** Follows `paging.next` only on the API's own origin: the bearer token goes with each page. */
+  function nextPage(body: Record<string, unknown>): URL | undefined {
+    const paging = isRecord(body.paging) ? body.paging : undefined;
+    if (typeof paging?.next !== 'string') return undefined;
+    try {
+      const next = new URL(paging.next);
+      return next.origin === base.origin ? next : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function tokenStatus(): Promise<TokenStatusResult> {
+    const answer = await call('GET', graphUrl('debug_token', { input_token: config.accessToken }));
+    if (answer.kind === 'answer' && answer.status >= 200 && answer.status < 300) {
+      const data = isRecord(answer.body) && isRecord(answer.body.data) ? answer.body.data : {};
+      const expires = typeof data.expires_at === 'number' ? data.expires_at : 0;
+      return {
+        ok: true,
+        valid: data.is_valid === true,
+        expiresAt: expires > 0 ? new Date(expires * 1000) : null,
+        scopes: Array.isArray(data.scopes)
+          ? data.scopes.filter((s): s is string => typeof s === 'string')
+          : [],
+        data,
+        latencyMs: answer.latencyMs,
+      };
+    }
+    return failure(answer);
+  }
+
+  return {
+    sendMessage,
+    probe,
+    listTemplates,
+    tokenStatus,
+    async close() {
+      await agent.close();
+    },
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The Meta webhook: the GET subscription check, and signed POSTs carrying delivery statuses and
+ * inbound messages (STOP / START keywords). The signature is checked over the raw bytes first;
+ * a bad one is audited and nothing else is written.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { Kysely } from 'kysely';
+import { applyStatusUpdate } from '../core/apply-status-update.ts';
+import { writeAudit } from '../core/audit.ts';
+import { classifyGraphError } from '../core/classify-graph-error.ts';
+import type { Database } from '../core/db/schema.ts';
+import { addClassMetric } from '../core/deliver-batch.ts';
+import { errorResponse, HttpError, header, jsonResponse, rawBody } from '../core/http.ts';
+import { pickRequestId } from '../core/ids.ts';
+import { Metric } from '../core/metric-names.ts';
+import { addOptOut, keywordIntent, removeOptOut, toE164 } from '../core/opt-outs.ts';
+import { parseWebhookPayload } from '../core/whatsapp/webhook-payload.ts';
+import { verifyWebhookSignature } from '../core/whatsapp/webhook-signature.ts';
+
+export interface WebhookDeps {
+  db: Kysely<Database>;
+  appSecret: string;
+  verifyToken: string;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export function createWebhookApp(deps: WebhookDeps) {
+  return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+    const requestId = pickRequestId(header(event, 'x-request-id'), event.requestContext.requestId);
+    try {
+      if (event.httpMethod === 'GET') return verifySubscription(event, deps);
+      if (event.httpMethod !== 'POST') {
+        throw new HttpError(
+          405,
+          'method_not_allowed',
+          `${event.httpMethod} is not allowed on this path`,
+        );
+      }
+      return await receiveNotifications(event, deps, requestId);
+    } catch (error) {
+      if (error instanceof HttpError) return errorResponse(error, requestId);
+      deps.logger.error('webhook failed; Meta will retry', {
+        requestId,
+        error: error instanceof Error ? error : String(error),
+      });
+      return errorResponse(
+        new HttpError(500, 'internal_error', 'could not process the webhook'),
+        requestId,
+      );
+    }
+  };
+}
+
+function verifySubscription(event: APIGatewayProxyEvent, deps: WebhookDeps): APIGatewayProxyResult {
+  const query = event.queryStringParameters ?? {};
+  const token = query['hub.verify_token'] ?? '';
+  const matches =
+    token.length === deps.verifyToken.length &&
+    Buffer.from(token).equals(Buffer.from(deps.verifyToken)) &&
+    query['hub.mode'] === 'subscribe';
+  if (!matches || !query['hub.challenge']) {
+    deps.logger.warn('webhook verification refused');
+    return { statusCode: 403, headers: { 'content-type': 'text/plain' }, body: 'forbidden' };
+  }
+  return {
+    statusCode: 200,
+    headers: { 'content-type': 'text/plain' },
+    body: query['hub.challenge'],
+  };
+}
+
+async function receiveNotifications(
+  event: APIGatewayProxyEvent,
+  deps: WebhookDeps,
+  requestId: string,
+): Promise<APIGatewayProxyResult> {
+  const body = rawBody(event);
+  const signature = header(event, 'x-hub-signature-256');
+  if (!verifyWebhookSignature(body, signature, deps.appSecret)) {
+    await writeAudit(deps.db, {
+      actor: 'webhook',
+      action: 'webhook.signature_rejected',
+      outcome: 'denied',
+      requestId,
+      sourceIp: event.requestContext.identity?.sourceIp ?? null,
+      detail: { reason: signature ? 'mismatch' : 'missing', bytes: body.length },
+    });
+    deps.logger.warn('webhook signature rejected', {
+      requestId,
+      reason: signature ? 'mismatch' : 'missing',
+    });
+    throw new HttpError(
+      401,
+      'invalid_signature',
+      'X-Hub-Signature-256 is missing or does not match',
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
+  }
+  const parsed = parseWebhookPayload(json);
+  if (!parsed.ok) {
+    // Signed by Meta but not a shape we read (another webhook field): acknowledge, or Meta retries for days.
+    deps.logger.info('webhook payload ignored', { requestId, reason: parsed.error });
+    return jsonResponse(200, { received: true, statuses: 0, messages: 0 });
+  }
+
+  let applied = 0;
+  for (const status of parsed.statuses) {
+    const firstError = status.errors[0];
+    const outcome = await applyStatusUpdate(deps.db, {
+      wamid: status.wamid,
+      status: status.status,
+      timestamp: status.timestamp,
+      errorCode: firstError?.code,
+      errorTitle: firstError?.title ?? firstError?.message,
+    });
+    if (outcome.kind === 'applied') {
+      applied += 1;
+      countStatus(deps.metrics, status.status, firstError?.code);
+    }
+    deps.logger.info('status received', {
+      requestId,
+      wamid: status.wamid,
+      status: status.status,
+      outcome: outcome.kind,
+      ...(outcome.kind === 'applied' ? { notificationId: outcome.notificationId } : {}),
+      ...(firstError ? { errorCode: firstError.code } : {}),
+    });
+  }
+  for (const message of parsed.inbound) {
+    const intent = keywordIntent(message.text);
+    if (!intent) continue;
+    const recipient = toE164(message.from);
+    if (intent === 'opt_out') await addOptOut(deps.db, recipient, 'keyword');
+    else await removeOptOut(deps.db, recipient);
+    deps.logger.info(intent === 'opt_out' ? 'recipient opted out' : 'recipient opted back in', {
+      requestId,
+      messageId: message.id,
+    });
+  }
+  return jsonResponse(200, { received: true, statuses: applied, messages: parsed.inbound.length });
+}
+
+function countStatus(metrics: Metrics, status: string, errorCode: number | undefined) {
+  if (status === 'delivered') metrics.addMetric(Metric.NotificationsDelivered, MetricUnit.Count, 1);
+  if (status === 'read') metrics.addMetric(Metric.NotificationsRead, MetricUnit.Count, 1);
+  if (status === 'failed') {
+    metrics.addMetric(Metric.NotificationsFailed, MetricUnit.Count, 1);
+    const errorClass = classifyGraphError({ code: errorCode });
+    addClassMetric(metrics, errorClass);
+    if (errorClass === 'template') metrics.addMetric(Metric.TemplateFailures, MetricUnit.Count, 1);
+  }
+}

@@ -1,0 +1,263 @@
+/** Tests parsing Meta's webhook bodies into status updates and inbound messages. */
+import { describe, expect, it } from 'vitest';
+import {
+  buildInboundTextWebhook,
+  buildStatusWebhook,
+  parseWebhookPayload,
+} from '../../../lambdas/core/whatsapp/webhook-payload.ts';
+
+const PHONE_NUMBER_ID = '106540352242922';
+const RECIPIENT = '573001234567';
+
+/** A status delivery as Meta documents it, with fields we do not read. */
+function metaStatusDelivery(status: Record<string, unknown>) {
+  return {
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: '102290129340398',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15550783881', phone_number_id: PHONE_NUMBER_ID },
+              statuses: [status],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+describe('parseWebhookPayload', () => {
+  it('reads a delivered status with the fields Meta adds around it', () => {
+    // prepare
+    const body = metaStatusDelivery({
+      id: 'wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA',
+      status: 'delivered',
+      timestamp: '1750263773',
+      recipient_id: RECIPIENT,
+      conversation: { id: 'conv-1', origin: { type: 'utility' } },
+      pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+      biz_opaque_callback_data: 'anything',
+    });
+
+    // act
+    const result = parseWebhookPayload(body);
+
+    // assess
+    expect(result).toEqual({
+      ok: true,
+      inbound: [],
+      statuses: [
+        {
+          wamid: 'wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA',
+          status: 'delivered',
+          timestamp: new Date(1750263773 * 1000),
+          recipientId: RECIPIENT,
+          phoneNumberId: PHONE_NUMBER_ID,
+          errors: [],
+        },
+      ],
+    });
+  });
+
+  it('keeps the error codes of a failed status', () => {
+    const body = metaStatusDelivery({
+      id: 'wamid.F1',
+      status: 'failed',
+      timestamp: '1750263773',
+      recipient_id: RECIPIENT,
+      errors: [
+        {
+          code: 131026,
+          title: 'Message undeliverable',
+          message: 'Message undeliverable',
+          error_data: { details: 'Message Undeliverable.' },
+          href: 'https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/',
+        },
+      ],
+    });
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.statuses[0]?.errors).toEqual([
+      { code: 131026, title: 'Message undeliverable', message: 'Message undeliverable' },
+    ]);
+  });
+
+  it('reads an inbound text message and a quick-reply button tap', () => {
+    const body = buildInboundTextWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      from: RECIPIENT,
+      text: 'STOP',
+      id: 'wamid.IN1',
+      timestamp: new Date(1_750_000_000_000),
+    });
+    const value = body.entry[0]!.changes[0]!.value as Record<string, unknown>;
+    (value.messages as unknown[]).push({
+      from: RECIPIENT,
+      id: 'wamid.IN2',
+      timestamp: '1750000001',
+      type: 'button',
+      button: { payload: 'stop', text: 'Stop promotions' },
+      context: { from: '15550783881', id: 'wamid.OUT' },
+    });
+
+    const result = parseWebhookPayload(body);
+
+    expect(result).toEqual({
+      ok: true,
+      statuses: [],
+      inbound: [
+        {
+          from: RECIPIENT,
+          id: 'wamid.IN1',
+          timestamp: new Date(1_750_000_000_000),
+          type: 'text',
+          text: 'STOP',
+          phoneNumberId: PHONE_NUMBER_ID,
+        },
+        {
+          from: RECIPIENT,
+          id: 'wamid.IN2',
+          timestamp: new Date(1_750_000_001_000),
+          type: 'button',
+          text: 'Stop promotions',
+          phoneNumberId: PHONE_NUMBER_ID,
+        },
+      ],
+    });
+  });
+
+  it('flattens several entries and changes in order', () => {
+    const first = buildStatusWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      wamid: 'wamid.A',
+      status: 'sent',
+      recipientId: RECIPIENT,
+    });
+    const second = buildStatusWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      wamid: 'wamid.A',
+      status: 'read',
+      recipientId: RECIPIENT,
+    });
+    const body = { ...first, entry: [...first.entry, ...second.entry] };
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.statuses.map((s) => s.status)).toEqual(['sent', 'read']);
+  });
+
+  it('skips statuses Meta may add later instead of rejecting the whole delivery', () => {
+    const body = metaStatusDelivery({
+      id: 'wamid.D',
+      status: 'deleted',
+      timestamp: '1750263773',
+      recipient_id: RECIPIENT,
+    });
+
+    const result = parseWebhookPayload(body);
+
+    expect(result).toEqual({ ok: true, statuses: [], inbound: [] });
+  });
+
+  it('ignores changes of other fields, whose value has another shape', () => {
+    const body = {
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: '1',
+          changes: [
+            {
+              field: 'message_template_status_update',
+              value: { event: 'APPROVED', message_template_id: 1, message_template_name: 'x' },
+            },
+          ],
+        },
+      ],
+    };
+
+    expect(parseWebhookPayload(body)).toEqual({ ok: true, statuses: [], inbound: [] });
+  });
+
+  it('rejects a body for another object type', () => {
+    const body = { ...metaStatusDelivery({}), object: 'page' };
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok).toBe(false);
+  });
+
+  it('rejects a status without a recipient or with a malformed timestamp, naming the field', () => {
+    const missing = metaStatusDelivery({ id: 'wamid.X', status: 'sent', timestamp: '1750263773' });
+    const badTime = metaStatusDelivery({
+      id: 'wamid.X',
+      status: 'sent',
+      timestamp: 'yesterday',
+      recipient_id: RECIPIENT,
+    });
+
+    const a = parseWebhookPayload(missing);
+    const b = parseWebhookPayload(badTime);
+
+    expect(a.ok === false && a.error).toContain('statuses.0.recipient_id');
+    expect(b.ok === false && b.error).toContain('statuses.0.timestamp');
+  });
+
+  it('rejects something that is not a webhook body at all', () => {
+    expect(parseWebhookPayload(null).ok).toBe(false);
+    expect(parseWebhookPayload('hello').ok).toBe(false);
+    expect(parseWebhookPayload({ object: 'whatsapp_business_account' }).ok).toBe(false);
+  });
+
+  it('never repeats a phone number in its error', () => {
+    const body = metaStatusDelivery({
+      id: 'wamid.X',
+      status: 'sent',
+      timestamp: '1750263773',
+      recipient_id: 573001234567,
+    });
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok).toBe(false);
+    expect(JSON.stringify(result)).not.toContain(RECIPIENT);
+  });
+});
+
+describe('buildStatusWebhook', () => {
+  it('builds a body the parser reads back, failed errors included', () => {
+    const at = new Date(1_750_263_773_000);
+    const body = buildStatusWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      wamid: 'wamid.B',
+      status: 'failed',
+      recipientId: `+${RECIPIENT}`,
+      timestamp: at,
+      errors: [{ code: 131026, title: 'Message undeliverable' }],
+    });
+
+    const result = parseWebhookPayload(JSON.parse(JSON.stringify(body)));
+
+    expect(result).toEqual({
+      ok: true,
+      inbound: [],
+      statuses: [
+        {
+          wamid: 'wamid.B',
+          status: 'failed',
+          timestamp: at,
+          recipientId: RECIPIENT,
+          phoneNumberId: PHONE_NUMBER_ID,
+          errors: [
+            { code: 131026, title: 'Message undeliverable', message: 'Message undeliverable' },
+          ],
+        },
+      ],
+    });
+  });
+});
