@@ -10,6 +10,7 @@ const stack = await startLocalStack({
   ...(process.env.LOCAL_DATA_DIR ? { dataDir: process.env.LOCAL_DATA_DIR } : {}),
   worker: process.env.LOCAL_WORKER !== 'off',
   workerConcurrency: Number(process.env.LOCAL_WORKER_CONCURRENCY ?? 2),
+  scheduler: process.env.LOCAL_SCHEDULER !== 'off',
   log,
 });
 

@@ -12,6 +12,7 @@ import { migrateToLatest } from '../../lambdas/core/db/migrate.ts';
 import { PRIORITIES } from '../../lambdas/core/queues.ts';
 import { type SandboxHandle, startSandbox } from '../../lambdas/core/whatsapp/sandbox.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
+import { localLambdaContext } from './lambda-context.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { LOCAL_AWS_CREDENTIALS, localSqsClient, startLocalSqs } from './sqs.ts';
 import { type EventSource, startSqsEventSource } from './sqs-event-source.ts';
@@ -27,6 +28,9 @@ export interface LocalStackOptions {
   worker?: boolean;
   /** Pollers per queue, like the event source's maximum concurrency. */
   workerConcurrency?: number;
+  /** Run the scheduler on a timer (default true), every this many seconds (default 15). */
+  scheduler?: boolean;
+  schedulerIntervalSeconds?: number;
 }
 
 export interface LocalStack {
@@ -75,6 +79,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       HIGH_DLQ_URL: sqs.deadLetterQueueUrls.high,
       BULK_DLQ_URL: sqs.deadLetterQueueUrls.bulk,
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+      // Locally the scheduler ticks every interval and probes once per tick, so panic-mode probes
+      // keep their 15 s cadence without minute-long runs.
+      SCHEDULER_INTERVAL_SECONDS: String(options.schedulerIntervalSeconds ?? 15),
+      PANIC_PROBE_INTERVAL_SECONDS: String(options.schedulerIntervalSeconds ?? 15),
+      SCHEDULER_PROBES_PER_RUN: '1',
     });
 
     // With no access token the sandbox plays Meta: it answers sends and posts signed webhooks back.
@@ -140,6 +149,24 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stops.push(async () => {
         await Promise.all(sources.map((s) => s.stop()));
         sqsClient.destroy();
+      });
+    }
+
+    if (options.scheduler ?? true) {
+      const scheduler = await import('../../lambdas/scheduler/handler.ts');
+      const intervalMs = (options.schedulerIntervalSeconds ?? 15) * 1000;
+      let running: Promise<unknown> = Promise.resolve();
+      const tick = () => {
+        running = (scheduler.handler as (e: unknown, c: unknown) => Promise<unknown>)(
+          { source: 'local.timer', 'detail-type': 'Scheduled Event' },
+          localLambdaContext('scheduler', 60_000),
+        ).catch((error: unknown) => log(`scheduler failed: ${String(error)}`));
+      };
+      const timer = setInterval(tick, intervalMs);
+      tick();
+      stops.push(async () => {
+        clearInterval(timer);
+        await running;
       });
     }
 

@@ -70,3 +70,22 @@ export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   return readEnv(serviceConfigSchema, env);
 }
+
+export const deliveryControlSchema = z.object({
+  /** Consecutive upstream failures that open panic mode. */
+  CIRCUIT_FAILURE_THRESHOLD: z.coerce.number().int().min(1).default(5),
+  /** Probes per scheduler run while panic mode is on, and the time between them. */
+  SCHEDULER_PROBES_PER_RUN: z.coerce.number().int().min(1).max(4).default(3),
+  PANIC_PROBE_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(15),
+  /** How often the scheduler runs (EventBridge: every minute). */
+  SCHEDULER_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(60),
+  BACKOFF_BASE_SECONDS: z.coerce.number().positive().default(5),
+  BACKOFF_CAP_SECONDS: z.coerce.number().positive().max(43_200).default(300),
+});
+export type DeliveryControlConfig = z.infer<typeof deliveryControlSchema>;
+
+export function loadDeliveryControlConfig(
+  env: NodeJS.ProcessEnv = process.env,
+): DeliveryControlConfig {
+  return readEnv(deliveryControlSchema, env);
+}

@@ -17,6 +17,7 @@ import { ALREADY_SENT_STATUSES, type NotificationStatus } from './lifecycle.ts';
 import { Metric } from './metric-names.ts';
 import { addOptOut } from './opt-outs.ts';
 import { WORKER_TIMEOUT_SECONDS } from './queues.ts';
+import { addTallies } from './tallies.ts';
 import { applyTransitions, type Transition } from './transitions.ts';
 import type { GraphClient, OutboundMessage, SendResult } from './whatsapp/graph-client.ts';
 
@@ -315,6 +316,13 @@ export async function deliverBatch(
   await applyPendingStatuses(deps.db, sentWamids);
   for (const recipient of newOptOuts) await addOptOut(deps.db, recipient, 'meta_131050');
   await deps.gates.report(reports, now);
+  let duplicates = 0;
+  let delayed = 0;
+  for (const outcome of outcomes.values()) {
+    if (outcome === 'skipped_duplicate') duplicates += 1;
+    if (outcome === 'delayed') delayed += 1;
+  }
+  await addTallies(deps.db, { skipped_duplicate: duplicates, skipped_rate_limit: delayed }, now);
 
   await changeVisibility(deps.sqs, records, retryAfter, deps.logger);
   const batchItemFailures = records

@@ -4,12 +4,12 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createSqsClient } from '../core/aws-clients.ts';
-import { DEFAULT_BACKOFF } from '../core/backoff.ts';
-import { loadDatabaseConfig, loadQueueConfig } from '../core/config.ts';
+import { loadDatabaseConfig, loadDeliveryControlConfig, loadQueueConfig } from '../core/config.ts';
+import { databaseGates } from '../core/database-gates.ts';
 import { createDatabase } from '../core/db/connect.ts';
 import { type DeliveryDeps, deliverBatch } from '../core/deliver-batch.ts';
-import { openGates } from '../core/delivery-gates.ts';
 import { logger, metrics } from '../core/observability.ts';
+import { cachedRollout } from '../core/rollout.ts';
 import { createGraphClient } from '../core/whatsapp/graph-client.ts';
 import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
 import { toDeliveryRecord } from './records.ts';
@@ -19,14 +19,21 @@ let ready: Promise<{ deps: DeliveryDeps; queueUrls: string[] }> | undefined;
 async function build() {
   const queueConfig = loadQueueConfig();
   const graph = await loadGraphClientConfig();
+  const control = loadDeliveryControlConfig();
   const db = createDatabase(loadDatabaseConfig());
   const deps: DeliveryDeps = {
     db,
     whatsapp: createGraphClient(graph),
     senderId: graph.phoneNumberId,
     sqs: createSqsClient(queueConfig),
-    gates: openGates,
-    backoff: DEFAULT_BACKOFF,
+    gates: databaseGates({
+      db,
+      senderId: graph.phoneNumberId,
+      rollout: cachedRollout(db),
+      failureThreshold: control.CIRCUIT_FAILURE_THRESHOLD,
+      metrics,
+    }),
+    backoff: { baseSeconds: control.BACKOFF_BASE_SECONDS, capSeconds: control.BACKOFF_CAP_SECONDS },
     now: () => new Date(),
     random: Math.random,
     logger,

@@ -102,6 +102,59 @@ export interface PendingStatusTable {
   received_at: CreatedAt;
 }
 
+export interface SenderStateTable {
+  sender_id: string;
+  circuit: Generated<'closed' | 'open'>;
+  opened_at: Timestamp | null;
+  opened_by: string | null;
+  open_reason: string | null;
+  consecutive_failures: Generated<number>;
+  good_probes: Generated<number>;
+  last_probe_at: Timestamp | null;
+  tokens: Generated<number>;
+  bucket_at: Generated<Date>;
+  minute_start: Generated<Date>;
+  minute_count: Generated<number>;
+  day_start: Generated<Date>;
+  day_count: Generated<number>;
+  updated_at: Generated<Date>;
+}
+
+export interface RolloutSettingsTable {
+  id: number;
+  delivery_enabled: boolean;
+  dry_run: boolean;
+  pilot_prefixes: string[];
+  rate_per_second: number;
+  per_minute_cap: number | null;
+  daily_cap: number | null;
+  recipient_spacing_seconds: number;
+  drain_per_second: number;
+  updated_at: Generated<Date>;
+  updated_by: string;
+}
+
+export interface RecipientPacingTable {
+  recipient: string;
+  last_sent_at: Timestamp;
+}
+
+export interface SchedulerRunTable {
+  id: Generated<string>;
+  started_at: CreatedAt;
+  finished_at: Timestamp | null;
+  outcome: 'running' | 'done' | 'skipped' | 'failed';
+  detail: Json | null;
+}
+
+export interface DeliveryTallyTable {
+  hour: Timestamp;
+  kind: TallyKind;
+  count: ColumnType<string, number, number>;
+}
+
+export type TallyKind = 'skipped_duplicate' | 'skipped_rate_limit';
+
 export interface Database {
   api_clients: ApiClientTable;
   api_keys: ApiKeyTable;
@@ -110,7 +163,15 @@ export interface Database {
   opt_outs: OptOutTable;
   audit_log: AuditLogTable;
   pending_statuses: PendingStatusTable;
+  sender_state: SenderStateTable;
+  rollout_settings: RolloutSettingsTable;
+  recipient_pacing: RecipientPacingTable;
+  scheduler_runs: SchedulerRunTable;
+  delivery_tallies: DeliveryTallyTable;
 }
+
+export type SenderStateRow = Selectable<SenderStateTable>;
+export type RolloutSettingsRow = Selectable<RolloutSettingsTable>;
 
 export type ApiKeyRow = Selectable<ApiKeyTable>;
 export type NotificationRow = Selectable<NotificationTable>;

@@ -1,0 +1,188 @@
+/**
+ * Panic mode: the circuit of one sending phone number. It opens after consecutive upstream
+ * failures, at once on an auth or account block, or by hand; while open, notifications are parked
+ * as `deferred`. Probes close it after three good answers in a row. Every change is audited and
+ * emits PanicModeActive.
+ */
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { type Kysely, sql } from 'kysely';
+import { writeAudit } from './audit.ts';
+import type { Database, SenderStateRow } from './db/schema.ts';
+import { Metric } from './metric-names.ts';
+
+export const GOOD_PROBES_TO_CLOSE = 3;
+export const DEFAULT_FAILURE_THRESHOLD = 5;
+
+export interface PanicState {
+  senderId: string;
+  active: boolean;
+  openedAt: string | null;
+  openedBy: string | null;
+  reason: string | null;
+  consecutiveFailures: number;
+  goodProbes: number;
+  lastProbeAt: string | null;
+}
+
+export function toPanicState(row: SenderStateRow): PanicState {
+  return {
+    senderId: row.sender_id,
+    active: row.circuit === 'open',
+    openedAt: row.opened_at?.toISOString() ?? null,
+    openedBy: row.opened_by,
+    reason: row.open_reason,
+    consecutiveFailures: row.consecutive_failures,
+    goodProbes: row.good_probes,
+    lastProbeAt: row.last_probe_at?.toISOString() ?? null,
+  };
+}
+
+/** Makes sure the sender has its row, so every later statement can lock it. */
+export async function ensureSender(db: Kysely<Database>, senderId: string): Promise<void> {
+  await db
+    .insertInto('sender_state')
+    .values({ sender_id: senderId })
+    .onConflict((oc) => oc.column('sender_id').doNothing())
+    .execute();
+}
+
+export async function listPanicStates(db: Kysely<Database>): Promise<PanicState[]> {
+  const rows = await db.selectFrom('sender_state').selectAll().orderBy('sender_id').execute();
+  return rows.map(toPanicState);
+}
+
+export function emitPanicMetric(metrics: Metrics | undefined, active: boolean): void {
+  metrics?.addMetric(Metric.PanicModeActive, MetricUnit.Count, active ? 1 : 0);
+}
+
+/** Opens the circuit unless it already is; returns true when this call opened it. */
+export async function openCircuit(
+  db: Kysely<Database>,
+  input: { senderId: string; actor: string; reason: string; requestId?: string; metrics?: Metrics },
+): Promise<boolean> {
+  await ensureSender(db, input.senderId);
+  const opened = await db
+    .updateTable('sender_state')
+    .set({
+      circuit: 'open',
+      opened_at: sql`now()`,
+      opened_by: input.actor,
+      open_reason: input.reason.slice(0, 500),
+      good_probes: 0,
+      updated_at: sql`now()`,
+    })
+    .where('sender_id', '=', input.senderId)
+    .where('circuit', '=', 'closed')
+    .executeTakeFirst();
+  const changed = opened.numUpdatedRows > 0n;
+  if (changed) {
+    await writeAudit(db, {
+      actor: input.actor,
+      action: 'panic.enable',
+      outcome: 'ok',
+      requestId: input.requestId ?? null,
+      detail: { senderId: input.senderId, reason: input.reason },
+    });
+    emitPanicMetric(input.metrics, true);
+  }
+  return changed;
+}
+
+/** Closes the circuit unless it already is closed; returns true when this call closed it. */
+export async function closeCircuit(
+  db: Kysely<Database>,
+  input: { senderId: string; actor: string; reason: string; requestId?: string; metrics?: Metrics },
+): Promise<boolean> {
+  const closed = await db
+    .updateTable('sender_state')
+    .set({
+      circuit: 'closed',
+      consecutive_failures: 0,
+      good_probes: 0,
+      updated_at: sql`now()`,
+    })
+    .where('sender_id', '=', input.senderId)
+    .where('circuit', '=', 'open')
+    .executeTakeFirst();
+  const changed = closed.numUpdatedRows > 0n;
+  if (changed) {
+    await writeAudit(db, {
+      actor: input.actor,
+      action: 'panic.disable',
+      outcome: 'ok',
+      requestId: input.requestId ?? null,
+      detail: { senderId: input.senderId, reason: input.reason },
+    });
+    emitPanicMetric(input.metrics, false);
+  }
+  return changed;
+}
+
+/**
+ * Counts a batch's results toward the circuit: a success resets the run of failures; upstream
+ * failures add to it and open the circuit at the threshold. Returns true when this opened it.
+ */
+export async function recordSendResults(
+  db: Kysely<Database>,
+  input: {
+    senderId: string;
+    successes: number;
+    upstreamFailures: number;
+    threshold: number;
+    metrics?: Metrics;
+  },
+): Promise<boolean> {
+  if (input.successes === 0 && input.upstreamFailures === 0) return false;
+  // Atomic increment under the row lock: concurrent workers' failures add up instead of overwriting.
+  const row = await db
+    .updateTable('sender_state')
+    .set((eb) => ({
+      consecutive_failures:
+        input.successes > 0
+          ? input.upstreamFailures
+          : eb('consecutive_failures', '+', input.upstreamFailures),
+      updated_at: sql`now()`,
+    }))
+    .where('sender_id', '=', input.senderId)
+    .returning(['consecutive_failures', 'circuit'])
+    .executeTakeFirst();
+  if (row && row.circuit === 'closed' && row.consecutive_failures >= input.threshold) {
+    return openCircuit(db, {
+      senderId: input.senderId,
+      actor: 'system:worker',
+      reason: `${row.consecutive_failures} consecutive upstream failures`,
+      ...(input.metrics ? { metrics: input.metrics } : {}),
+    });
+  }
+  return false;
+}
+
+/** Records one probe; closes the circuit after GOOD_PROBES_TO_CLOSE good probes in a row. */
+export async function recordProbe(
+  db: Kysely<Database>,
+  input: { senderId: string; ok: boolean; metrics?: Metrics },
+): Promise<{ goodProbes: number; closed: boolean }> {
+  const row = await db
+    .updateTable('sender_state')
+    .set((eb) => ({
+      good_probes: input.ok ? eb('good_probes', '+', 1) : 0,
+      last_probe_at: sql`now()`,
+      updated_at: sql`now()`,
+    }))
+    .where('sender_id', '=', input.senderId)
+    .where('circuit', '=', 'open')
+    .returning(['good_probes'])
+    .executeTakeFirst();
+  if (!row) return { goodProbes: 0, closed: false };
+  if (row.good_probes >= GOOD_PROBES_TO_CLOSE) {
+    const closed = await closeCircuit(db, {
+      senderId: input.senderId,
+      actor: 'system:scheduler',
+      reason: `${row.good_probes} good probes in a row`,
+      ...(input.metrics ? { metrics: input.metrics } : {}),
+    });
+    return { goodProbes: row.good_probes, closed };
+  }
+  return { goodProbes: row.good_probes, closed: false };
+}
