@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { type CreatedKey, createApiClient, revokeApiKey } from '../../lambdas/core/api-keys.ts';
 import { createDatabase } from '../../lambdas/core/db/connect.ts';
 import { migrateToLatest } from '../../lambdas/core/db/migrate.ts';
+import { enqueueNotifications } from '../../lambdas/core/queue.ts';
 import { PRIORITIES } from '../../lambdas/core/queues.ts';
 import { type SandboxHandle, startSandbox } from '../../lambdas/core/whatsapp/sandbox.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
@@ -62,7 +63,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stops.push(() => postgres.stop());
       databaseUrl = postgres.url;
     }
-    const sqs = await startLocalSqs({ dataDir: join(dataDir, 'sqs') });
+    // In memory: fauxqs' SQLite persistence loses a message whose visibility is set to 0 (a
+    // retry with no delay). What was on the queues when the stack stopped is re-queued below.
+    const sqs = await startLocalSqs();
     stops.push(() => sqs.stop());
 
     // The handlers read their configuration from the environment, exactly as in Lambda.
@@ -110,6 +113,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const applied = await migrateToLatest(db);
     if (applied.length) log(`migrations applied: ${applied.join(', ')}`);
     const devKey = await issueDevelopmentKey(db);
+    const requeued = await requeueInFlight(db, localSqsClient(sqs.endpoint), sqs.queueUrls);
+    if (requeued) log(`re-queued ${requeued} notifications left queued or sending by the last run`);
 
     const api = await import('../../lambdas/api/handler.ts');
     const webhook = await import('../../lambdas/webhook/handler.ts');
@@ -189,6 +194,28 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await stopAll();
     throw error;
   }
+}
+
+/**
+ * The emulator starts with empty queues, so rows that were `queued` or `sending` when the last
+ * run stopped have no message any more: put their ids back. (In AWS the queue keeps them.)
+ */
+async function requeueInFlight(
+  db: ReturnType<typeof createDatabase>,
+  sqs: ReturnType<typeof localSqsClient>,
+  queueUrls: Record<'high' | 'bulk', string>,
+): Promise<number> {
+  const rows = await db
+    .selectFrom('notifications')
+    .select(['id', 'priority', 'request_id'])
+    .where('status', 'in', ['queued', 'sending'])
+    .execute();
+  if (rows.length === 0) return 0;
+  const failed = await enqueueNotifications(
+    { sqs, queueUrls },
+    rows.map((r) => ({ id: r.id, priority: r.priority, requestId: r.request_id })),
+  );
+  return rows.length - failed.size;
 }
 
 const DEV_CLIENT_NAME = 'local-development';

@@ -93,24 +93,19 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
           });
         }
       }
-      const slots = await claimRecipientSlots(
-        db,
-        granted.map((r) => r.recipient),
-        rollout.recipientSpacingSeconds,
-      );
-      const claimedInBatch = new Set<string>();
+      // Two notifications for one recipient in one batch: only the first can get the slot.
+      const slots = await claimRecipientSlots(db, granted, rollout.recipientSpacingSeconds);
       for (const row of granted) {
-        // Two notifications for one recipient in one batch: only the first gets the slot.
-        if (slots.has(row.recipient) && !claimedInBatch.has(row.recipient)) {
-          claimedInBatch.add(row.recipient);
-          decisions.set(row.id, { kind: 'send' });
-        } else {
-          decisions.set(row.id, {
-            kind: 'delay',
-            reason: 'recipient_spacing',
-            seconds: Math.max(1, rollout.recipientSpacingSeconds),
-          });
-        }
+        decisions.set(
+          row.id,
+          slots.has(row.id)
+            ? { kind: 'send' }
+            : {
+                kind: 'delay',
+                reason: 'recipient_spacing',
+                seconds: Math.max(1, rollout.recipientSpacingSeconds),
+              },
+        );
       }
       return decisions;
     },

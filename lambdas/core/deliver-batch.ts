@@ -199,6 +199,10 @@ export async function deliverBatch(
           Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(decision.seconds)),
         );
         deps.metrics.addMetric(Metric.SkippedRateLimit, MetricUnit.Count, 1);
+        log(record, 'held back by rate limits', {
+          reason: decision.reason,
+          retryInSeconds: decision.seconds,
+        });
         break;
     }
   }
@@ -312,17 +316,27 @@ export async function deliverBatch(
       });
     }
   }
+  // Recording the outcomes is the step that must not be lost: if it throws, the whole batch is
+  // retried and the claims' age decides when a resend is safe.
   await applyTransitions(deps.db, recorded);
-  await applyPendingStatuses(deps.db, sentWamids);
-  for (const recipient of newOptOuts) await addOptOut(deps.db, recipient, 'meta_131050');
-  await deps.gates.report(reports, now);
   let duplicates = 0;
   let delayed = 0;
   for (const outcome of outcomes.values()) {
     if (outcome === 'skipped_duplicate') duplicates += 1;
     if (outcome === 'delayed') delayed += 1;
   }
-  await addTallies(deps.db, { skipped_duplicate: duplicates, skipped_rate_limit: delayed }, now);
+  // What follows is bookkeeping with its own backstops (the scheduler re-applies pending statuses,
+  // the next batch counts toward the circuit): a failure here is logged, it does not undo sends.
+  await Promise.all([
+    applyPendingStatuses(deps.db, sentWamids),
+    ...newOptOuts.map((recipient) => addOptOut(deps.db, recipient, 'meta_131050')),
+    deps.gates.report(reports, now),
+    addTallies(deps.db, { skipped_duplicate: duplicates, skipped_rate_limit: delayed }, now),
+  ]).catch((error: unknown) =>
+    deps.logger.error('post-send bookkeeping failed', {
+      error: error instanceof Error ? error.name : String(error),
+    }),
+  );
 
   await changeVisibility(deps.sqs, records, retryAfter, deps.logger);
   const batchItemFailures = records

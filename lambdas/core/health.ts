@@ -13,7 +13,7 @@ export interface HealthDeps {
   queueUrls: Record<Priority, string>;
   now: () => Date;
   version: string;
-  /** The circuit of the WhatsApp senders; absent until the delivery control is wired. */
+  /** The circuit of the WhatsApp senders; read from sender_state when not given. */
   circuit?: () => Promise<{ open: boolean; openSenders: string[] }>;
 }
 
@@ -81,7 +81,7 @@ export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport>
     ),
     timed(
       async () => {
-        const circuit = deps.circuit ? await deps.circuit() : { open: false, openSenders: [] };
+        const circuit = deps.circuit ? await deps.circuit() : await openCircuits(deps.db);
         if (circuit.open) throw Object.assign(new Error('panic mode'), { name: 'PanicModeOpen' });
         return { circuit: 'closed' };
       },
@@ -92,4 +92,15 @@ export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport>
   const down = Object.values(checks).filter((c) => c.status === 'down').length;
   const status = down === 0 ? 'healthy' : down === 3 ? 'unhealthy' : 'degraded';
   return { status, version: deps.version, timestamp: deps.now().toISOString(), checks };
+}
+
+async function openCircuits(
+  db: Kysely<Database>,
+): Promise<{ open: boolean; openSenders: string[] }> {
+  const rows = await db
+    .selectFrom('sender_state')
+    .select('sender_id')
+    .where('circuit', '=', 'open')
+    .execute();
+  return { open: rows.length > 0, openSenders: rows.map((r) => r.sender_id) };
 }

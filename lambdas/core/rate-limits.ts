@@ -80,23 +80,31 @@ export async function takeSendTokens(
 
 /**
  * Claims a send slot for each recipient whose last send is at least `spacingSeconds` old, in one
- * statement; returns the recipients that got one. The upsert's conflict lock makes two workers
- * racing for one recipient get one slot between them.
+ * statement; returns the notification ids that got one. The upsert's conflict lock makes two
+ * workers racing for one recipient get one slot between them. A retry of the notification that
+ * holds the slot passes: its failed attempt reached nobody, and its backoff already spaces it.
  */
 export async function claimRecipientSlots(
   db: Kysely<Database>,
-  recipients: readonly string[],
+  candidates: readonly { id: string; recipient: string }[],
   spacingSeconds: number,
 ): Promise<Set<string>> {
-  const unique = [...new Set(recipients)];
-  if (unique.length === 0 || spacingSeconds <= 0) return new Set(unique);
-  const result = await sql<{ recipient: string }>`
-    insert into recipient_pacing as p (recipient, last_sent_at)
-    select r, clock_timestamp() from unnest(${sql.val(unique)}::text[]) as r
-    on conflict (recipient) do update set last_sent_at = excluded.last_sent_at
+  const firstPerRecipient = new Map<string, string>();
+  for (const c of candidates)
+    if (!firstPerRecipient.has(c.recipient)) firstPerRecipient.set(c.recipient, c.id);
+  if (firstPerRecipient.size === 0) return new Set();
+  if (spacingSeconds <= 0) return new Set(firstPerRecipient.values());
+  const recipients = [...firstPerRecipient.keys()];
+  const ids = [...firstPerRecipient.values()];
+  const result = await sql<{ notification_id: string }>`
+    insert into recipient_pacing as p (recipient, last_sent_at, notification_id)
+    select r, clock_timestamp(), n from unnest(${sql.val(recipients)}::text[], ${sql.val(ids)}::uuid[]) as t(r, n)
+    on conflict (recipient) do update
+      set last_sent_at = excluded.last_sent_at, notification_id = excluded.notification_id
       where p.last_sent_at <= clock_timestamp() - make_interval(secs => ${spacingSeconds})
-    returning recipient`.execute(db);
-  return new Set(result.rows.map((r) => r.recipient));
+         or p.notification_id = excluded.notification_id
+    returning notification_id`.execute(db);
+  return new Set(result.rows.map((r) => r.notification_id));
 }
 
 /** Seconds until the bucket holds `missing` more tokens. */

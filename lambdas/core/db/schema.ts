@@ -137,6 +137,8 @@ export interface RolloutSettingsTable {
 export interface RecipientPacingTable {
   recipient: string;
   last_sent_at: Timestamp;
+  /** Whose attempt took the slot: a retry of the same notification is not spaced against itself. */
+  notification_id: string | null;
 }
 
 export interface SchedulerRunTable {

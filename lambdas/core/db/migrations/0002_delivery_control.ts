@@ -50,6 +50,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createTable('recipient_pacing')
     .addColumn('recipient', 'text', (c) => c.primaryKey())
     .addColumn('last_sent_at', 'timestamptz', (c) => c.notNull())
+    .addColumn('notification_id', 'uuid')
     .execute();
 
   await db.schema
@@ -59,6 +60,15 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('finished_at', 'timestamptz')
     .addColumn('outcome', 'text', (c) => c.notNull())
     .addColumn('detail', 'jsonb')
+    .execute();
+  // Counts of things that are not status transitions (a redelivery that found its row already
+  // sent, a message held back by the rate limiter), by hour, for the operators' 24 h view.
+  await db.schema
+    .createTable('delivery_tallies')
+    .addColumn('hour', 'timestamptz', (c) => c.notNull())
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('count', 'bigint', (c) => c.notNull().defaultTo(0))
+    .addPrimaryKeyConstraint('delivery_tallies_pk', ['hour', 'kind'])
     .execute();
   await db.schema
     .createIndex('scheduler_runs_started_idx')
