@@ -1,0 +1,174 @@
+/**
+ * The REST API in front of the api and webhook functions: the routes of DESIGN §3 and Meta's
+ * webhook, JSON access logs, stage throttling, and gateway errors in the service's error shape.
+ *
+ * Request size: API Gateway's own hard limit is 10 MB and a REST API cannot lower it; the 64 KB
+ * limit on notification bodies is enforced in the api function (MAX_BODY_BYTES) before parsing.
+ * Authentication (X-API-Key, webhook signature) is also done in the functions, which write every
+ * denial to the audit log; a gateway rejection would skip that log.
+ */
+import type { RemovalPolicy } from 'aws-cdk-lib';
+import {
+  AccessLogField,
+  AccessLogFormat,
+  EndpointType,
+  LambdaIntegration,
+  LogGroupLogDestination,
+  MethodLoggingLevel,
+  type Resource,
+  ResponseType,
+  RestApi,
+} from 'aws-cdk-lib/aws-apigateway';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { Stage, StageConfig } from './config.ts';
+import { LOG_RETENTION, logGroupName } from './notif-function.ts';
+
+/** Every route of the API function: path → methods. */
+export const API_ROUTES: Record<string, readonly string[]> = {
+  '/health': ['GET'],
+  '/v1/health': ['GET'],
+  '/v1/notifications': ['POST'],
+  '/v1/notifications/batch': ['POST'],
+  '/v1/notifications/{id}': ['GET'],
+  '/v1/admin/status': ['GET'],
+  '/v1/admin/panic': ['GET', 'POST'],
+  '/v1/admin/rollout': ['GET', 'PUT'],
+  '/v1/openapi.json': ['GET'],
+};
+export const WEBHOOK_ROUTES: Record<string, readonly string[]> = {
+  '/webhook/whatsapp': ['GET', 'POST'],
+};
+
+/**
+ * One JSON line per request. Status and latency are numbers (not strings), so Logs Insights can
+ * compare and take percentiles of them; fields that can be "-" stay quoted.
+ */
+const ACCESS_LOG_FIELDS: Record<string, string> = {
+  requestId: `"${AccessLogField.contextRequestId()}"`,
+  extendedRequestId: `"${AccessLogField.contextExtendedRequestId()}"`,
+  requestTime: `"${AccessLogField.contextRequestTime()}"`,
+  ip: `"${AccessLogField.contextIdentitySourceIp()}"`,
+  method: `"${AccessLogField.contextHttpMethod()}"`,
+  resource: `"${AccessLogField.contextResourcePath()}"`,
+  path: `"${AccessLogField.contextPath()}"`,
+  status: AccessLogField.contextStatus(),
+  latencyMs: AccessLogField.contextResponseLatency(),
+  responseLength: `"${AccessLogField.contextResponseLength()}"`,
+  integrationLatencyMs: `"${AccessLogField.contextIntegrationLatency()}"`,
+  integrationStatus: `"${AccessLogField.contextIntegrationStatus()}"`,
+  errorType: `"${AccessLogField.contextErrorResponseType()}"`,
+  // Already a quoted, escaped JSON string.
+  errorMessage: AccessLogField.contextErrorMessageString(),
+};
+export const ACCESS_LOG_FORMAT = `{${Object.entries(ACCESS_LOG_FIELDS)
+  .map(([name, value]) => `"${name}":${value}`)
+  .join(',')}}`;
+
+export interface ApiProps {
+  prefix: string;
+  stage: Stage;
+  config: StageConfig;
+  apiFunction: IFunction;
+  webhookFunction: IFunction;
+  logRemovalPolicy: RemovalPolicy;
+}
+
+export class Api extends Construct {
+  readonly restApi: RestApi;
+  readonly accessLogGroup: LogGroup;
+
+  constructor(scope: Construct, id: string, props: ApiProps) {
+    super(scope, id);
+    this.accessLogGroup = new LogGroup(this, 'AccessLogGroup', {
+      logGroupName: logGroupName('api-access'),
+      retention: LOG_RETENTION,
+      removalPolicy: props.logRemovalPolicy,
+    });
+
+    this.restApi = new RestApi(this, 'RestApi', {
+      restApiName: props.prefix,
+      description: 'whatsapp-notif: notifications API and Meta webhook',
+      endpointTypes: [EndpointType.REGIONAL],
+      // The stage is named after ours, so the URL reads .../prod/v1/notifications.
+      deployOptions: {
+        stageName: props.stage,
+        throttlingRateLimit: props.config.apiThrottle.rateLimit,
+        throttlingBurstLimit: props.config.apiThrottle.burstLimit,
+        // Execution logs need the account-wide API Gateway logging role; the access log below
+        // carries what on-call needs per request.
+        loggingLevel: MethodLoggingLevel.OFF,
+        metricsEnabled: false,
+        accessLogDestination: new LogGroupLogDestination(this.accessLogGroup),
+        accessLogFormat: AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+      },
+      // The API Gateway logging role is one per account and region; it is not this stack's.
+      cloudWatchRole: false,
+    });
+
+    const apiIntegration = new LambdaIntegration(props.apiFunction, { allowTestInvoke: false });
+    const webhookIntegration = new LambdaIntegration(props.webhookFunction, {
+      allowTestInvoke: false,
+    });
+    for (const [path, methods] of Object.entries(API_ROUTES)) {
+      const resource = this.resourceAt(path);
+      for (const method of methods) resource.addMethod(method, apiIntegration);
+    }
+    for (const [path, methods] of Object.entries(WEBHOOK_ROUTES)) {
+      const resource = this.resourceAt(path);
+      for (const method of methods) resource.addMethod(method, webhookIntegration);
+    }
+
+    this.addGatewayResponses();
+  }
+
+  private resourceAt(path: string): Resource {
+    return this.restApi.root.resourceForPath(path) as Resource;
+  }
+
+  /**
+   * Answers API Gateway gives without calling a function (unknown route, throttling, oversized
+   * body, integration failure), in the same `{error: {code, message, requestId}}` shape.
+   */
+  private addGatewayResponses(): void {
+    const body = (code: string, message: string) => ({
+      'application/json': `{"error":{"code":"${code}","message":${message},"requestId":"$context.requestId"}}`,
+    });
+    const headers = { 'x-request-id': "'$context.requestId'" };
+    const gatewayMessage = '$context.error.messageString';
+    // API Gateway answers an unknown route (or method) with 403 "Missing Authentication Token".
+    this.restApi.addGatewayResponse('NotFound', {
+      type: ResponseType.MISSING_AUTHENTICATION_TOKEN,
+      statusCode: '404',
+      templates: body('not_found', '"no such route"'),
+      responseHeaders: headers,
+    });
+    this.restApi.addGatewayResponse('Throttled', {
+      type: ResponseType.THROTTLED,
+      statusCode: '429',
+      templates: body('throttled', gatewayMessage),
+      responseHeaders: headers,
+    });
+    this.restApi.addGatewayResponse('TooLarge', {
+      type: ResponseType.REQUEST_TOO_LARGE,
+      statusCode: '413',
+      templates: body('body_too_large', gatewayMessage),
+      responseHeaders: headers,
+    });
+    this.restApi.addGatewayResponse('Default4xx', {
+      type: ResponseType.DEFAULT_4XX,
+      templates: body('bad_request', gatewayMessage),
+      responseHeaders: headers,
+    });
+    this.restApi.addGatewayResponse('Default5xx', {
+      type: ResponseType.DEFAULT_5XX,
+      templates: body('gateway_error', gatewayMessage),
+      responseHeaders: headers,
+    });
+  }
+
+  get url(): string {
+    return this.restApi.url;
+  }
+}

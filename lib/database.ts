@@ -1,0 +1,172 @@
+/**
+ * PostgreSQL 18 on RDS in the isolated subnets, its credentials in Secrets Manager (rotated), and
+ * the RDS Proxy the functions reach with IAM tokens, so hundreds of short-lived Lambda
+ * environments share a bounded pool of database connections.
+ */
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { ISecurityGroup, IVpc } from 'aws-cdk-lib/aws-ec2';
+import { InstanceType, Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
+import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import {
+  CaCertificate,
+  Credentials,
+  DatabaseInstance,
+  DatabaseInstanceEngine,
+  DatabaseProxy,
+  ParameterGroup,
+  PostgresEngineVersion,
+  ProxyTarget,
+  StorageType,
+} from 'aws-cdk-lib/aws-rds';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { StageConfig } from './config.ts';
+import { LOG_RETENTION } from './notif-function.ts';
+
+export const DATABASE_NAME = 'whatsapp_notif';
+/** The master user, which the proxy signs in as; the functions connect as it through IAM. */
+export const DATABASE_USER = 'notif_admin';
+const POSTGRES_PORT = 5432;
+
+export interface DatabaseProps {
+  vpc: IVpc;
+  /** `whatsapp-notif-<stage>`: the instance, proxy and secret are named after it. */
+  prefix: string;
+  config: StageConfig;
+  /** The functions' security group, admitted by the proxy. */
+  clientSecurityGroup: ISecurityGroup;
+  logRemovalPolicy: RemovalPolicy;
+}
+
+export class Database extends Construct {
+  readonly instance: DatabaseInstance;
+  readonly proxy: DatabaseProxy;
+  readonly secret: ISecret;
+  readonly instanceIdentifier: string;
+
+  constructor(scope: Construct, id: string, props: DatabaseProps) {
+    super(scope, id);
+    const { config } = props;
+    this.instanceIdentifier = props.prefix;
+    const engine = DatabaseInstanceEngine.postgres({ version: PostgresEngineVersion.VER_18_3 });
+
+    const parameterGroup = new ParameterGroup(this, 'Parameters', {
+      engine,
+      description: `${props.prefix} PostgreSQL parameters`,
+      parameters: {
+        // Explicit, so the connections alarm can be a percentage of a known number.
+        max_connections: String(config.maxConnections),
+        'rds.force_ssl': '1',
+        // Statements slower than a second land in the PostgreSQL log for the database runbook.
+        log_min_duration_statement: '1000',
+      },
+    });
+
+    // Created before the instance with a retention; RDS would otherwise create it keep-forever.
+    const postgresLogs = new LogGroup(this, 'PostgresLogGroup', {
+      logGroupName: `/aws/rds/instance/${this.instanceIdentifier}/postgresql`,
+      retention: LOG_RETENTION,
+      removalPolicy: props.logRemovalPolicy,
+    });
+
+    const databaseSecurityGroup = new SecurityGroup(this, 'InstanceSecurityGroup', {
+      vpc: props.vpc,
+      description: 'whatsapp-notif PostgreSQL: reachable from the RDS proxy only',
+      allowAllOutbound: false,
+    });
+
+    this.instance = new DatabaseInstance(this, 'Instance', {
+      instanceIdentifier: this.instanceIdentifier,
+      engine,
+      instanceType: new InstanceType(config.databaseInstanceType),
+      parameterGroup,
+      databaseName: DATABASE_NAME,
+      credentials: Credentials.fromGeneratedSecret(DATABASE_USER, {
+        secretName: `${props.prefix}/database`,
+      }),
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: SubnetType.PRIVATE_ISOLATED },
+      securityGroups: [databaseSecurityGroup],
+      publiclyAccessible: false,
+      port: POSTGRES_PORT,
+      multiAz: config.multiAz,
+      storageType: StorageType.GP3,
+      allocatedStorage: config.allocatedStorageGiB,
+      storageEncrypted: true,
+      iamAuthentication: true,
+      caCertificate: CaCertificate.RDS_CA_RSA2048_G1,
+      backupRetention: Duration.days(config.backupRetentionDays),
+      preferredBackupWindow: '02:00-02:30',
+      preferredMaintenanceWindow: 'sun:03:00-sun:03:30',
+      copyTagsToSnapshot: true,
+      deleteAutomatedBackups: false,
+      autoMinorVersionUpgrade: true,
+      enablePerformanceInsights: true,
+      cloudwatchLogsExports: ['postgresql'],
+      deletionProtection: config.deletionProtection,
+      removalPolicy:
+        config.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.SNAPSHOT,
+    });
+    this.instance.node.addDependency(postgresLogs);
+    this.secret = this.instance.secret!;
+
+    // The proxy reads the secret on every new server connection, so rotation needs no restart.
+    this.instance.addRotationSingleUser({
+      automaticallyAfter: Duration.days(30),
+      vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
+    });
+
+    const proxySecurityGroup = new SecurityGroup(this, 'ProxySecurityGroup', {
+      vpc: props.vpc,
+      description: 'whatsapp-notif RDS proxy: reachable from the functions',
+      allowAllOutbound: false,
+    });
+    this.proxy = new DatabaseProxy(this, 'Proxy', {
+      dbProxyName: props.prefix,
+      proxyTarget: ProxyTarget.fromInstance(this.instance),
+      secrets: [this.secret],
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [proxySecurityGroup],
+      iamAuth: true,
+      requireTLS: true,
+      // Leave room for the rotation function and a human with psql when the pool is full.
+      maxConnectionsPercent: 90,
+      // A Lambda waits at most this long for a pooled connection, well inside its own timeout.
+      borrowTimeout: Duration.seconds(10),
+    });
+
+    proxySecurityGroup.addEgressRule(
+      databaseSecurityGroup,
+      Port.tcp(POSTGRES_PORT),
+      'proxy to PostgreSQL',
+    );
+    databaseSecurityGroup.addIngressRule(
+      proxySecurityGroup,
+      Port.tcp(POSTGRES_PORT),
+      'from the RDS proxy',
+    );
+    proxySecurityGroup.addIngressRule(
+      props.clientSecurityGroup,
+      Port.tcp(POSTGRES_PORT),
+      'from the functions',
+    );
+  }
+
+  /** IAM permission to connect through the proxy as the database user. */
+  grantConnect(grantee: IGrantable): void {
+    this.proxy.grantConnect(grantee, DATABASE_USER);
+  }
+
+  /** The environment the functions' database configuration reads (lambdas/core/config.ts). */
+  connectionEnvironment(): Record<string, string> {
+    return {
+      DB_HOST: this.proxy.endpoint,
+      DB_PORT: String(POSTGRES_PORT),
+      DB_NAME: DATABASE_NAME,
+      DB_USER: DATABASE_USER,
+      DB_IAM_AUTH: 'true',
+    };
+  }
+}

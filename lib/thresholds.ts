@@ -1,0 +1,478 @@
+/**
+ * The one table of alarm thresholds: the alarms, the dashboard annotations and the runbook test all
+ * read it, so a number changed here changes everywhere or fails the build.
+ */
+import type { MetricName } from '../lambdas/core/metric-names.ts';
+import { Metric } from '../lambdas/core/metric-names.ts';
+import type { Priority } from '../lambdas/core/notification-request.ts';
+import type { Severity } from './config.ts';
+
+export const RUNBOOKS = [
+  'queue-backlog',
+  'dead-letter-queue',
+  'api-errors',
+  'api-latency',
+  'delivery-failures',
+  'whatsapp-rate-limiting',
+  'panic-mode',
+  'whatsapp-auth',
+  'worker-errors',
+  'database',
+] as const;
+export type Runbook = (typeof RUNBOOKS)[number];
+
+/** SEV-1 and SEV-2 page (critical topic); SEV-3 notifies (warning topic). See runbooks/README.md. */
+export type SevLevel = 'SEV-1' | 'SEV-2' | 'SEV-3';
+
+export type AlarmSource =
+  | {
+      kind: 'queue';
+      priority: Priority;
+      deadLetter: boolean;
+      metric: 'ApproximateNumberOfMessagesVisible' | 'ApproximateAgeOfOldestMessage';
+    }
+  /** 100 × 5XXError / Count of the API stage. */
+  | { kind: 'apiErrorRate' }
+  | { kind: 'apiLatency'; statistic: 'p95' }
+  /** One of our own metrics (namespace WhatsAppNotif, dimension service). */
+  | { kind: 'serviceMetric'; metric: MetricName; statistic: 'Sum' | 'Maximum' }
+  /** 100 × NotificationsFailed / (NotificationsSent + NotificationsFailed). */
+  | { kind: 'deliveryFailureRate' }
+  | { kind: 'lambda'; fn: 'worker' | 'scheduler'; metric: 'Errors' | 'Throttles' }
+  | { kind: 'databaseCpu' }
+  /** 100 × FreeStorageSpace / allocated storage (from the stage configuration). */
+  | { kind: 'databaseFreeStorage' }
+  /** 100 × DatabaseConnections / max_connections (from the stage configuration). */
+  | { kind: 'databaseConnections' };
+
+export type Comparison = '>' | '>=' | '<';
+export type ThresholdUnit = 'messages' | 'seconds' | 'milliseconds' | 'percent' | 'count';
+export type MissingData = 'notBreaching' | 'breaching' | 'ignore' | 'missing';
+
+export interface AlarmThreshold {
+  /** Stable id: the alarm is named `whatsapp-notif-<stage>-<id>`. */
+  id: string;
+  severity: Severity;
+  sev: SevLevel;
+  runbook: Runbook;
+  /** Heading of the runbook section (`## <section>`); the alarm links to its anchor. */
+  section: string;
+  source: AlarmSource;
+  /** What is measured, as the runbook line reads it. */
+  measure: string;
+  comparison: Comparison;
+  /** The number in the CloudWatch alarm, in `unit`. */
+  threshold: number;
+  unit: ThresholdUnit;
+  /** Text after the value, e.g. " of requests" for a rate. */
+  of?: string;
+  periodSeconds: number;
+  evaluationPeriods: number;
+  datapointsToAlarm: number;
+  /** Rates only: a period with fewer events than this counts as 0%, so two requests cannot page. */
+  minimumSample?: { count: number; of: string };
+  treatMissingData: MissingData;
+}
+
+const MINUTE = 60;
+
+/** Queue alarms exist per delivery queue; the high queue pages, the bulk queue notifies. */
+function perQueue(
+  make: (priority: Priority, severity: Severity, sev: SevLevel) => AlarmThreshold,
+): AlarmThreshold[] {
+  return [make('high', 'critical', 'SEV-2'), make('bulk', 'warning', 'SEV-3')];
+}
+
+export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
+  ...perQueue((priority, severity, sev) => ({
+    id: `queue-backlog-${priority}`,
+    severity,
+    sev,
+    runbook: 'queue-backlog',
+    section: 'Queue backlog',
+    source: {
+      kind: 'queue',
+      priority,
+      deadLetter: false,
+      metric: 'ApproximateNumberOfMessagesVisible',
+    },
+    measure: `visible messages in the ${priority} queue`,
+    comparison: '>',
+    threshold: 1000,
+    unit: 'messages',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    // SQS stops reporting an idle, empty queue: no data means nothing is waiting.
+    treatMissingData: 'notBreaching',
+  })),
+  ...perQueue((priority, severity, sev) => ({
+    id: `oldest-message-age-${priority}`,
+    severity,
+    sev,
+    runbook: 'queue-backlog',
+    section: 'Oldest message age',
+    source: { kind: 'queue', priority, deadLetter: false, metric: 'ApproximateAgeOfOldestMessage' },
+    measure: `age of the oldest message in the ${priority} queue`,
+    comparison: '>',
+    threshold: 5 * MINUTE,
+    unit: 'seconds',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 3,
+    treatMissingData: 'notBreaching',
+  })),
+  ...(['high', 'bulk'] as const).map(
+    (priority): AlarmThreshold => ({
+      id: `dlq-not-empty-${priority}`,
+      severity: 'warning',
+      sev: 'SEV-3',
+      runbook: 'dead-letter-queue',
+      section: 'Dead-letter queue not empty',
+      source: {
+        kind: 'queue',
+        priority,
+        deadLetter: true,
+        metric: 'ApproximateNumberOfMessagesVisible',
+      },
+      measure: `messages in the ${priority} dead-letter queue`,
+      comparison: '>=',
+      threshold: 1,
+      unit: 'messages',
+      periodSeconds: MINUTE,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      // A DLQ nobody touches goes quiet after six hours while still holding messages: keep the
+      // alarm where it is instead of turning OK on silence.
+      treatMissingData: 'ignore',
+    }),
+  ),
+  {
+    id: 'api-5xx-rate-warning',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'api-errors',
+    section: 'API 5xx rate',
+    source: { kind: 'apiErrorRate' },
+    measure: '5xx answers',
+    of: ' of requests',
+    comparison: '>',
+    threshold: 1,
+    unit: 'percent',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    minimumSample: { count: 5, of: 'requests' },
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'api-5xx-rate-critical',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'api-errors',
+    section: 'API 5xx rate',
+    source: { kind: 'apiErrorRate' },
+    measure: '5xx answers',
+    of: ' of requests',
+    comparison: '>',
+    threshold: 5,
+    unit: 'percent',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 3,
+    minimumSample: { count: 5, of: 'requests' },
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'api-latency-p95-warning',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'api-latency',
+    section: 'API latency p95',
+    source: { kind: 'apiLatency', statistic: 'p95' },
+    measure: 'p95 API Gateway latency',
+    comparison: '>',
+    threshold: 2000,
+    unit: 'milliseconds',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 10,
+    datapointsToAlarm: 10,
+    // No requests, no latency: nothing is slow.
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'api-latency-p95-critical',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'api-latency',
+    section: 'API latency p95',
+    source: { kind: 'apiLatency', statistic: 'p95' },
+    measure: 'p95 API Gateway latency',
+    comparison: '>',
+    threshold: 5000,
+    unit: 'milliseconds',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'delivery-failure-rate-warning',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'delivery-failures',
+    section: 'Delivery failure rate',
+    source: { kind: 'deliveryFailureRate' },
+    measure: 'failed notifications',
+    of: ' of sent + failed',
+    comparison: '>',
+    threshold: 10,
+    unit: 'percent',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 3,
+    minimumSample: { count: 20, of: 'sent + failed' },
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'delivery-failure-rate-critical',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'delivery-failures',
+    section: 'Delivery failure rate',
+    source: { kind: 'deliveryFailureRate' },
+    measure: 'failed notifications',
+    of: ' of sent + failed',
+    comparison: '>',
+    threshold: 20,
+    unit: 'percent',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 2,
+    datapointsToAlarm: 2,
+    minimumSample: { count: 20, of: 'sent + failed' },
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'whatsapp-rate-limited',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'whatsapp-rate-limiting',
+    section: 'Sustained WhatsApp rate limiting',
+    source: { kind: 'serviceMetric', metric: Metric.WhatsAppRateLimited, statistic: 'Sum' },
+    measure: `${Metric.WhatsAppRateLimited} per minute`,
+    comparison: '>=',
+    threshold: 1,
+    unit: 'count',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 10,
+    datapointsToAlarm: 10,
+    // The worker emits the metric only when Meta throttles: silence is good news.
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'panic-mode-active',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'panic-mode',
+    section: 'Panic mode active',
+    source: { kind: 'serviceMetric', metric: Metric.PanicModeActive, statistic: 'Maximum' },
+    measure: `${Metric.PanicModeActive} (maximum)`,
+    comparison: '>=',
+    threshold: 1,
+    unit: 'count',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    // If the emitter goes quiet while the circuit is open, stay in ALARM rather than clear on
+    // silence; the scheduler-errors alarm reports the quiet emitter itself.
+    treatMissingData: 'ignore',
+  },
+  {
+    id: 'whatsapp-auth-failing',
+    severity: 'critical',
+    sev: 'SEV-1',
+    runbook: 'whatsapp-auth',
+    section: 'WhatsApp auth failing',
+    source: { kind: 'serviceMetric', metric: Metric.WhatsAppAuthFailures, statistic: 'Sum' },
+    measure: Metric.WhatsAppAuthFailures,
+    comparison: '>=',
+    threshold: 1,
+    unit: 'count',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'worker-errors',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'worker-errors',
+    section: 'Worker errors',
+    source: { kind: 'lambda', fn: 'worker', metric: 'Errors' },
+    measure: 'worker invocation errors per minute',
+    comparison: '>',
+    threshold: 0,
+    unit: 'count',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    // Lambda reports only when invoked: an idle worker has no errors.
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'worker-throttles',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'worker-errors',
+    section: 'Worker throttles',
+    source: { kind: 'lambda', fn: 'worker', metric: 'Throttles' },
+    measure: 'worker throttles per minute',
+    comparison: '>',
+    threshold: 0,
+    unit: 'count',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'scheduler-errors',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'worker-errors',
+    section: 'Scheduler errors',
+    source: { kind: 'lambda', fn: 'scheduler', metric: 'Errors' },
+    measure: 'scheduler invocation errors per minute',
+    comparison: '>',
+    threshold: 0,
+    unit: 'count',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'database-cpu',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'database',
+    section: 'Database CPU',
+    source: { kind: 'databaseCpu' },
+    measure: 'database CPU',
+    comparison: '>',
+    threshold: 80,
+    unit: 'percent',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 3,
+    // RDS reports every minute while the instance runs; a gap shows as INSUFFICIENT_DATA on the
+    // dashboard, and the API and queue alarms catch a database that is down.
+    treatMissingData: 'missing',
+  },
+  {
+    id: 'database-free-storage',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'database',
+    section: 'Database free storage',
+    source: { kind: 'databaseFreeStorage' },
+    measure: 'free storage',
+    of: ' of allocated storage',
+    comparison: '<',
+    threshold: 20,
+    unit: 'percent',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: 'missing',
+  },
+  {
+    id: 'database-connections',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'database',
+    section: 'Database connections',
+    source: { kind: 'databaseConnections' },
+    measure: 'database connections',
+    of: ' of max_connections',
+    comparison: '>',
+    threshold: 80,
+    unit: 'percent',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    treatMissingData: 'missing',
+  },
+];
+
+const COMPARISON_TEXT: Record<Comparison, string> = { '>': '>', '>=': '≥', '<': '<' };
+
+function renderSeconds(seconds: number): string {
+  if (seconds >= MINUTE && seconds % MINUTE === 0) return `${seconds / MINUTE} min`;
+  return `${seconds} s`;
+}
+
+function renderValue(value: number, unit: ThresholdUnit): string {
+  switch (unit) {
+    case 'percent':
+      return `${value}%`;
+    case 'seconds':
+      return renderSeconds(value);
+    case 'milliseconds':
+      return value % 1000 === 0 ? `${value / 1000} s` : `${value} ms`;
+    case 'messages':
+    case 'count':
+      return String(value);
+  }
+}
+
+function renderDuration(t: AlarmThreshold): string {
+  if (t.datapointsToAlarm === t.evaluationPeriods) {
+    return `for ${renderSeconds(t.periodSeconds * t.evaluationPeriods)}`;
+  }
+  return `in ${t.datapointsToAlarm} of ${t.evaluationPeriods} periods of ${renderSeconds(t.periodSeconds)}`;
+}
+
+/** The threshold as people read it: "visible messages in the high queue > 1000 for 5 min". */
+export function renderThreshold(t: AlarmThreshold): string {
+  const sample = t.minimumSample
+    ? ` (a ${renderSeconds(t.periodSeconds)} period counts only with at least ${t.minimumSample.count} ${t.minimumSample.of})`
+    : '';
+  return `${t.measure} ${COMPARISON_TEXT[t.comparison]} ${renderValue(t.threshold, t.unit)}${t.of ?? ''} ${renderDuration(t)}${sample}`;
+}
+
+/** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
+export function headingAnchor(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+}
+
+export function runbookLink(t: AlarmThreshold): string {
+  return `runbooks/${t.runbook}.md#${headingAnchor(t.section)}`;
+}
+
+/**
+ * The line each runbook section carries for each of its alarms, checked word for word by
+ * test/infra/runbook-thresholds.test.ts.
+ */
+export function runbookAlarmLine(t: AlarmThreshold): string {
+  return `Alarm \`${t.id}\` · ${t.severity} (${t.sev}) · ${renderThreshold(t)}`;
+}
+
+export function alarmName(stage: string, t: AlarmThreshold): string {
+  return `whatsapp-notif-${stage}-${t.id}`;
+}
+
+export function alarmDescription(t: AlarmThreshold): string {
+  return `${t.section} (${t.severity}, ${t.sev}): ${renderThreshold(t)}. Runbook: ${runbookLink(t)}`;
+}
+
+export function thresholdById(id: string): AlarmThreshold {
+  const found = ALARM_THRESHOLDS.find((t) => t.id === id);
+  if (!found) throw new Error(`no alarm threshold with id ${id}`);
+  return found;
+}
