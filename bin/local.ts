@@ -36,6 +36,12 @@ Send a first notification:
 ${curl}
 
 Then read it back with GET ${stack.baseUrl}/v1/notifications/<id> and the same header.
+
+Operate it with the ops CLI (npm run ops -- --help) after pasting:
+  export WN_API_URL=${stack.baseUrl}
+  export WN_API_KEY=${stack.apiKey}
+  export WN_SQS_ENDPOINT=${stack.sqsEndpoint}
+
 Press Ctrl-C to stop.
 READY ${stack.baseUrl}
 `);

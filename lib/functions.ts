@@ -96,7 +96,13 @@ export class Functions extends Construct {
     this.api = fn(
       'api',
       'REST API: accepts notifications, reports status, admin routes',
-      { ...queueUrls, ...deadLetterUrls },
+      {
+        ...queueUrls,
+        ...deadLetterUrls,
+        ...whatsapp,
+        // The admin routes list templates and check the token's expiry with the Graph API.
+        WHATSAPP_ACCESS_TOKEN_SECRET_ARN: secrets.accessToken.secretArn,
+      },
       Duration.seconds(15),
       1024,
     );
@@ -106,6 +112,7 @@ export class Functions extends Construct {
       queue.grant(this.api, 'sqs:GetQueueAttributes');
       deadLetterQueue.grant(this.api, 'sqs:GetQueueAttributes');
     }
+    secrets.accessToken.grantRead(this.api);
     database.grantConnect(this.api);
 
     this.webhook = fn(
@@ -136,6 +143,9 @@ export class Functions extends Construct {
     );
     secrets.accessToken.grantRead(this.worker);
     database.grantConnect(this.worker);
+    // A record held back by the rate limits goes back on its queue as a new, delayed message.
+    high.queue.grantSendMessages(this.worker);
+    bulk.queue.grantSendMessages(this.worker);
     this.workerEventSources = Object.fromEntries(
       PRIORITIES.map((priority) => {
         const source = new SqsEventSource(queues.byPriority[priority].queue, {

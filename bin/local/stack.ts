@@ -102,6 +102,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       Object.assign(process.env, {
         WHATSAPP_API_URL: sandbox.url,
         WHATSAPP_PHONE_NUMBER_ID: secrets.phoneNumberId,
+        // The sandbox lists its templates under any business account id.
+        WHATSAPP_WABA_ID: process.env.WHATSAPP_WABA_ID ?? '100000000000004',
         WHATSAPP_ACCESS_TOKEN: secrets.accessToken,
         WHATSAPP_APP_SECRET: secrets.appSecret,
         WHATSAPP_VERIFY_TOKEN: process.env.WHATSAPP_VERIFY_TOKEN ?? randomBytes(12).toString('hex'),

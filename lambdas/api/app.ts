@@ -7,7 +7,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { acceptNotification, findNotification } from '../core/accept-notification.ts';
 import { authenticateApiKey } from '../core/api-keys.ts';
 import { writeAudit } from '../core/audit.ts';
@@ -23,9 +23,16 @@ import {
   rawBody,
 } from '../core/http.ts';
 import { isUuid, pickRequestId } from '../core/ids.ts';
+import { findUnstorableJson } from '../core/json-input.ts';
 import { Metric } from '../core/metric-names.ts';
-import { MAX_BODY_BYTES, notificationRequestSchema } from '../core/notification-request.ts';
+import {
+  MAX_BODY_BYTES,
+  notificationRequestSchema,
+  type Priority,
+} from '../core/notification-request.ts';
 import type { QueueTargets } from '../core/queue.ts';
+import { reportError } from '../core/sentry.ts';
+import type { GraphClient } from '../core/whatsapp/graph-client.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -35,6 +42,14 @@ export interface ApiDeps {
   version: string;
   logger: Logger;
   metrics: Metrics;
+  /** The DLQs, for the depths in /v1/admin/status. */
+  deadLetterQueueUrls?: Partial<Record<Priority, string>>;
+  /** The configured sender phone number id (WHATSAPP_PHONE_NUMBER_ID): panic mode's default sender. */
+  senderId?: string;
+  /** Locally only: the SQS emulator, reported to the ops CLI for DLQ redrives. */
+  sqsEndpoint?: string;
+  /** The Graph API client for the admin template and token routes, built on first use. */
+  whatsapp?: () => Promise<GraphClient>;
 }
 
 export interface RequestContext {
@@ -63,6 +78,16 @@ export function parseJsonBody<T extends z.ZodType>(
   } catch {
     throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
   }
+  const unstorable = findUnstorableJson(json);
+  if (unstorable) {
+    const where = unstorable.field ?? 'the body';
+    throw new HttpError(
+      400,
+      'validation_error',
+      `${where} ${unstorable.message}`,
+      unstorable.field,
+    );
+  }
   const result = schema.safeParse(json);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -76,7 +101,12 @@ export function parseJsonBody<T extends z.ZodType>(
   return result.data;
 }
 
-async function requireScope(
+/**
+ * Authenticates the X-API-Key and checks its scope; every denial is audited. `admin` implies the
+ * notification scopes: an admin key can create a key with them anyway, and `ops send-test` sends
+ * with the operator's admin key.
+ */
+export async function requireScope(
   ctx: RequestContext,
   scope: ApiScope,
 ): Promise<RequestContext['client'] & {}> {
@@ -94,7 +124,7 @@ async function requireScope(
     deps.logger.warn('api key rejected', { reason: auth.reason, keyPrefix: auth.prefix });
     throw new HttpError(401, 'unauthorized', 'a valid X-API-Key header is required');
   }
-  if (!auth.scopes.includes(scope)) {
+  if (!auth.scopes.includes(scope) && !auth.scopes.includes('admin')) {
     await writeAudit(deps.db, {
       actor: `key:${auth.prefix}`,
       action: 'auth.forbidden',
@@ -111,7 +141,7 @@ async function requireScope(
   return ctx.client;
 }
 
-const routes: Route<RequestContext>[] = [
+export const notificationRoutes: Route<RequestContext>[] = [
   {
     method: 'GET',
     path: '/health',
@@ -178,7 +208,10 @@ const routes: Route<RequestContext>[] = [
           );
         case 'accepted': {
           if (!outcome.replayed) {
-            deps.metrics.addMetric(Metric.NotificationsAccepted, MetricUnit.Count, 1);
+            // The dashboard graphs accepted notifications by priority (low cardinality: two values).
+            const accepted = deps.metrics.singleMetric();
+            accepted.addDimension('Priority', outcome.notification.priority);
+            accepted.addMetric(Metric.NotificationsAccepted, MetricUnit.Count, 1);
             deps.logger.info('notification accepted', {
               notificationId: outcome.notification.id,
               priority: outcome.notification.priority,
@@ -213,7 +246,7 @@ export function createApiApp(
   deps: ApiDeps,
   extraRoutes: Route<RequestContext>[] = [],
 ): (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult> {
-  const router = new Router<RequestContext>([...routes, ...extraRoutes]);
+  const router = new Router<RequestContext>([...notificationRoutes, ...extraRoutes]);
   return async (event) => {
     const requestId = pickRequestId(header(event, 'x-request-id'), event.requestContext.requestId);
     deps.logger.appendKeys({ requestId });
@@ -234,6 +267,7 @@ export function createApiApp(
       deps.logger.error('request failed', {
         error: error instanceof Error ? error : String(error),
       });
+      reportError(error, { requestId, method: event.httpMethod, path: event.path });
       return errorResponse(
         new HttpError(500, 'internal_error', 'something went wrong on our side; retry later'),
         requestId,

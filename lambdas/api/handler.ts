@@ -7,9 +7,28 @@ import { createSqsClient, queueTargets } from '../core/aws-clients.ts';
 import { loadDatabaseConfig, loadQueueConfig, loadServiceConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
 import { logger, metrics } from '../core/observability.ts';
+import { reportErrorsToSentry } from '../core/sentry.ts';
+import { createGraphClient, type GraphClient } from '../core/whatsapp/graph-client.ts';
+import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
+import { adminRoutes } from './admin-routes.ts';
 import { createApiApp } from './app.ts';
+import { openApiRoute } from './openapi.ts';
 
 let app: ReturnType<typeof createApiApp> | undefined;
+
+/** The Graph API client of the admin template and token routes: built on first use, once. */
+function lazyGraphClient(): () => Promise<GraphClient> {
+  let client: Promise<GraphClient> | undefined;
+  return () => {
+    client ??= loadGraphClientConfig()
+      .then(createGraphClient)
+      .catch((error: unknown) => {
+        client = undefined;
+        throw error;
+      });
+    return client;
+  };
+}
 
 /** Built on the first request and kept for the life of the execution environment. */
 function appFromEnvironment(): ReturnType<typeof createApiApp> {
@@ -17,19 +36,32 @@ function appFromEnvironment(): ReturnType<typeof createApiApp> {
   const service = loadServiceConfig();
   const queueConfig = loadQueueConfig();
   const sqs = createSqsClient(queueConfig);
-  app = createApiApp({
-    db: createDatabase(loadDatabaseConfig()),
-    sqs,
-    queue: queueTargets(sqs, queueConfig),
-    now: () => new Date(),
-    version: service.SERVICE_VERSION,
-    logger,
-    metrics,
-  });
+  app = createApiApp(
+    {
+      db: createDatabase(loadDatabaseConfig()),
+      sqs,
+      queue: queueTargets(sqs, queueConfig),
+      now: () => new Date(),
+      version: service.SERVICE_VERSION,
+      logger,
+      metrics,
+      deadLetterQueueUrls: {
+        ...(queueConfig.HIGH_DLQ_URL ? { high: queueConfig.HIGH_DLQ_URL } : {}),
+        ...(queueConfig.BULK_DLQ_URL ? { bulk: queueConfig.BULK_DLQ_URL } : {}),
+      },
+      ...(process.env.WHATSAPP_PHONE_NUMBER_ID
+        ? { senderId: process.env.WHATSAPP_PHONE_NUMBER_ID }
+        : {}),
+      ...(queueConfig.SQS_ENDPOINT ? { sqsEndpoint: queueConfig.SQS_ENDPOINT } : {}),
+      whatsapp: lazyGraphClient(),
+    },
+    [...adminRoutes, openApiRoute],
+  );
   return app;
 }
 
 export const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(reportErrorsToSentry(logger))
   .handler((event) => appFromEnvironment()(event));

@@ -2,7 +2,7 @@
  * Configuration from the environment, read once at cold start and validated with zod, so a missing
  * or malformed variable stops the function with its name instead of failing a request later.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -50,6 +50,9 @@ export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Databa
 export const queueConfigSchema = z.object({
   HIGH_QUEUE_URL: z.string().url(),
   BULK_QUEUE_URL: z.string().url(),
+  /** The DLQs, for the depths in /v1/admin/status; the functions that never read them omit them. */
+  HIGH_DLQ_URL: z.string().url().optional(),
+  BULK_DLQ_URL: z.string().url().optional(),
   /** Only the local stack and tests set this: the SQS emulator's address. */
   SQS_ENDPOINT: z.string().url().optional(),
   AWS_REGION: z.string().default('us-east-1'),

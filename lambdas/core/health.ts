@@ -13,6 +13,8 @@ export interface HealthDeps {
   queueUrls: Record<Priority, string>;
   now: () => Date;
   version: string;
+  /** The sender whose circuit counts; every sender's when not given. */
+  senderId?: string | undefined;
   /** The circuit of the WhatsApp senders; read from sender_state when not given. */
   circuit?: () => Promise<{ open: boolean; openSenders: string[] }>;
 }
@@ -81,7 +83,9 @@ export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport>
     ),
     timed(
       async () => {
-        const circuit = deps.circuit ? await deps.circuit() : await openCircuits(deps.db);
+        const circuit = deps.circuit
+          ? await deps.circuit()
+          : await openCircuits(deps.db, deps.senderId);
         if (circuit.open) throw Object.assign(new Error('panic mode'), { name: 'PanicModeOpen' });
         return { circuit: 'closed' };
       },
@@ -96,11 +100,10 @@ export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport>
 
 async function openCircuits(
   db: Kysely<Database>,
+  senderId: string | undefined,
 ): Promise<{ open: boolean; openSenders: string[] }> {
-  const rows = await db
-    .selectFrom('sender_state')
-    .select('sender_id')
-    .where('circuit', '=', 'open')
-    .execute();
+  let query = db.selectFrom('sender_state').select('sender_id').where('circuit', '=', 'open');
+  if (senderId) query = query.where('sender_id', '=', senderId);
+  const rows = await query.execute();
   return { open: rows.length > 0, openSenders: rows.map((r) => r.sender_id) };
 }

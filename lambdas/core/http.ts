@@ -3,6 +3,7 @@
  * `{error: {code, message, field?, requestId}}`, JSON answers, and a small method + path router.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { maskPhonesIn } from './phone.ts';
 
 export class HttpError extends Error {
   readonly status: number;
@@ -29,14 +30,15 @@ export function jsonResponse(
   };
 }
 
+/** The error shape; its text goes through the same masking as log lines, so no answer echoes a number. */
 export function errorResponse(error: HttpError, requestId: string): APIGatewayProxyResult {
   return jsonResponse(
     error.status,
     {
       error: {
         code: error.code,
-        message: error.message,
-        ...(error.field ? { field: error.field } : {}),
+        message: maskPhonesIn(error.message),
+        ...(error.field ? { field: maskPhonesIn(error.field) } : {}),
         requestId,
       },
     },

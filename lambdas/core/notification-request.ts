@@ -2,7 +2,7 @@
  * The body of POST /v1/notifications: one zod schema validates requests and feeds the OpenAPI
  * document, so the two cannot disagree.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { checkRecipient } from './phone.ts';
 
 export type Priority = 'high' | 'bulk';

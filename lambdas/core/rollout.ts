@@ -3,7 +3,7 @@
  * dry run, the pilot allow-list, and the sending limits. Workers read them through a short cache.
  */
 import type { Kysely } from 'kysely';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeAudit } from './audit.ts';
 import type { Database, RolloutSettingsRow } from './db/schema.ts';
 

@@ -1,5 +1,5 @@
 /** WhatsApp Cloud API settings, validated once at cold start; the token and app secret come from secrets. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './config.ts';
 import { requireSecret } from './secrets.ts';
 import type { GraphClientConfig } from './whatsapp/graph-client.ts';

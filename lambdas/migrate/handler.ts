@@ -1,7 +1,7 @@
 /** Entry point of the migrate function, invoked by the CDK trigger on deploy. */
 import { RDSClient } from '@aws-sdk/client-rds';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError, loadDatabaseConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
 import { logger } from '../core/observability.ts';

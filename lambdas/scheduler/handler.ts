@@ -13,6 +13,7 @@ import {
   type SchedulerDeps,
   type SchedulerOptions,
 } from '../core/scheduler.ts';
+import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createGraphClient } from '../core/whatsapp/graph-client.ts';
 import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
 
@@ -45,6 +46,7 @@ async function build() {
 export const handler = middy()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(reportErrorsToSentry(logger))
   .handler(async () => {
     ready ??= build().catch((error: unknown) => {
       ready = undefined;

@@ -7,6 +7,7 @@ import { loadDatabaseConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
 import { logger, metrics } from '../core/observability.ts';
 import { requireSecret } from '../core/secrets.ts';
+import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createWebhookApp } from './app.ts';
 
 let ready: Promise<ReturnType<typeof createWebhookApp>> | undefined;
@@ -24,6 +25,7 @@ async function build() {
 export const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(reportErrorsToSentry(logger))
   .handler(async (event) => {
     ready ??= build().catch((error: unknown) => {
       ready = undefined;

@@ -10,6 +10,7 @@ import { createDatabase } from '../core/db/connect.ts';
 import { type DeliveryDeps, deliverBatch } from '../core/deliver-batch.ts';
 import { logger, metrics } from '../core/observability.ts';
 import { cachedRollout } from '../core/rollout.ts';
+import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createGraphClient } from '../core/whatsapp/graph-client.ts';
 import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
 import { toDeliveryRecord } from './records.ts';
@@ -45,6 +46,7 @@ async function build() {
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(reportErrorsToSentry(logger))
   .handler(async (event) => {
     ready ??= build().catch((error: unknown) => {
       ready = undefined;

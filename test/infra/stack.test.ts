@@ -1,6 +1,9 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Method } from 'aws-cdk-lib/aws-apigateway';
 import { describe, expect, it } from 'vitest';
+import { adminRoutes } from '../../lambdas/api/admin-routes.ts';
+import { notificationRoutes } from '../../lambdas/api/app.ts';
+import { openApiRoute } from '../../lambdas/api/openapi.ts';
 import {
   DLQ_RETENTION_DAYS,
   MAX_RECEIVE_COUNT,
@@ -196,6 +199,26 @@ describe.each(STAGES)('the %s stack', (stage) => {
       for (const statement of statements) expect(statement.Resource).not.toEqual('*');
     });
 
+    it('lets the worker put held-back records back on both delivery queues', () => {
+      const policy =
+        template.toJSON().Resources[
+          logicalId(stack, stack.functions.worker.role!.node.findChild('DefaultPolicy'))
+        ];
+      const sends = (
+        policy.Properties.PolicyDocument.Statement as {
+          Action: string | string[];
+          Resource: unknown;
+        }[]
+      ).filter((s) => [s.Action].flat().includes('sqs:SendMessage'));
+      const targets = JSON.stringify(sends.map((s) => s.Resource));
+      for (const queue of [
+        stack.queues.byPriority.high.queue,
+        stack.queues.byPriority.bulk.queue,
+      ]) {
+        expect(targets).toContain(logicalId(stack, queue));
+      }
+    });
+
     it('gives each function only the queue URLs and secrets it uses', () => {
       const env = (name: (typeof FUNCTIONS)[number]) =>
         template.toJSON().Resources[fnId(name)].Properties.Environment.Variables;
@@ -222,7 +245,8 @@ describe.each(STAGES)('the %s stack', (stage) => {
         ]),
       );
       expect(Object.keys(env('webhook'))).not.toContain('WHATSAPP_ACCESS_TOKEN_SECRET_ARN');
-      expect(Object.keys(env('api'))).not.toContain('WHATSAPP_ACCESS_TOKEN_SECRET_ARN');
+      // The admin routes read templates and the token's expiry from the Graph API.
+      expect(Object.keys(env('api'))).toContain('WHATSAPP_ACCESS_TOKEN_SECRET_ARN');
       expect(Object.keys(env('scheduler'))).toEqual(
         expect.arrayContaining([
           'HIGH_QUEUE_URL',
@@ -324,6 +348,16 @@ describe.each(STAGES)('the %s stack', (stage) => {
         expect(cfn.Properties.Integration.Type).toBe('AWS_PROXY');
         expect(JSON.stringify(cfn.Properties.Integration.Uri)).toContain(fnId(fn));
       }
+    });
+
+    it('routes exactly what the API function serves, so no route 403s at the gateway', () => {
+      const served = [...notificationRoutes, ...adminRoutes, openApiRoute]
+        .map((r) => `${r.method} ${r.path}`)
+        .sort();
+      const gateway = Object.entries(API_ROUTES)
+        .flatMap(([path, methods]) => methods.map((m) => `${m} ${path}`))
+        .sort();
+      expect(gateway).toEqual(served);
     });
 
     it('throttles the stage as configured', () => {

@@ -1,0 +1,168 @@
+/** `ops keys create|list|rotate|revoke`: API keys through the admin API; a new key is printed once. */
+import { type Command, parseDuration, requiredFlag, stringFlag } from './command.ts';
+import { formatTime, keyValues, sinceIso, table } from './output.ts';
+import { UsageError } from './target.ts';
+
+interface KeyRow {
+  prefix: string;
+  clientId: string;
+  name: string;
+  scopes: string[];
+  state: 'active' | 'expiring' | 'revoked';
+  createdAt: string;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+const SCOPES = ['notifications:write', 'notifications:read', 'admin'];
+
+function prefixArgument(value: string | undefined): string {
+  if (!value || !/^[0-9a-f]{12}$/.test(value)) {
+    throw new UsageError('give the key prefix (12 hex characters, as `keys list` shows it)');
+  }
+  return value;
+}
+
+const showOnce = [
+  '',
+  'Store it now: it is shown only this once (the service keeps only a hash of it).',
+];
+
+export const keyCommands: Command[] = [
+  {
+    name: 'keys create',
+    summary: 'create an API client and its key (shown once)',
+    usage: '--name <name> [--scopes <scope,...>]',
+    description:
+      'Creates an API client and its first key. The key is printed once; with --json it is the field `key`.\n' +
+      `Scopes: ${SCOPES.join(', ')} (admin implies both notification scopes).`,
+    options: { name: { type: 'string' }, scopes: { type: 'string' } },
+    optionsHelp: [
+      ['--name <name>', 'who uses the key: a service or a person (required)'],
+      ['--scopes <a,b>', 'default notifications:write,notifications:read'],
+    ],
+    examples: [
+      'npm run ops -- keys create --name billing-service',
+      'npm run ops -- keys create --name alice --scopes admin --json',
+    ],
+    async run(ctx) {
+      const name = requiredFlag(ctx, 'name', 'who uses the key');
+      const scopesFlag = stringFlag(ctx, 'scopes');
+      const scopes = scopesFlag
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const scope of scopes ?? []) {
+        if (!SCOPES.includes(scope)) {
+          throw new UsageError(`unknown scope ${scope}; scopes are ${SCOPES.join(', ')}`);
+        }
+      }
+      const created = await (await ctx.api()).post<{
+        key: string;
+        prefix: string;
+        clientId: string;
+        name: string;
+        scopes: string[];
+      }>('/v1/admin/keys', { name, ...(scopes ? { scopes } : {}) });
+      ctx.out.data(created);
+      ctx.out.line(`Created an API key for ${created.name}.`);
+      ctx.out.line(
+        keyValues([
+          ['prefix', created.prefix],
+          ['client', created.clientId],
+          ['scopes', created.scopes.join(', ')],
+        ]),
+      );
+      ctx.out.line();
+      ctx.out.line(`X-API-Key: ${created.key}`);
+      for (const line of showOnce) ctx.out.line(line);
+      return 0;
+    },
+  },
+  {
+    name: 'keys list',
+    summary: 'list API keys (prefixes, never the keys)',
+    usage: '[--active]',
+    options: { active: { type: 'boolean' } },
+    optionsHelp: [['--active', 'only keys that still work (active, or expiring after a rotation)']],
+    async run(ctx) {
+      const { keys } = await (await ctx.api()).get<{ keys: KeyRow[] }>('/v1/admin/keys');
+      const shown = ctx.flags.active ? keys.filter((k) => k.state !== 'revoked') : keys;
+      ctx.out.data({ keys: shown });
+      ctx.out.line(
+        table(shown, [
+          { title: 'PREFIX', value: (k) => k.prefix },
+          { title: 'NAME', value: (k) => k.name },
+          { title: 'SCOPES', value: (k) => k.scopes },
+          { title: 'STATE', value: (k) => k.state },
+          { title: 'CREATED', value: (k) => formatTime(k.createdAt) },
+          { title: 'LAST USED', value: (k) => sinceIso(k.lastUsedAt) },
+          {
+            title: 'ENDS',
+            value: (k) => (k.revokedAt ? formatTime(k.revokedAt) : null),
+          },
+        ]),
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'keys rotate',
+    summary: 'issue a new key for the same client; the old one keeps working for a grace period',
+    usage: '<prefix> [--grace 24h]',
+    positionals: { min: 1, max: 1, names: '<prefix>' },
+    options: { grace: { type: 'string' } },
+    optionsHelp: [
+      ['--grace <duration>', 'how long the old key keeps working: 0, 15m, 24h (default), 7d'],
+    ],
+    examples: ['npm run ops -- keys rotate 3f9a0c1b2d4e --grace 1h'],
+    async run(ctx) {
+      const prefix = prefixArgument(ctx.positionals[0]);
+      const grace = stringFlag(ctx, 'grace');
+      const graceSeconds = grace === undefined ? undefined : parseDuration(grace, 'grace');
+      if (graceSeconds !== undefined && graceSeconds > 30 * 86_400) {
+        throw new UsageError('--grace can be at most 30d');
+      }
+      const rotated = await (await ctx.api()).post<{
+        key: string;
+        prefix: string;
+        clientId: string;
+        scopes: string[];
+        previousPrefix: string;
+        previousKeyExpiresAt: string;
+      }>(`/v1/admin/keys/${prefix}/rotate`, graceSeconds === undefined ? {} : { graceSeconds });
+      ctx.out.data(rotated);
+      ctx.out.line(
+        `Rotated ${rotated.previousPrefix}: the old key works until ${formatTime(rotated.previousKeyExpiresAt)}.`,
+      );
+      ctx.out.line(
+        keyValues([
+          ['new prefix', rotated.prefix],
+          ['client', rotated.clientId],
+          ['scopes', rotated.scopes.join(', ')],
+        ]),
+      );
+      ctx.out.line();
+      ctx.out.line(`X-API-Key: ${rotated.key}`);
+      for (const line of showOnce) ctx.out.line(line);
+      return 0;
+    },
+  },
+  {
+    name: 'keys revoke',
+    summary: 'revoke a key now',
+    usage: '<prefix>',
+    positionals: { min: 1, max: 1, names: '<prefix>' },
+    async run(ctx) {
+      const prefix = prefixArgument(ctx.positionals[0]);
+      const revoked = await (await ctx.api()).post<{ prefix: string; revokedAt: string }>(
+        `/v1/admin/keys/${prefix}/revoke`,
+      );
+      ctx.out.data(revoked);
+      ctx.out.line(
+        `Revoked ${revoked.prefix} at ${formatTime(revoked.revokedAt)}; calls with it now get 401.`,
+      );
+      return 0;
+    },
+  },
+];

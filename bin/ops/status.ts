@@ -1,0 +1,165 @@
+/**
+ * `ops status` and `ops queue status`: the admin status, read the way on-call reads it, with the
+ * alarm lines from lib/thresholds.ts next to the numbers they watch.
+ */
+import type { AdminStatus, QueueStatus } from '../../lambdas/core/admin-status.ts';
+import type { AlarmThreshold } from '../../lib/thresholds.ts';
+import type { Command } from './command.ts';
+import { formatAge, keyValues, sinceIso, table } from './output.ts';
+import { panicSummary, panicTable } from './panic.ts';
+
+/** The alarm table, read when a status command runs (the other commands start faster without it). */
+let alarms: readonly AlarmThreshold[] = [];
+async function loadAlarms(): Promise<void> {
+  alarms = (await import('../../lib/thresholds.ts')).ALARM_THRESHOLDS;
+}
+
+function threshold(id: string): number | undefined {
+  return alarms.find((t) => t.id === id)?.threshold;
+}
+
+/** What is over an alarm line, in words: `backlog > 1000`, `oldest > 5m00s`, `DLQ not empty`. */
+export function queueAlarm(q: QueueStatus): string | null {
+  if (q.error) return `unreachable (${q.error})`;
+  const notes: string[] = [];
+  if (q.kind === 'dlq') {
+    const min = threshold(`dlq-not-empty-${q.priority}`) ?? 1;
+    if ((q.visible ?? 0) >= min) notes.push('ALARM: DLQ not empty (ops dlq list)');
+    return notes.join('; ') || null;
+  }
+  const backlog = threshold(`queue-backlog-${q.priority}`);
+  if (backlog !== undefined && (q.visible ?? 0) > backlog)
+    notes.push(`ALARM: backlog > ${backlog}`);
+  const age = threshold(`oldest-message-age-${q.priority}`);
+  if (age !== undefined && (q.oldestAgeSeconds ?? 0) > age) {
+    notes.push(`ALARM: oldest > ${formatAge(age)}`);
+  }
+  return notes.join('; ') || null;
+}
+
+export function queueTable(queues: readonly QueueStatus[]): string {
+  return table(queues, [
+    { title: 'QUEUE', value: (q) => q.name },
+    { title: 'VISIBLE', value: (q) => q.visible, align: 'right' },
+    { title: 'IN FLIGHT', value: (q) => q.inFlight, align: 'right' },
+    { title: 'DELAYED', value: (q) => q.delayed, align: 'right' },
+    { title: 'OLDEST', value: (q) => formatAge(q.oldestAgeSeconds), align: 'right' },
+    { title: 'WAITING ROWS', value: (q) => q.waitingNotifications, align: 'right' },
+    { title: 'NOTE', value: (q) => queueAlarm(q) },
+  ]);
+}
+
+function last24hLines(status: AdminStatus): string[] {
+  const d = status.last24h;
+  const alarm = alarms.find((t) => t.id === 'delivery-failure-rate-warning');
+  // The alarm ignores small samples; so does this note (a 1-of-2 failure is not an incident).
+  const sample = d.sent + d.failed;
+  const rate =
+    d.successRatePercent === null
+      ? 'no finished notifications yet'
+      : `${d.successRatePercent}%${
+          alarm &&
+          100 - d.successRatePercent > alarm.threshold &&
+          sample >= (alarm.minimumSample?.count ?? 0)
+            ? ` (below ${100 - alarm.threshold}%: see runbooks/delivery-failures.md)`
+            : ''
+        }`;
+  const byClass = Object.entries(d.failedByClass)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const lines = [
+    `Last 24 hours (notifications accepted since ${d.since.slice(0, 19)}Z)`,
+    keyValues([
+      ['accepted', d.accepted],
+      ['sent', d.sent],
+      ['delivered', d.delivered],
+      ['read', d.read],
+      ['failed', `${d.failed}${byClass ? ` (${byClass})` : ''}`],
+      ['skipped', d.skipped],
+      ['deferred', d.deferred],
+      ['in progress', d.inProgress],
+      ['skipped duplicate', d.skippedDuplicate],
+      ['skipped rate limit', d.skippedRateLimit],
+      ['success rate', rate],
+    ]),
+  ];
+  if (d.topErrors.length) {
+    lines.push(
+      '',
+      'Why they failed',
+      table(d.topErrors, [
+        { title: 'CLASS', value: (e) => e.errorClass },
+        { title: 'CODE', value: (e) => e.errorCode, align: 'right' },
+        { title: 'COUNT', value: (e) => e.count, align: 'right' },
+        {
+          title: 'EXAMPLE',
+          value: (e) =>
+            e.example && e.example.length > 64 ? `${e.example.slice(0, 63)}…` : e.example,
+        },
+      ]),
+    );
+  }
+  return lines;
+}
+
+export const statusCommands: Command[] = [
+  {
+    name: 'status',
+    summary: 'everything at once: last 24 h, queues, panic mode, limits, rollout, scheduler',
+    description: 'What GET /v1/admin/status answers, for the first five minutes of an incident.',
+    async run(ctx) {
+      const [status] = await Promise.all([
+        (await ctx.api()).get<AdminStatus>('/v1/admin/status'),
+        loadAlarms(),
+      ]);
+      ctx.out.data(status);
+      const r = status.rollout;
+      const limits = status.rateLimiter.limits;
+      const lastRun = status.scheduler.lastRun;
+      const lines = [
+        ...last24hLines(status),
+        '',
+        'Queues',
+        queueTable(status.queues),
+        '',
+        panicSummary(status.panic),
+        panicTable(status.panic.senders),
+        '',
+        `Rate limiter: ${limits.ratePerSecond}/s per sender, per-minute cap ${limits.perMinuteCap ?? 'none'}, daily cap ${limits.dailyCap ?? 'none'}, ${limits.recipientSpacingSeconds} s between messages to one recipient`,
+        table(status.rateLimiter.senders, [
+          { title: 'SENDER', value: (s) => s.senderId },
+          { title: 'TOKENS NOW', value: (s) => s.tokensAvailable, align: 'right' },
+          { title: 'THIS MINUTE', value: (s) => s.minuteCount, align: 'right' },
+          { title: 'TODAY (UTC)', value: (s) => s.dayCount, align: 'right' },
+        ]),
+        '',
+        `Rollout: delivery ${r.deliveryEnabled ? 'on' : 'OFF'}, dry run ${r.dryRun ? 'ON' : 'off'}, pilot ${r.pilotPrefixes.length ? r.pilotPrefixes.join(',') : 'everyone'} (ops rollout get)`,
+        `Scheduler: ${
+          lastRun
+            ? `last run ${sinceIso(lastRun.startedAt)} (${lastRun.outcome}), last success ${sinceIso(status.scheduler.lastSuccessfulRunAt)}`
+            : 'has not run yet'
+        }`,
+      ];
+      for (const line of lines) ctx.out.line(line);
+      return 0;
+    },
+  },
+  {
+    name: 'queue status',
+    summary: 'depth and oldest age of the delivery queues and their DLQs',
+    description:
+      'VISIBLE waits to be received, IN FLIGHT is with a worker or waiting for a retry, DELAYED was sent\n' +
+      'with a delay. OLDEST is the age of the oldest notification waiting on the queue (from the\n' +
+      'notifications table; CloudWatch ApproximateAgeOfOldestMessage is what the alarm reads).',
+    async run(ctx) {
+      const [status] = await Promise.all([
+        (await ctx.api()).get<AdminStatus>('/v1/admin/status'),
+        loadAlarms(),
+      ]);
+      ctx.out.data({ generatedAt: status.generatedAt, queues: status.queues });
+      ctx.out.line(queueTable(status.queues));
+      return 0;
+    },
+  },
+];
