@@ -69,32 +69,49 @@ export async function applyStatusUpdate(
       .select('id')
       .where('wamid', '=', report.wamid)
       .executeTakeFirst();
-    if (known) return { kind: 'ignored' };
-    await db
-      .insertInto('pending_statuses')
-      .values({
-        wamid: report.wamid,
-        status: report.status,
-        occurred_at: report.timestamp,
-        error_code: report.errorCode ?? null,
-        error_title: report.errorTitle ?? null,
-      })
-      .onConflict((oc) => oc.columns(['wamid', 'status']).doNothing())
-      .execute();
-    // The worker stores the wamid and then looks for pending statuses; we store the pending status
-    // and then look for the wamid. Whichever runs second sees the other's write, so no status is lost.
-    moved = await moveForward(db, report);
-    if (!moved) return { kind: 'pending' };
+    if (known) {
+      // The worker may have stored the wamid between our UPDATE and this SELECT: the UPDATE saw no
+      // row, the SELECT does. One more try settles it; a row that still does not move is ahead.
+      moved = await moveForward(db, report);
+      if (!moved) return { kind: 'ignored' };
+    } else {
+      moved = await keepUntilStored(db, report);
+      if (!moved) return { kind: 'pending' };
+    }
+  }
+  if (report.status === 'failed' && report.errorCode === 131050) {
+    await addOptOut(db, moved.recipient, 'meta_131050');
+  }
+  return { kind: 'applied', notificationId: moved.id, recipient: moved.recipient };
+}
+
+/** Parks a status whose wamid no row has yet, then looks once more (see the comment inside). */
+async function keepUntilStored(
+  db: Kysely<Database>,
+  report: StatusReport,
+): Promise<{ id: string; recipient: string } | undefined> {
+  await db
+    .insertInto('pending_statuses')
+    .values({
+      wamid: report.wamid,
+      status: report.status,
+      occurred_at: report.timestamp,
+      error_code: report.errorCode ?? null,
+      error_title: report.errorTitle ?? null,
+    })
+    .onConflict((oc) => oc.columns(['wamid', 'status']).doNothing())
+    .execute();
+  // The worker stores the wamid and then looks for pending statuses; we store the pending status
+  // and then look for the wamid. Whichever runs second sees the other's write, so no status is lost.
+  const moved = await moveForward(db, report);
+  if (moved) {
     await db
       .deleteFrom('pending_statuses')
       .where('wamid', '=', report.wamid)
       .where('status', '=', report.status)
       .execute();
   }
-  if (report.status === 'failed' && report.errorCode === 131050) {
-    await addOptOut(db, moved.recipient, 'meta_131050');
-  }
-  return { kind: 'applied', notificationId: moved.id, recipient: moved.recipient };
+  return moved;
 }
 
 const PROGRESS_ORDER = { sent: 0, delivered: 1, read: 2, failed: 3 } as const;
