@@ -9,6 +9,8 @@ import type { DeliveryGates, GateDecision, SendReport } from './delivery-gates.t
 import { ensureSender, openCircuit, recordSendResults } from './panic-mode.ts';
 import {
   claimRecipientSlots,
+  releaseRecipientSlots,
+  returnSendTokens,
   secondsToNextMinute,
   secondsUntilTokens,
   startOfNextUtcDay,
@@ -59,14 +61,33 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
       if (remaining.length === 0) return decisions;
 
       await ready();
-      const grant = await takeSendTokens(db, senderId, remaining.length, rollout);
+      // Recipient spacing first, so that a row held back for its recipient takes no token and
+      // counts toward no cap. Two notifications for one recipient in a batch: the first gets it.
+      const slots = await claimRecipientSlots(db, remaining, rollout.recipientSpacingSeconds);
+      const spaced: NotificationRow[] = [];
+      for (const row of remaining) {
+        if (slots.has(row.id)) {
+          spaced.push(row);
+        } else {
+          decisions.set(row.id, {
+            kind: 'delay',
+            reason: 'recipient_spacing',
+            seconds: Math.max(1, rollout.recipientSpacingSeconds),
+          });
+        }
+      }
+      if (spaced.length === 0) return decisions;
+
+      const grant = await takeSendTokens(db, senderId, spaced.length, rollout);
+      const granted = grant.circuitOpen ? [] : spaced.slice(0, grant.granted);
+      const denied = grant.circuitOpen ? spaced : spaced.slice(grant.granted);
+      // The slots of rows that will not be sent now are given back for their next turn.
+      await releaseRecipientSlots(db, denied);
       if (grant.circuitOpen) {
-        for (const row of remaining)
+        for (const row of denied)
           decisions.set(row.id, { kind: 'defer', reason: 'panic_mode', until: null });
         return decisions;
       }
-      const granted = remaining.slice(0, grant.granted);
-      const denied = remaining.slice(grant.granted);
       const dailyReached =
         rollout.dailyCap !== null && grant.dayUsed + grant.granted >= rollout.dailyCap;
       const minuteReached =
@@ -93,21 +114,17 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
           });
         }
       }
-      // Two notifications for one recipient in one batch: only the first can get the slot.
-      const slots = await claimRecipientSlots(db, granted, rollout.recipientSpacingSeconds);
-      for (const row of granted) {
-        decisions.set(
-          row.id,
-          slots.has(row.id)
-            ? { kind: 'send' }
-            : {
-                kind: 'delay',
-                reason: 'recipient_spacing',
-                seconds: Math.max(1, rollout.recipientSpacingSeconds),
-              },
-        );
-      }
+      for (const row of granted) decisions.set(row.id, { kind: 'send' });
       return decisions;
+    },
+
+    async release(rows: readonly NotificationRow[]) {
+      if (rows.length === 0) return;
+      const rollout = await options.rollout();
+      await Promise.all([
+        returnSendTokens(db, senderId, rows.length, rollout.ratePerSecond),
+        releaseRecipientSlots(db, rows),
+      ]);
     },
 
     async report(results: readonly SendReport[]) {

@@ -16,6 +16,7 @@ import { isUuid } from './ids.ts';
 import { ALREADY_SENT_STATUSES, type NotificationStatus } from './lifecycle.ts';
 import { Metric } from './metric-names.ts';
 import { addOptOut } from './opt-outs.ts';
+import { sendToQueues } from './queue.ts';
 import { WORKER_TIMEOUT_SECONDS } from './queues.ts';
 import { addTallies } from './tallies.ts';
 import { applyTransitions, type Transition } from './transitions.ts';
@@ -78,6 +79,9 @@ export async function deliverBatch(
   const now = deps.now();
   const outcomes = new Map<string, RecordOutcome>();
   const retryAfter = new Map<string, number>(); // messageId → visibility seconds
+  // Records held back without an attempt (rate limits, another worker's claim): they go back on
+  // the queue as fresh delayed messages, so waiting never spends a receive toward the DLQ.
+  const holdBack = new Map<string, number>(); // messageId → delay seconds
   const log = (record: DeliveryRecord, message: string, extra: Record<string, unknown> = {}) =>
     deps.logger.info(message, {
       requestId: record.requestId,
@@ -139,7 +143,7 @@ export async function deliverBatch(
       now.getTime() - row.updated_at.getTime() < STALE_CLAIM_SECONDS * 1000
     ) {
       outcomes.set(record.messageId, 'busy');
-      retryAfter.set(record.messageId, BUSY_RETRY_SECONDS);
+      holdBack.set(record.messageId, BUSY_RETRY_SECONDS);
       continue;
     }
     if (row.opted_out) {
@@ -194,10 +198,7 @@ export async function deliverBatch(
         break;
       case 'delay':
         outcomes.set(record.messageId, 'delayed');
-        retryAfter.set(
-          record.messageId,
-          Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(decision.seconds)),
-        );
+        holdBack.set(record.messageId, Math.ceil(decision.seconds));
         deps.metrics.addMetric(Metric.SkippedRateLimit, MetricUnit.Count, 1);
         log(record, 'held back by rate limits', {
           reason: decision.reason,
@@ -215,12 +216,12 @@ export async function deliverBatch(
     toSend.map((c) => c.row.id),
     deps.senderId,
   );
-  const sends = toSend.filter((c) => {
-    if (claimed.has(c.row.id)) return true;
+  const lost = toSend.filter((c) => !claimed.has(c.row.id));
+  for (const c of lost) {
     outcomes.set(c.record.messageId, 'busy');
-    retryAfter.set(c.record.messageId, BUSY_RETRY_SECONDS);
-    return false;
-  });
+    holdBack.set(c.record.messageId, BUSY_RETRY_SECONDS);
+  }
+  const sends = toSend.filter((c) => claimed.has(c.row.id));
 
   const results = await Promise.all(
     sends.map(async (c) => ({
@@ -331,6 +332,10 @@ export async function deliverBatch(
     applyPendingStatuses(deps.db, sentWamids),
     ...newOptOuts.map((recipient) => addOptOut(deps.db, recipient, 'meta_131050')),
     deps.gates.report(reports, now),
+    deps.gates.release(
+      lost.map((c) => c.row),
+      now,
+    ),
     addTallies(deps.db, { skipped_duplicate: duplicates, skipped_rate_limit: delayed }, now),
   ]).catch((error: unknown) =>
     deps.logger.error('post-send bookkeeping failed', {
@@ -338,13 +343,18 @@ export async function deliverBatch(
     }),
   );
 
+  const requeued = await requeue(deps, records, holdBack);
+  for (const [messageId, seconds] of holdBack) {
+    // Not back on the queue: keep the message itself, hidden for the delay, as a last resort.
+    if (!requeued.has(messageId))
+      retryAfter.set(messageId, Math.min(MAX_VISIBILITY_SECONDS, seconds));
+  }
   await changeVisibility(deps.sqs, records, retryAfter, deps.logger);
   const batchItemFailures = records
     .filter((r) => {
       const outcome = outcomes.get(r.messageId);
-      return (
-        outcome === 'retry' || outcome === 'delayed' || outcome === 'busy' || outcome === 'bad_body'
-      );
+      if (outcome === 'delayed' || outcome === 'busy') return !requeued.has(r.messageId);
+      return outcome === 'retry' || outcome === 'bad_body';
     })
     .map((r) => ({ itemIdentifier: r.messageId }));
   return { batchItemFailures, outcomes };
@@ -419,6 +429,38 @@ export function addClassMetric(metrics: Metrics, errorClass: string) {
   const single = metrics.singleMetric();
   single.addDimension('ErrorClass', errorClass);
   single.addMetric(Metric.NotificationsFailedByClass, MetricUnit.Count, 1);
+}
+
+/** SQS's longest message delay. */
+const MAX_DELAY_SECONDS = 900;
+
+/**
+ * Puts held-back records back on their queue as new messages delayed by their wait; returns the
+ * message ids that made it (the originals are then deleted). If the send succeeds and the delete
+ * does not, two messages carry one id, and the second finds the row sent or claimed.
+ */
+async function requeue(
+  deps: DeliveryDeps,
+  records: readonly DeliveryRecord[],
+  holdBack: Map<string, number>,
+): Promise<Set<string>> {
+  const held = records.filter((r) => holdBack.has(r.messageId));
+  if (held.length === 0) return new Set();
+  const failed = await sendToQueues(
+    deps.sqs,
+    held.map((record) => ({
+      queueUrl: record.queueUrl,
+      body: record.body,
+      requestId: record.requestId,
+      delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(1, holdBack.get(record.messageId)!)),
+    })),
+  );
+  if (failed.size > 0) {
+    deps.logger.warn('could not re-queue held-back records; they stay on the queue', {
+      count: failed.size,
+    });
+  }
+  return new Set(held.filter((_, index) => !failed.has(index)).map((r) => r.messageId));
 }
 
 async function changeVisibility(

@@ -22,10 +22,13 @@ export interface DeliveryGates {
   admit(rows: readonly NotificationRow[], now: Date): Promise<Map<string, GateDecision>>;
   /** Told what the sends did, so the circuit can count consecutive failures or close. */
   report(results: readonly SendReport[], now: Date): Promise<void>;
+  /** Gives back what `admit` took for rows it let through that were then not sent (lost claims). */
+  release(rows: readonly NotificationRow[], now: Date): Promise<void>;
 }
 
 /** Every gate open: what the worker uses until rollout, circuit and rate limits are configured. */
 export const openGates: DeliveryGates = {
   admit: async (rows) => new Map(rows.map((r) => [r.id, { kind: 'send' }])),
   report: async () => {},
+  release: async () => {},
 };

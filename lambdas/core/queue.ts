@@ -33,45 +33,82 @@ export async function enqueueNotification(
   );
 }
 
+/** One message for any of the delivery queues. */
+export interface QueueMessage {
+  queueUrl: string;
+  /** The notification id. */
+  body: string;
+  requestId?: string | undefined;
+  /** 0–900 seconds. */
+  delaySeconds?: number | undefined;
+}
+
 /**
- * Enqueues many notifications, ten to a SendMessageBatch call per queue. Returns the ids that did
- * not make it onto a queue, so the caller leaves those rows for the outbox sweep.
+ * Sends messages ten to a SendMessageBatch call per queue. Returns the indexes of the messages
+ * that did not make it onto their queue (a rejected entry or a failed call).
  */
-export async function enqueueNotifications(
-  targets: QueueTargets,
-  items: readonly QueuedNotification[],
-): Promise<Set<string>> {
-  const failed = new Set<string>();
+export async function sendToQueues(
+  sqs: SQSClient,
+  messages: readonly QueueMessage[],
+): Promise<Set<number>> {
+  const failed = new Set<number>();
+  const byQueue = new Map<string, number[]>();
+  for (const [index, message] of messages.entries()) {
+    const indexes = byQueue.get(message.queueUrl) ?? [];
+    indexes.push(index);
+    byQueue.set(message.queueUrl, indexes);
+  }
   const calls: Promise<void>[] = [];
-  for (const priority of ['high', 'bulk'] as const) {
-    const forQueue = items.filter((i) => i.priority === priority);
-    for (let start = 0; start < forQueue.length; start += 10) {
-      const chunk = forQueue.slice(start, start + 10);
+  for (const [queueUrl, indexes] of byQueue) {
+    for (let start = 0; start < indexes.length; start += 10) {
+      const chunk = indexes.slice(start, start + 10);
       calls.push(
-        targets.sqs
+        sqs
           .send(
             new SendMessageBatchCommand({
-              QueueUrl: targets.queueUrls[priority],
-              Entries: chunk.map((item, index) => ({
-                Id: String(index),
-                MessageBody: item.id,
-                MessageAttributes: messageAttributes(item.requestId),
-                ...(item.delaySeconds ? { DelaySeconds: item.delaySeconds } : {}),
-              })),
+              QueueUrl: queueUrl,
+              Entries: chunk.map((index) => {
+                const message = messages[index]!;
+                return {
+                  Id: String(index),
+                  MessageBody: message.body,
+                  ...(message.requestId
+                    ? { MessageAttributes: messageAttributes(message.requestId) }
+                    : {}),
+                  ...(message.delaySeconds ? { DelaySeconds: message.delaySeconds } : {}),
+                };
+              }),
             }),
           )
           .then((result) => {
-            for (const f of result.Failed ?? []) {
-              const item = chunk[Number(f.Id)];
-              if (item) failed.add(item.id);
-            }
+            for (const f of result.Failed ?? []) failed.add(Number(f.Id));
           })
           .catch(() => {
-            for (const item of chunk) failed.add(item.id);
+            for (const index of chunk) failed.add(index);
           }),
       );
     }
   }
   await Promise.all(calls);
   return failed;
+}
+
+/**
+ * Enqueues many notifications on their priority's queue. Returns the ids that did not make it
+ * onto a queue, so the caller leaves those rows for the outbox sweep.
+ */
+export async function enqueueNotifications(
+  targets: QueueTargets,
+  items: readonly QueuedNotification[],
+): Promise<Set<string>> {
+  const failed = await sendToQueues(
+    targets.sqs,
+    items.map((item) => ({
+      queueUrl: targets.queueUrls[item.priority],
+      body: item.id,
+      requestId: item.requestId,
+      delaySeconds: item.delaySeconds,
+    })),
+  );
+  return new Set([...failed].map((index) => items[index]!.id));
 }

@@ -107,6 +107,52 @@ export async function claimRecipientSlots(
   return new Set(result.rows.map((r) => r.notification_id));
 }
 
+/**
+ * Returns `count` permits taken by `takeSendTokens` that were not used. The minute and day
+ * counters only go down while they still count the period the permits were taken in.
+ */
+export async function returnSendTokens(
+  db: Kysely<Database>,
+  senderId: string,
+  count: number,
+  ratePerSecond: number,
+): Promise<void> {
+  if (count <= 0) return;
+  await sql`
+    update sender_state set
+      tokens = least(${ratePerSecond}::float8, tokens + ${count}::int),
+      minute_count = case when minute_start = date_trunc('minute', clock_timestamp())
+        then greatest(0, minute_count - ${count}::int) else minute_count end,
+      day_count = case when day_start = date_trunc('day', clock_timestamp())
+        then greatest(0, day_count - ${count}::int) else day_count end
+    where sender_id = ${senderId}`.execute(db);
+}
+
+/**
+ * Frees the recipient slots these notifications hold when they were not sent after all. Safe to
+ * forget the row: a slot is only granted once the previous send is at least the spacing old.
+ */
+export async function releaseRecipientSlots(
+  db: Kysely<Database>,
+  slots: readonly { id: string; recipient: string }[],
+): Promise<void> {
+  if (slots.length === 0) return;
+  // By recipient (the key); a notification has one recipient, so the pair matches one row.
+  await db
+    .deleteFrom('recipient_pacing')
+    .where(
+      'recipient',
+      'in',
+      slots.map((s) => s.recipient),
+    )
+    .where(
+      'notification_id',
+      'in',
+      slots.map((s) => s.id),
+    )
+    .execute();
+}
+
 /** Seconds until the bucket holds `missing` more tokens. */
 export function secondsUntilTokens(missing: number, ratePerSecond: number): number {
   return Math.max(1, Math.ceil(missing / ratePerSecond));

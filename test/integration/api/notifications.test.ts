@@ -88,13 +88,15 @@ describe('POST /v1/notifications', () => {
 
     const sqs = testSqsClient();
     let found: { body?: string; requestId?: string } | undefined;
-    for (let i = 0; i < 20 && !found; i++) {
+    // The suite shares this queue: what we receive stays hidden a few seconds, so each receive
+    // looks further down a queue that other files filled, not at the same ten messages again.
+    for (let i = 0; i < 50 && !found; i++) {
       const received = await sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: process.env.BULK_QUEUE_URL,
           MaxNumberOfMessages: 10,
           MessageAttributeNames: ['All'],
-          VisibilityTimeout: 0,
+          VisibilityTimeout: 5,
           WaitTimeSeconds: 0,
         }),
       );
