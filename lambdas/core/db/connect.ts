@@ -11,6 +11,11 @@ export function createPool(config: DatabaseConfig): pg.Pool {
   // error on the pool; the pool discards that client and the next query opens a new one, so the
   // process must not die of it.
   pool.on('error', () => {});
+  // A client checked out when the server goes away emits 'error' on itself, not the pool; the
+  // query in flight is rejected anyway, and an unheard 'error' event would end the process.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 

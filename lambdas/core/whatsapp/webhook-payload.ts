@@ -1,5 +1,6 @@
 /** Meta's webhook POST body: zod schemas, a parser into status updates and inbound messages, and builders. */
-import { z } from 'zod';
+import * as z from 'zod';
+import { isStorableText } from '../json-input.ts';
 import { maskPhonesIn } from '../phone.ts';
 
 export const STATUS_VALUES = ['sent', 'delivered', 'read', 'failed'] as const;
@@ -34,29 +35,46 @@ export type ParsedWebhook =
   | { ok: true; statuses: StatusUpdate[]; inbound: InboundMessage[] }
   | { ok: false; error: string };
 
+/** Latest Unix second we accept (year 2286): anything later is not a real event time. */
+const MAX_UNIX_SECONDS = 9_999_999_999;
+
 /** Unix seconds, as a string (what Meta sends) or a number. */
-const unixSeconds = z.union([z.string().regex(/^\d{1,12}$/), z.number().int().nonnegative()]);
+const unixSeconds = z.union([
+  z.string().regex(/^\d{1,10}$/),
+  z.number().int().nonnegative().max(MAX_UNIX_SECONDS),
+]);
+
+/** Text we store or look up: PostgreSQL refuses U+0000 and unpaired surrogates. */
+const storableText = z.string().refine(isStorableText, 'contains U+0000 or an unpaired surrogate');
+
+/** Graph error codes are 32-bit integers; the column is too. */
+const errorCode = z
+  .number()
+  .int()
+  .min(-(2 ** 31))
+  .max(2 ** 31 - 1);
 
 // Objects are z.looseObject: Meta adds fields over time and an unknown field must not turn a
 // good delivery into a 400 that Meta retries for days. What we read is typed strictly.
 const statusErrorSchema = z.looseObject({
-  code: z.number().int(),
-  title: z.string().optional(),
-  message: z.string().optional(),
+  code: errorCode,
+  title: storableText.optional(),
+  message: storableText.optional(),
 });
 
 const statusSchema = z.looseObject({
-  id: z.string().min(1),
+  id: storableText.min(1).max(512),
   // Read as a string: Meta has other statuses ('deleted', 'warning') that we skip, not reject.
   status: z.string().min(1),
   timestamp: unixSeconds,
-  recipient_id: z.string().min(1),
+  recipient_id: storableText.min(1),
   errors: z.array(statusErrorSchema).optional(),
 });
 
 const inboundSchema = z.looseObject({
-  from: z.string().min(1),
-  id: z.string().min(1),
+  // WhatsApp ids of senders are phone digits; the opt-out list is keyed by them.
+  from: z.string().regex(/^\d{6,15}$/),
+  id: storableText.min(1).max(512),
   timestamp: unixSeconds,
   type: z.string().min(1),
   text: z.looseObject({ body: z.string() }).optional(),
@@ -68,7 +86,7 @@ export const messagesValueSchema = z.looseObject({
   metadata: z
     .looseObject({
       display_phone_number: z.string().optional(),
-      phone_number_id: z.string().min(1),
+      phone_number_id: storableText.min(1),
     })
     .optional(),
   statuses: z.array(statusSchema).optional(),
