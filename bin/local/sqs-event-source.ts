@@ -13,7 +13,10 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { RECEIVE_WAIT_SECONDS, WORKER_BATCH_SIZE } from '../../lambdas/core/queues.ts';
 import { localLambdaContext } from './lambda-context.ts';
 
-export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | void>;
+export type SqsHandler = (
+  event: SQSEvent,
+  context: Context,
+) => Promise<SQSBatchResponse | undefined>;
 
 export interface EventSourceOptions {
   sqs: SQSClient;
@@ -24,6 +27,13 @@ export interface EventSourceOptions {
   concurrency: number;
   batchSize?: number;
   waitSeconds?: number;
+  /**
+   * Like the event source's MaximumBatchingWindowInSeconds: after a receive that brought fewer
+   * than batchSize messages, keep receiving for up to this long to fill the batch. Fuller batches
+   * at low traffic mean fewer database round trips per notification, at up to this much latency.
+   * Default 0: hand over whatever the first receive brought.
+   */
+  batchWindowMs?: number;
   onError?: (error: unknown) => void;
 }
 
@@ -64,21 +74,51 @@ export function toSqsRecord(message: Message, queueArn: string): SQSRecord {
 export function startSqsEventSource(options: EventSourceOptions): EventSource {
   const controller = new AbortController();
   let invocations = 0;
+  const batchSize = options.batchSize ?? WORKER_BATCH_SIZE;
+  const receive = (max: number, waitSeconds: number, abortSignal?: AbortSignal) =>
+    options.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: options.queueUrl,
+        MaxNumberOfMessages: max,
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+      abortSignal ? { abortSignal } : {},
+    );
+  /** Tops a batch up within the batching window; every message received is handed over. */
+  const fillBatch = async (messages: Message[]) => {
+    const windowMs = options.batchWindowMs ?? 0;
+    if (windowMs <= 0) return;
+    const deadline = Date.now() + windowMs;
+    while (messages.length < batchSize && !controller.signal.aborted) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      let more: Awaited<ReturnType<typeof receive>>;
+      try {
+        // Whole seconds only: wait 1 s at most, or not at all when less than that is left.
+        more = await receive(batchSize - messages.length, left >= 1000 ? 1 : 0);
+      } catch {
+        // The messages in hand go to the handler; the failure shows on the next receive.
+        return;
+      }
+      messages.push(...(more.Messages ?? []));
+      if (!more.Messages?.length && left < 1000) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(left, 50)));
+      }
+    }
+  };
   const loop = async () => {
     while (!controller.signal.aborted) {
       try {
-        const received = await options.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: options.queueUrl,
-            MaxNumberOfMessages: options.batchSize ?? WORKER_BATCH_SIZE,
-            WaitTimeSeconds: options.waitSeconds ?? RECEIVE_WAIT_SECONDS,
-            MessageSystemAttributeNames: ['All'],
-            MessageAttributeNames: ['All'],
-          }),
-          { abortSignal: controller.signal },
+        const received = await receive(
+          batchSize,
+          options.waitSeconds ?? RECEIVE_WAIT_SECONDS,
+          controller.signal,
         );
         const messages = received.Messages ?? [];
         if (messages.length === 0) continue;
+        await fillBatch(messages);
         invocations += 1;
         const records = messages.map((m) => toSqsRecord(m, options.queueArn));
         let failed: Set<string>;

@@ -1,0 +1,102 @@
+/**
+ * `npm run chaos`: a few thousand notifications through the local stack while the sandbox injects
+ * faults, the worker process is killed at random and PostgreSQL restarts once; then an account of
+ * every notification and every duplicate send. Exits 1 when one is lost or a duplicate has no
+ * crash to explain it. Flags: --notifications N (3000), --rate R (100/s), --fault-rate F (0.1: one
+ * send in ten gets a 429, a 5xx, a timeout, a slow answer or a reset), --seconds-to-settle S (180).
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SANDBOX_FAULTS } from '../lambdas/core/whatsapp/sandbox.ts';
+import { type ChaosReport, runChaos } from './chaos/run-chaos.ts';
+
+const { values } = parseArgs({
+  options: {
+    notifications: { type: 'string' },
+    rate: { type: 'string' },
+    'fault-rate': { type: 'string' },
+    'seconds-to-settle': { type: 'string' },
+  },
+});
+const notifications = Number(values.notifications ?? process.env.CHAOS_NOTIFICATIONS ?? 3000);
+const rate = Number(values.rate ?? process.env.CHAOS_RATE ?? 100);
+const faultRate = Number(values['fault-rate'] ?? process.env.CHAOS_FAULT_RATE ?? 0.1);
+const settleSeconds = Number(values['seconds-to-settle'] ?? 180);
+
+// The handlers' JSON log lines go to a file; the report to the terminal.
+const outDir = resolve('bench-results');
+await mkdir(outDir, { recursive: true });
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const logPath = join(outDir, `chaos-${stamp}.log`);
+const logFile = createWriteStream(logPath);
+const print = process.stdout.write.bind(process.stdout);
+const printErr = process.stderr.write.bind(process.stderr);
+const toLog = ((chunk: string | Uint8Array, ...rest: never[]) =>
+  logFile.write(chunk, ...rest)) as typeof process.stdout.write;
+process.stdout.write = toLog;
+process.stderr.write = toLog;
+const t0 = Date.now();
+const log = (line: string) => {
+  logFile.write(`${line}\n`);
+  if (!line.startsWith('[local]')) {
+    printErr(`[chaos ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
+  }
+};
+
+const loadMs = (notifications / rate) * 1000;
+const report: ChaosReport = await runChaos({
+  notifications,
+  ratePerSecond: rate,
+  clientRetryMs: 40_000,
+  faultRate,
+  faultKinds: [...SANDBOX_FAULTS],
+  killEveryMs: [2000, 6000],
+  faultWindowMs: Math.max(30_000, loadMs),
+  stormAtMs: Math.round(loadMs * 0.75),
+  stormMs: 2000,
+  postgresStopAtMs: Math.round(loadMs / 2),
+  postgresDownMs: 3000,
+  workerConcurrency: 4,
+  visibilityTimeoutSeconds: 40,
+  settleTimeoutMs: settleSeconds * 1000,
+  schedulerIntervalSeconds: 3,
+  recipientPrefix: '317',
+  dataDir: join(process.cwd(), '.local', `chaos-${process.pid}`),
+  log,
+});
+
+await new Promise((done) => logFile.end(done));
+const d = report.duplicates;
+print(`
+chaos run: ${report.requests} notifications at ${rate}/s, ${Math.round(faultRate * 100)} % faults (${SANDBOX_FAULTS.join(', ')}), ${(report.durationMs / 1000).toFixed(0)} s
+
+accepted (202, retries with the same Idempotency-Key): ${report.accepted}; gave up: ${report.gaveUp}
+rows: ${report.rows}   ${Object.entries(report.byStatus)
+  .map(([s, n]) => `${s} ${n}`)
+  .join(', ')}
+unfinished: ${report.unfinished.length ? report.unfinished.map((u) => `${u.count} ${u.status} → ${u.wayForward}`).join('; ') : 'none'}
+LOST: ${report.lost} (202 without a row: ${report.acceptedWithoutRow}; rows with no way forward: ${report.lostIds.length})
+DLQ messages redriven: ${report.redriven}
+
+faults: worker SIGKILLed ${report.workerKills} times, exited by itself ${report.workerSelfExits} times; PostgreSQL restarted ${report.postgresRestart ? `${report.postgresRestart.stoppedAt} → ${report.postgresRestart.startedAt}` : 'no'}
+sandbox: ${report.sandbox.sendsDuringFaults} sends while faults were on (${report.sandbox.rejectedDuringFaults} rejected); ${report.sandbox.sendsReceived} sends received in all, ${report.sandbox.accepted} accepted, ${report.sandbox.rejected} rejected; ${report.sandbox.webhooksFailed} webhooks given up; ${report.sandbox.recipientsAttemptedMoreThanOnce} recipients attempted more than once (retries)
+panic mode: opened ${report.circuit.opened}, closed ${report.circuit.closed}
+stack process: ${report.stackUncaughtErrors.length} uncaught PostgreSQL client errors (would have crashed it)
+
+duplicates (the sandbox accepted a send for the same notification twice): ${d.recipients} recipients, ${d.extraSends} extra sends
+  after a worker was killed between claim and record: ${d.attributed.workerKilled}
+  after PostgreSQL went away between send and record:  ${d.attributed.postgresRestart}
+  unexplained: ${d.unexplained}
+  stale claims taken over on those rows: ${d.staleReclaims}
+  kills at ${report.killTimes.map((t) => t.slice(11, 23)).join(', ')}
+
+log: ${logPath}
+`);
+for (const detail of d.details.filter((x) => x.causes.includes('unexplained'))) {
+  print(
+    `unexplained duplicate ${detail.notificationId} (${detail.recipient}, ${detail.acceptedSends} sends):\n  ${(detail.history ?? []).join('\n  ')}\n`,
+  );
+}
+process.exit(report.lost === 0 && d.unexplained === 0 ? 0 : 1);

@@ -1,0 +1,701 @@
+/**
+ * The fault run behind `npm run chaos` and test/chaos: the local stack under load while the sandbox
+ * answers with 429s, 5xx, timeouts, slow answers and resets, the worker process is SIGKILLed at
+ * random moments and restarted, and PostgreSQL is stopped and started once. When the faults stop
+ * it lets everything finish (retries, the scheduler's probes and drains, an operator's DLQ redrive)
+ * and then accounts for every notification: finished, still on its way, or lost; and for every
+ * send the sandbox accepted twice, the crash that explains it.
+ */
+import { randomInt } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Logger } from '@aws-lambda-powertools/logger';
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SetQueueAttributesCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { type Kysely, sql } from 'kysely';
+import pg from 'pg';
+import { Pool } from 'undici';
+import { createDatabase } from '../../lambdas/core/db/connect.ts';
+import type { Database } from '../../lambdas/core/db/schema.ts';
+import { updateRollout } from '../../lambdas/core/rollout.ts';
+import { DEFAULT_SCHEDULER_OPTIONS, runScheduler } from '../../lambdas/core/scheduler.ts';
+import { createGraphClient } from '../../lambdas/core/whatsapp/graph-client.ts';
+import type { SandboxFault } from '../../lambdas/core/whatsapp/sandbox.ts';
+import { freePort } from '../local/free-port.ts';
+import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../local/postgres.ts';
+import { localSqsClient } from '../local/sqs.ts';
+import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import { startWebhookTee, type WebhookTee } from './webhook-tee.ts';
+import { startWorkerChild, type WorkerChild } from './worker-child.ts';
+
+export interface ChaosOptions {
+  /** Notifications posted to the API (each with its own Idempotency-Key and recipient). */
+  notifications: number;
+  /** Offered load, requests per second. */
+  ratePerSecond: number;
+  /**
+   * How long the client retries one notification (same Idempotency-Key) before it gives up. A
+   * request cut off after its insert answers 409 for 30 s (the first request may still be running).
+   */
+  clientRetryMs: number;
+  /** Share of sends and probes the sandbox answers with a fault while the faults are on. */
+  faultRate: number;
+  faultKinds: SandboxFault[];
+  /** The worker process is SIGKILLed after a random time in this range, then restarted (null: never). */
+  killEveryMs: [number, number] | null;
+  /** Faults and kills last at least this long from the start of the load (and until it ends). */
+  faultWindowMs: number;
+  /**
+   * A burst of nothing but 5xx answers (after the load starts, and how long): enough consecutive
+   * upstream failures to open panic mode, so the probes, the close and the drain are exercised.
+   */
+  stormAtMs: number | null;
+  stormMs: number;
+  /** When PostgreSQL stops (after the load starts), and for how long. */
+  postgresStopAtMs: number | null;
+  postgresDownMs: number;
+  workerConcurrency: number;
+  /**
+   * The delivery queues' visibility timeout for the run. Deployed it is 180 s; a crashed batch
+   * comes back after it, and the stale-claim rule (35 s) decides when it is re-sent. 40 s keeps
+   * the run short and still lets every returning claim be stale.
+   */
+  visibilityTimeoutSeconds: number;
+  /** Longest wait for everything to finish once the faults stop. */
+  settleTimeoutMs: number;
+  /** The local stack's scheduler timer (it probes once per run while panic mode is on). */
+  schedulerIntervalSeconds: number;
+  /** Three digits after +57 for the recipients (distinct per notification). */
+  recipientPrefix: string;
+  dataDir: string;
+  log: (line: string) => void;
+}
+
+export interface DuplicateAttribution {
+  recipient: string;
+  notificationId: string;
+  acceptedSends: number;
+  /** Claims taken over from a `sending` claim that had gone stale. */
+  staleReclaims: number;
+  causes: ('worker_killed' | 'postgres_restart' | 'unexplained')[];
+  /** The row's transitions, for the unexplained ones: `from→to #attempt +ms since the first`. */
+  history?: string[];
+}
+
+export interface ChaosReport {
+  durationMs: number;
+  requests: number;
+  /** Keys that got a 202 (after retries with the same Idempotency-Key). */
+  accepted: number;
+  /** Keys that never got a 202; their rows, if any, are still accounted for below. */
+  gaveUp: number;
+  rows: number;
+  byStatus: Record<string, number>;
+  /** A 202 whose notification id has no row. Must be 0. */
+  acceptedWithoutRow: number;
+  /** Rows not in a final state, by what will move them: must all have a way forward. */
+  unfinished: { status: string; wayForward: string; count: number }[];
+  /** Rows with no message, no scheduler path and no final state. Must be 0. */
+  lost: number;
+  lostIds: string[];
+  /** Messages found in the DLQs after the faults, moved back as an operator's redrive would. */
+  redriven: number;
+  sandbox: {
+    /** Sends the sandbox had seen when the faults stopped, and how many it had rejected. */
+    sendsDuringFaults: number;
+    rejectedDuringFaults: number;
+    sendsReceived: number;
+    accepted: number;
+    rejected: number;
+    webhooksFailed: number;
+    recipientsAttemptedMoreThanOnce: number;
+  };
+  workerKills: number;
+  /** The worker process died by itself (e.g. an uncaught database error) and was restarted. */
+  workerSelfExits: number;
+  /**
+   * Errors that would have crashed the stack process: a pooled PostgreSQL client that loses its
+   * connection while checked out emits 'error' with no listener. The run catches and counts them.
+   */
+  stackUncaughtErrors: string[];
+  postgresRestart: { stoppedAt: string; startedAt: string } | null;
+  killTimes: string[];
+  circuit: { opened: number; closed: number };
+  duplicates: {
+    /** Recipients the sandbox accepted more than one send for. */
+    recipients: number;
+    extraSends: number;
+    attributed: { workerKilled: number; postgresRestart: number };
+    unexplained: number;
+    /** Stale claims taken over, on the duplicated rows (from `attempts`; they leave no event). */
+    staleReclaims: number;
+    details: DuplicateAttribution[];
+  };
+}
+
+const FINAL = new Set(['sent', 'delivered', 'read', 'failed', 'skipped']);
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const { log } = options;
+  const started = Date.now();
+  const stackErrors: string[] = [];
+  // See ChaosReport.stackUncaughtErrors: counted, not fatal, so the run can judge the rest.
+  const onUncaught = (error: Error) => {
+    const code = (error as { code?: string }).code;
+    if (code === '57P01' || code === 'ECONNRESET' || /Connection terminated/.test(error.message)) {
+      stackErrors.push(`${code ?? error.name}: ${error.message}`);
+      return;
+    }
+    throw error;
+  };
+  process.on('uncaughtException', onUncaught);
+
+  await rm(options.dataDir, { recursive: true, force: true });
+  const pgDir = join(options.dataDir, 'postgres');
+  const pgPort = await freePort();
+  let postgres: EmbeddedPostgresHandle | undefined = await startEmbeddedPostgres({
+    dataDir: pgDir,
+    port: pgPort,
+  });
+  await relaxDurability(postgres.url);
+
+  // Short retries and timeouts so the run fits in minutes; the rules themselves are the real ones.
+  Object.assign(process.env, {
+    BACKOFF_BASE_SECONDS: '1',
+    BACKOFF_CAP_SECONDS: '8',
+    WHATSAPP_TIMEOUT_MS: '2000',
+  });
+  for (const name of ['WHATSAPP_ACCESS_TOKEN', 'WHATSAPP_API_URL']) delete process.env[name];
+
+  let stack: LocalStack | undefined;
+  let db: Kysely<Database> | undefined;
+  let sqs: SQSClient | undefined;
+  let worker: WorkerChild | undefined;
+  let supervising = true;
+  let supervisor: Promise<void> = Promise.resolve();
+  let tee: WebhookTee | undefined;
+  try {
+    stack = await startLocalStack({
+      port: 0,
+      dataDir: options.dataDir,
+      databaseUrl: postgres.url,
+      worker: false,
+      scheduler: true,
+      schedulerIntervalSeconds: options.schedulerIntervalSeconds,
+      log: (line) => log(`[local] ${line}`),
+    });
+    const sandbox = stack.sandbox!;
+    db = createDatabase({ DATABASE_URL: postgres.url, DB_POOL_MAX: 4 } as never);
+    sqs = localSqsClient(stack.sqsEndpoint);
+    for (const queueUrl of [stack.queueUrls.high, stack.queueUrls.bulk]) {
+      await sqs.send(
+        new SetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          Attributes: { VisibilityTimeout: String(options.visibilityTimeoutSeconds) },
+        }),
+      );
+    }
+    // Meta's top tier, and deferred rows drained as fast as the rollout allows.
+    await updateRollout(db, { ratePerSecond: 1000, drainPerSecond: 1000 }, 'chaos');
+    const { client_id: clientId } = await db
+      .selectFrom('api_keys')
+      .select('client_id')
+      .where('prefix', '=', stack.apiKeyPrefix)
+      .executeTakeFirstOrThrow();
+
+    tee = await startWebhookTee(`${stack.baseUrl}/webhook/whatsapp`);
+    sandbox.setWebhookUrl(tee.url);
+    sandbox.setFaults({ rate: options.faultRate, kinds: options.faultKinds });
+    log(
+      `faults on: ${Math.round(options.faultRate * 100)} % of sends (${options.faultKinds.join(', ')})`,
+    );
+
+    // The worker, killed at random moments and restarted, as Lambda replaces a dead environment.
+    const kills: number[] = [];
+    let selfExits = 0;
+    let killing = true;
+    const workerEnv = { ...process.env, WORKER_WAIT_SECONDS: '1' };
+    const spawnWorker = () =>
+      startWorkerChild({ env: workerEnv, concurrency: options.workerConcurrency });
+    supervisor = (async () => {
+      while (supervising) {
+        const current = spawnWorker();
+        worker = current;
+        const every = options.killEveryMs;
+        const ending =
+          killing && every
+            ? sleep(randomInt(every[0], every[1] + 1)).then(() => 'due')
+            : waitUntil(() => !supervising).then(() => 'end');
+        const outcome = await Promise.race([current.exited.then(() => 'exited'), ending]);
+        if (outcome === 'exited' && supervising) {
+          selfExits += 1;
+          log(`worker ${current.pid} exited by itself; restarting`);
+        } else if (outcome === 'due') {
+          kills.push(Date.now());
+          await current.kill();
+        }
+      }
+    })();
+
+    // The load: a client that retries 5xx, 409 and network errors with the same Idempotency-Key.
+    const loadStarted = Date.now();
+    let postgresRestart: ChaosReport['postgresRestart'] = null;
+    const restart = (async () => {
+      if (options.postgresStopAtMs === null) return;
+      await sleep(options.postgresStopAtMs);
+      log('stopping PostgreSQL');
+      const stoppedAt = new Date();
+      await postgres!.stop();
+      postgres = undefined;
+      await sleep(options.postgresDownMs);
+      postgres = await startEmbeddedPostgres({ dataDir: pgDir, port: pgPort });
+      postgresRestart = { stoppedAt: stoppedAt.toISOString(), startedAt: new Date().toISOString() };
+      log('PostgreSQL is back');
+    })();
+    const storm = (async () => {
+      if (options.stormAtMs === null) return;
+      await sleep(options.stormAtMs);
+      log(`5xx storm for ${options.stormMs} ms`);
+      sandbox.setFaults({ rate: 1, kinds: ['5xx'] });
+      await sleep(options.stormMs);
+      sandbox.setFaults({ rate: options.faultRate, kinds: options.faultKinds });
+    })();
+    const load = postNotifications(stack, options);
+    await Promise.all([
+      load.issued,
+      restart,
+      storm,
+      sleep(Math.max(0, loadStarted + options.faultWindowMs - Date.now())),
+    ]);
+
+    // Faults off; the last worker lives; everything is let to finish.
+    killing = false;
+    sandbox.setFaults({ rate: 0 });
+    const duringFaults = sandbox.stats();
+    log(
+      `faults off after ${((Date.now() - loadStarted) / 1000).toFixed(1)} s: ${duringFaults.sendsReceived} sends so far, ${duringFaults.accepted} accepted, ${duringFaults.rejected} rejected`,
+    );
+    // The client's retries (a request cut off by the restart is "in flight" for 30 s) finish calm.
+    const outcomes = await load.done;
+    log(
+      `load done in ${((Date.now() - loadStarted) / 1000).toFixed(1)} s: ${outcomes.filter((o) => o.id).length}/${outcomes.length} accepted`,
+    );
+    log('faults off; letting retries, the scheduler and the queues finish');
+    const schedulerDeps = {
+      db,
+      queue: { sqs, queueUrls: { high: stack.queueUrls.high, bulk: stack.queueUrls.bulk } },
+      whatsapp: createGraphClient({
+        apiUrl: sandbox.url,
+        graphVersion: 'v25.0',
+        phoneNumberId: process.env.WHATSAPP_PHONE_NUMBER_ID!,
+        accessToken: process.env.WHATSAPP_ACCESS_TOKEN!,
+      }),
+      senderId: process.env.WHATSAPP_PHONE_NUMBER_ID!,
+      now: () => new Date(),
+      sleep: async () => {},
+      logger: new Logger({ serviceName: 'chaos', logLevel: 'SILENT' }),
+    };
+    const schedulerOptions = {
+      ...DEFAULT_SCHEDULER_OPTIONS,
+      // Nothing is in flight any more, so an `accepted` row older than this lost its enqueue.
+      outboxAgeSeconds: 5,
+      probeIntervalMs: 0,
+    };
+    let redriven = 0;
+    const deadline = Date.now() + options.settleTimeoutMs;
+    let unfinishedCount = Number.POSITIVE_INFINITY;
+    while (Date.now() < deadline) {
+      await sleep(2000);
+      await runScheduler(schedulerDeps, schedulerOptions).catch((error: unknown) =>
+        log(`scheduler run failed: ${String(error)}`),
+      );
+      unfinishedCount = await countUnfinished(db, clientId);
+      const depth = await queueDepth(sqs, [stack.queueUrls.high, stack.queueUrls.bulk]);
+      log(`settling: ${unfinishedCount} unfinished, ${depth} messages on the delivery queues`);
+      if (unfinishedCount === 0) break;
+      if (depth === 0) {
+        // What is left may sit in a DLQ: move it back, as `ops` DLQ redrive does.
+        const moved = await redrive(sqs, stack.queueUrls);
+        if (moved > 0) log(`redrove ${moved} messages from the DLQs`);
+        redriven += moved;
+      }
+    }
+    await sleep(1500); // the last `sent` webhooks reach the tee
+    supervising = false;
+
+    // ---- the accounting
+    const rows = await db
+      .selectFrom('notifications')
+      .select(['id', 'status', 'recipient', 'request_id'])
+      .where('client_id', '=', clientId)
+      .execute();
+    const rowIds = new Set(rows.map((r) => r.id));
+    const acceptedIds = outcomes.filter((o) => o.id).map((o) => o.id!);
+    const acceptedWithoutRow = acceptedIds.filter((id) => !rowIds.has(id)).length;
+    const byStatus: Record<string, number> = {};
+    for (const row of rows) byStatus[row.status] = (byStatus[row.status] ?? 0) + 1;
+
+    const depth = await queueDepth(sqs, [stack.queueUrls.high, stack.queueUrls.bulk]);
+    const inDlq = await peekIds(sqs, [stack.queueUrls.highDlq, stack.queueUrls.bulkDlq]);
+    const unfinishedRows = rows.filter((r) => !FINAL.has(r.status));
+    const ways = new Map<string, number>();
+    const lostIds: string[] = [];
+    for (const row of unfinishedRows) {
+      let way: string;
+      if (row.status === 'deferred') way = 'scheduler drain';
+      else if (row.status === 'accepted') way = 'scheduler outbox sweep';
+      else if (row.status === 'scheduled') way = 'scheduler when due';
+      else if (inDlq.has(row.id)) way = 'DLQ (redrive)';
+      else if (depth > 0) way = 'message still on the delivery queue';
+      else {
+        way = 'NONE';
+        lostIds.push(row.id);
+      }
+      const key = `${row.status}\u0000${way}`;
+      ways.set(key, (ways.get(key) ?? 0) + 1);
+    }
+
+    const stats = sandbox.stats();
+    const accepted = tee.acceptedByRecipient();
+    const duplicates = await attributeDuplicates(db, rows, accepted, kills, postgresRestart);
+    const circuit = await sql<{ action: string; n: string }>`
+      select action, count(*) as n from audit_log
+      where action in ('panic.enable', 'panic.disable') group by action`.execute(db);
+    const circuitCount = (action: string) =>
+      Number(circuit.rows.find((r) => r.action === action)?.n ?? 0);
+
+    return {
+      durationMs: Date.now() - started,
+      requests: outcomes.length,
+      accepted: acceptedIds.length,
+      gaveUp: outcomes.length - acceptedIds.length,
+      rows: rows.length,
+      byStatus,
+      acceptedWithoutRow,
+      unfinished: [...ways].map(([key, count]) => {
+        const [status, wayForward] = key.split('\u0000') as [string, string];
+        return { status, wayForward, count };
+      }),
+      lost: acceptedWithoutRow + lostIds.length,
+      lostIds,
+      redriven,
+      sandbox: {
+        sendsDuringFaults: duringFaults.sendsReceived,
+        rejectedDuringFaults: duringFaults.rejected,
+        sendsReceived: stats.sendsReceived,
+        accepted: stats.accepted,
+        rejected: stats.rejected,
+        webhooksFailed: stats.webhooksFailed,
+        recipientsAttemptedMoreThanOnce: Object.values(stats.byRecipient).filter((n) => n > 1)
+          .length,
+      },
+      workerKills: kills.length,
+      killTimes: kills.map((k) => new Date(k).toISOString()),
+      workerSelfExits: selfExits,
+      stackUncaughtErrors: stackErrors,
+      postgresRestart,
+      circuit: { opened: circuitCount('panic.enable'), closed: circuitCount('panic.disable') },
+      duplicates,
+    };
+  } finally {
+    supervising = false;
+    await worker?.kill();
+    await supervisor.catch(() => {});
+    await worker?.kill();
+    stack?.sandbox?.setWebhookUrl(undefined);
+    await sleep(500);
+    await tee?.stop().catch(() => {});
+    await db?.destroy().catch(() => {});
+    sqs?.destroy();
+    await stack?.stop().catch(() => {});
+    await postgres?.stop().catch(() => {});
+    process.off('uncaughtException', onUncaught);
+    await rm(options.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A throwaway cluster that must survive a restart: no fsync on commit (the data stays). */
+async function relaxDurability(url: string): Promise<void> {
+  const client = new pg.Client(url);
+  await client.connect();
+  await client.query('alter system set synchronous_commit = off');
+  await client.query('select pg_reload_conf()');
+  await client.end();
+}
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await sleep(100);
+}
+
+interface PostOutcome {
+  key: string;
+  id?: string;
+  lastStatus: string;
+  attempts: number;
+}
+
+/**
+ * Posts the notifications at the offered rate; each retries until a 202 or `clientRetryMs` have
+ * passed. `issued` resolves once every first attempt is out, `done` when all have an outcome.
+ */
+function postNotifications(
+  stack: LocalStack,
+  options: ChaosOptions,
+): { issued: Promise<void>; done: Promise<PostOutcome[]> } {
+  const pool = new Pool(stack.baseUrl, { connections: 64 });
+  const interval = 1000 / options.ratePerSecond;
+  const one = async (n: number): Promise<PostOutcome> => {
+    const key = `chaos-${n}`;
+    const body = JSON.stringify({
+      to: `+57${options.recipientPrefix}${String(n).padStart(7, '0')}`,
+      template: { name: 'hello_world', language: 'en_US' },
+    });
+    const giveUpAt = Date.now() + options.clientRetryMs;
+    let lastStatus = 'none';
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await pool.request({
+          path: '/v1/notifications',
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'x-api-key': stack.apiKey,
+            'idempotency-key': key,
+            'x-request-id': key,
+          },
+          body,
+        });
+        const text = await res.body.text();
+        lastStatus = String(res.statusCode);
+        if (res.statusCode === 202) {
+          return {
+            key,
+            id: (JSON.parse(text) as { id: string }).id,
+            lastStatus,
+            attempts: attempt,
+          };
+        }
+        if (res.statusCode < 500 && res.statusCode !== 409) {
+          return { key, lastStatus, attempts: attempt };
+        }
+      } catch (error) {
+        lastStatus = (error as { code?: string }).code ?? 'network error';
+      }
+      if (Date.now() > giveUpAt) return { key, lastStatus, attempts: attempt };
+      await sleep(Math.min(3000, 250 * attempt));
+    }
+  };
+  const started = performance.now();
+  const pending: Promise<PostOutcome>[] = [];
+  const issued = (async () => {
+    for (let n = 0; n < options.notifications; n++) {
+      const due = started + n * interval;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      pending.push(one(n));
+    }
+  })();
+  const done = issued.then(async () => {
+    const outcomes = await Promise.all(pending);
+    await pool.close();
+    return outcomes;
+  });
+  return { issued, done };
+}
+
+async function countUnfinished(db: Kysely<Database>, clientId: string): Promise<number> {
+  const row = await db
+    .selectFrom('notifications')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('client_id', '=', clientId)
+    .where('status', 'not in', [...FINAL] as never)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Messages on the queues: visible, in flight and delayed. */
+async function queueDepth(sqs: SQSClient, queueUrls: string[]): Promise<number> {
+  let total = 0;
+  for (const queueUrl of queueUrls) {
+    const { Attributes = {} } = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: [
+          'ApproximateNumberOfMessages',
+          'ApproximateNumberOfMessagesNotVisible',
+          'ApproximateNumberOfMessagesDelayed',
+        ],
+      }),
+    );
+    total +=
+      Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+      Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
+      Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0);
+  }
+  return total;
+}
+
+/** The ids waiting in the DLQs, read with a zero visibility timeout so they stay available. */
+async function peekIds(sqs: SQSClient, queueUrls: string[]): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (const queueUrl of queueUrls) {
+    for (let round = 0; round < 100; round++) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          VisibilityTimeout: 0,
+          WaitTimeSeconds: 0,
+        }),
+      );
+      const before = ids.size;
+      for (const m of Messages) if (m.Body) ids.add(m.Body.trim());
+      if (Messages.length === 0 || ids.size === before) break;
+    }
+  }
+  return ids;
+}
+
+/** Moves every DLQ message back to its source queue: what the operator's redrive does. */
+async function redrive(sqs: SQSClient, urls: LocalStack['queueUrls']): Promise<number> {
+  let moved = 0;
+  for (const [dlq, source] of [
+    [urls.highDlq, urls.high],
+    [urls.bulkDlq, urls.bulk],
+  ] as const) {
+    for (;;) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: dlq,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          MessageAttributeNames: ['All'],
+        }),
+      );
+      if (Messages.length === 0) break;
+      await sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: source,
+          Entries: Messages.map((m, i) => ({
+            Id: String(i),
+            MessageBody: m.Body ?? '',
+            ...(m.MessageAttributes ? { MessageAttributes: m.MessageAttributes } : {}),
+          })),
+        }),
+      );
+      await sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: dlq,
+          Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+        }),
+      );
+      moved += Messages.length;
+    }
+  }
+  return moved;
+}
+
+/**
+ * For every recipient the sandbox accepted more than one send for, the crash that explains it: a
+ * claim (`sending`) whose outcome was never recorded, because its worker was killed or PostgreSQL
+ * went away between the send and the record, so a later delivery found the claim stale and sent
+ * again. A stale re-claim leaves no event (the status stays `sending`; only `attempts` moves), so a
+ * claim counts as unrecorded when the next event is not its own outcome.
+ */
+async function attributeDuplicates(
+  db: Kysely<Database>,
+  rows: { id: string; recipient: string }[],
+  acceptedByRecipient: Map<string, number>,
+  kills: number[],
+  postgresRestart: ChaosReport['postgresRestart'],
+): Promise<ChaosReport['duplicates']> {
+  const byRecipient = new Map(rows.map((r) => [r.recipient.replace(/^\+/, ''), r.id]));
+  const pgStop = postgresRestart ? Date.parse(postgresRestart.stoppedAt) : Number.NaN;
+  // A claim's batch ends within the Graph timeout (2 s here) plus the database work; the crash that
+  // cut it off is the first one within this window after the claim.
+  const WINDOW_MS = 5_000;
+  const details: DuplicateAttribution[] = [];
+  let staleReclaims = 0;
+  for (const [recipient, count] of acceptedByRecipient) {
+    if (count < 2) continue;
+    const id = byRecipient.get(recipient);
+    const events = id
+      ? await db
+          .selectFrom('notification_events')
+          .select(['from_status', 'to_status', 'attempt', 'at'])
+          .where('notification_id', '=', id)
+          .orderBy('id')
+          .execute()
+      : [];
+    const attempts = id
+      ? ((
+          await db
+            .selectFrom('notifications')
+            .select('attempts')
+            .where('id', '=', id)
+            .executeTakeFirst()
+        )?.attempts ?? 0)
+      : 0;
+    const visibleClaims = events.filter((e) => e.to_status === 'sending').length;
+    const reclaims = Math.max(0, attempts - visibleClaims);
+    staleReclaims += reclaims;
+    const causes: DuplicateAttribution['causes'] = [];
+    events.forEach((event, i) => {
+      if (event.to_status !== 'sending') return;
+      const next = events[i + 1];
+      if (next && next.from_status === 'sending' && next.attempt === event.attempt) return;
+      const claimedAt = event.at.getTime();
+      const kill = kills.find((k) => k >= claimedAt && k <= claimedAt + WINDOW_MS);
+      const restart = pgStop >= claimedAt && pgStop <= claimedAt + WINDOW_MS ? pgStop : undefined;
+      if (kill !== undefined && (restart === undefined || kill < restart)) {
+        causes.push('worker_killed');
+      } else if (restart !== undefined) {
+        causes.push('postgres_restart');
+      }
+    });
+    const explained = causes.slice(0, count - 1);
+    while (explained.length < count - 1) explained.push('unexplained');
+    const history = id && explained.includes('unexplained') ? await historyOf(db, id) : undefined;
+    details.push({
+      recipient: `${recipient.slice(0, 2)}******${recipient.slice(-4)}`,
+      notificationId: id ?? 'no row',
+      acceptedSends: count,
+      staleReclaims: reclaims,
+      causes: explained,
+      ...(history ? { history } : {}),
+    });
+  }
+  const extra = details.flatMap((d) => d.causes);
+  return {
+    recipients: details.length,
+    extraSends: extra.length,
+    attributed: {
+      workerKilled: extra.filter((c) => c === 'worker_killed').length,
+      postgresRestart: extra.filter((c) => c === 'postgres_restart').length,
+    },
+    unexplained: extra.filter((c) => c === 'unexplained').length,
+    staleReclaims,
+    details,
+  };
+}
+
+async function historyOf(db: Kysely<Database>, id: string): Promise<string[]> {
+  const events = await db
+    .selectFrom('notification_events')
+    .select(['from_status', 'to_status', 'attempt', 'error_class', 'at'])
+    .where('notification_id', '=', id)
+    .orderBy('id')
+    .execute();
+  const first = events[0]?.at.getTime() ?? 0;
+  return events.map(
+    (e) =>
+      `${e.from_status ?? '∅'}→${e.to_status} #${e.attempt}${e.error_class ? ` ${e.error_class}` : ''} +${e.at.getTime() - first}ms @${e.at.toISOString().slice(11, 23)}`,
+  );
+}

@@ -1,0 +1,66 @@
+/**
+ * The short fault run: a few hundred notifications while the sandbox answers with faults, the
+ * worker process is SIGKILLed at random and PostgreSQL restarts once. Nothing may be lost, and a
+ * send accepted twice must be explained by a crash between the send and its record.
+ * (`npm run chaos` is the long version.)
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type ChaosReport, runChaos } from '../../bin/chaos/run-chaos.ts';
+import { SANDBOX_FAULTS } from '../../lambdas/core/whatsapp/sandbox.ts';
+
+describe('delivery under faults', () => {
+  it('loses nothing and sends twice only across a crash, with workers killed and PostgreSQL restarted', async () => {
+    const lines: string[] = [];
+    // The handlers' log lines would drown the test output; the run's own lines are kept for a failure.
+    process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+    let report: ChaosReport | undefined;
+    try {
+      report = await runChaos({
+        notifications: 300,
+        ratePerSecond: 40,
+        clientRetryMs: 12_000,
+        faultRate: 0.15,
+        faultKinds: [...SANDBOX_FAULTS],
+        killEveryMs: [1500, 3500],
+        faultWindowMs: 14_000,
+        stormAtMs: 5_000,
+        stormMs: 2_000,
+        postgresStopAtMs: 1_500,
+        postgresDownMs: 2_000,
+        workerConcurrency: 4,
+        // Just above the 35 s stale-claim age, so a crashed batch is re-sent on its first return.
+        visibilityTimeoutSeconds: 37,
+        settleTimeoutMs: 60_000,
+        schedulerIntervalSeconds: 3,
+        recipientPrefix: '318',
+        dataDir: join(process.cwd(), '.local', `chaos-test-${process.pid}`),
+        log: (line) => lines.push(line),
+      });
+    } catch (error) {
+      throw new Error(`chaos run failed: ${String(error)}\n${lines.join('\n')}`);
+    }
+    const context = JSON.stringify({ ...report, log: lines.slice(-30) }, null, 2);
+    const d = report.duplicates;
+    console.info(
+      `chaos: ${report.accepted}/${report.requests} accepted, ${report.lost} lost, ${report.workerKills} kills, ` +
+        `${report.sandbox.rejectedDuringFaults}/${report.sandbox.sendsDuringFaults} sends rejected under faults, ` +
+        `panic mode opened ${report.circuit.opened}×, ${report.redriven} redriven from the DLQ, ` +
+        `${d.extraSends} duplicate sends (${d.attributed.workerKilled} worker killed, ${d.attributed.postgresRestart} PostgreSQL restart, ${d.unexplained} unexplained)`,
+    );
+
+    // The faults happened.
+    expect(report.sandbox.rejectedDuringFaults, context).toBeGreaterThan(0);
+    expect(report.workerKills, context).toBeGreaterThanOrEqual(2);
+    expect(report.postgresRestart, context).not.toBeNull();
+    expect(report.circuit.opened, context).toBeGreaterThanOrEqual(1);
+    // Nothing is lost: every 202 has its row, every row is finished or has a way forward (a client
+    // that gave up retrying may still have a row; it is counted among the rows).
+    expect(report.accepted, context).toBeGreaterThan(report.requests * 0.8);
+    expect(report.acceptedWithoutRow, context).toBe(0);
+    expect(report.lost, context).toBe(0);
+    expect(report.unfinished, context).toEqual([]);
+    // Every duplicate send is explained by a crash between the send and its record.
+    expect(report.duplicates.unexplained, context).toBe(0);
+  }, 120_000);
+});
