@@ -66,12 +66,14 @@ export async function applyStatusUpdate(
   if (!moved) {
     const known = await db
       .selectFrom('notifications')
-      .select('id')
+      .select('status')
       .where('wamid', '=', report.wamid)
       .executeTakeFirst();
     if (known) {
-      // The worker may have stored the wamid between our UPDATE and this SELECT: the UPDATE saw no
-      // row, the SELECT does. One more try settles it; a row that still does not move is ahead.
+      // Usually the row is already at or past this status (a repeated webhook). But the worker
+      // may have stored the wamid between our UPDATE and this SELECT, which then finds the row
+      // where the UPDATE found none: if it could still move, one more try settles it.
+      if (!webhookPredecessors(report.status).includes(known.status)) return { kind: 'ignored' };
       moved = await moveForward(db, report);
       if (!moved) return { kind: 'ignored' };
     } else {
