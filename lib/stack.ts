@@ -135,6 +135,11 @@ export class WhatsAppNotifStack extends Stack {
     output('DashboardName', this.dashboard.dashboard.dashboardName, 'CloudWatch dashboard');
     output('WorkerFunctionName', this.functions.worker.functionName, 'Delivery worker');
     output(
+      'MigrateFunctionName',
+      this.functions.migrate.functionName,
+      'Migrations on deploy; invoke with {"action":"create-admin-key"} for the first admin key',
+    );
+    output(
       'HighEventSourceMappingId',
       this.functions.workerEventSources.high.eventSourceMappingId,
       'Worker concurrency knob for the high queue (update-event-source-mapping)',

@@ -210,7 +210,7 @@ export async function runCli(argv: string[], io: Io = defaultIo): Promise<number
   const ctx: CommandContext = {
     flags,
     positionals: parsed.positionals,
-    out: createOutput(flags.json === true),
+    out: createOutput(flags.json === true, io),
     target: () => {
       target ??= resolveTarget(
         {

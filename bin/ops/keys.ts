@@ -1,7 +1,14 @@
 /** `ops keys create|list|rotate|revoke`: API keys through the admin API; a new key is printed once. */
 import { type Command, parseDuration, requiredFlag, stringFlag } from './command.ts';
 import { formatTime, keyValues, sinceIso, table } from './output.ts';
-import { UsageError } from './target.ts';
+import {
+  OpsError,
+  readStackOutputs,
+  STAGES,
+  type Stage,
+  stackNameFor,
+  UsageError,
+} from './target.ts';
 
 interface KeyRow {
   prefix: string;
@@ -29,6 +36,53 @@ const showOnce = [
 ];
 
 export const keyCommands: Command[] = [
+  {
+    name: 'keys bootstrap',
+    summary: "a deployed stage's first admin key, through the migrate function (AWS credentials)",
+    usage: '--stage dev|prod --name <name>',
+    description:
+      "Every other key command needs an admin key. This one needs none: it invokes the stage's\n" +
+      'migrate function (stack output MigrateFunctionName) with {"action": "create-admin-key"},\n' +
+      'which only an AWS principal allowed lambda:InvokeFunction on it can do. Audited as key.create.',
+    options: { name: { type: 'string' } },
+    optionsHelp: [['--name <name>', 'who the admin key is for (required)']],
+    examples: ['npm run ops -- keys bootstrap --stage dev --name platform-oncall'],
+    async run(ctx) {
+      const stage = stringFlag(ctx, 'stage');
+      if (!stage || !(STAGES as readonly string[]).includes(stage)) {
+        throw new UsageError(`keys bootstrap needs --stage ${STAGES.join('|')}`);
+      }
+      const name = requiredFlag(ctx, 'name', 'who the admin key is for');
+      const region = stringFlag(ctx, 'region') ?? process.env.AWS_REGION;
+      const stackName = stringFlag(ctx, 'stack-name') ?? stackNameFor(stage as Stage);
+      const { CloudFormationClient } = await import('@aws-sdk/client-cloudformation');
+      const outputs = await readStackOutputs(
+        stackName,
+        new CloudFormationClient(region ? { region } : {}),
+      );
+      const functionName = outputs.MigrateFunctionName;
+      if (!functionName)
+        throw new OpsError(`the stack ${stackName} has no MigrateFunctionName output`);
+      const { InvokeCommand, LambdaClient } = await import('@aws-sdk/client-lambda');
+      const answer = await new LambdaClient(region ? { region } : {}).send(
+        new InvokeCommand({
+          FunctionName: functionName,
+          Payload: new TextEncoder().encode(JSON.stringify({ action: 'create-admin-key', name })),
+        }),
+      );
+      const payload = answer.Payload ? new TextDecoder().decode(answer.Payload) : '';
+      if (answer.FunctionError) {
+        throw new OpsError(`the migrate function refused: ${payload.slice(0, 300)}`);
+      }
+      const created = JSON.parse(payload) as { key: string; prefix: string; scopes: string[] };
+      ctx.out.data(created);
+      ctx.out.line(`Created the admin key ${created.prefix} for ${name} in ${stackName}.`);
+      ctx.out.line();
+      ctx.out.line(`X-API-Key: ${created.key}`);
+      for (const line of showOnce) ctx.out.line(line);
+      return 0;
+    },
+  },
   {
     name: 'keys create',
     summary: 'create an API client and its key (shown once)',

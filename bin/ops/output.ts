@@ -70,17 +70,27 @@ export interface Output {
   note(text: string): void;
 }
 
-export function createOutput(json: boolean): Output {
+export interface Writers {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const processWriters: Writers = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+export function createOutput(json: boolean, writers: Writers = processWriters): Output {
   return {
     json,
     line(text = '') {
-      if (!json) process.stdout.write(`${text}\n`);
+      if (!json) writers.stdout(`${text}\n`);
     },
     data(value) {
-      if (json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+      if (json) writers.stdout(`${JSON.stringify(value, null, 2)}\n`);
     },
     note(text) {
-      process.stderr.write(`${text}\n`);
+      writers.stderr(`${text}\n`);
     },
   };
 }
