@@ -24,38 +24,45 @@ export type StatusOutcome =
   /** No notification has this wamid yet; kept until the worker stores it. */
   | { kind: 'pending' };
 
-async function moveForward(
+type Moved = { id: string; recipient: string };
+
+/**
+ * Moves every row whose wamid is in `reports` (all of one status) to that status, in one
+ * statement; returns wamid → row for those that moved. The guard `status = any(predecessors)` is
+ * what makes this monotonic and idempotent: a late `sent` finds the row already `read` and
+ * changes nothing. A wamid must appear once in `reports`.
+ */
+async function moveForwardMany(
   db: Kysely<Database>,
-  report: StatusReport,
-): Promise<{ id: string; recipient: string } | undefined> {
-  const at = report.timestamp;
-  const failed = report.status === 'failed';
-  const errorClass = failed ? classifyGraphError({ code: report.errorCode }) : undefined;
-  // The guard `status in (predecessors)` is what makes this monotonic and idempotent: a late
-  // `sent` finds the row already `read` and changes nothing.
-  return db
-    .updateTable('notifications')
-    .set((eb) => ({
-      status: report.status,
-      updated_at: sql`now()`,
-      ...(report.status === 'sent' ? { sent_at: eb.fn.coalesce('sent_at', sql<Date>`${at}`) } : {}),
-      ...(report.status === 'delivered' || report.status === 'read'
-        ? { delivered_at: eb.fn.coalesce('delivered_at', sql<Date>`${at}`) }
-        : {}),
-      ...(report.status === 'read' ? { read_at: at } : {}),
-      ...(failed
-        ? {
-            failed_at: at,
-            error_class: errorClass ?? null,
-            error_code: report.errorCode ?? null,
-            error_message: report.errorTitle ? report.errorTitle.slice(0, 300) : null,
-          }
-        : {}),
-    }))
-    .where('wamid', '=', report.wamid)
-    .where('status', 'in', webhookPredecessors(report.status))
-    .returning(['id', 'recipient'])
-    .executeTakeFirst();
+  status: StatusReport['status'],
+  reports: readonly StatusReport[],
+): Promise<Map<string, Moved>> {
+  if (reports.length === 0) return new Map();
+  const wamids = reports.map((r) => r.wamid);
+  const ats = reports.map((r) => r.timestamp.toISOString());
+  const failed = status === 'failed';
+  const codes = reports.map((r) => (failed ? (r.errorCode ?? null) : null));
+  const classes = reports.map((r) => (failed ? classifyGraphError({ code: r.errorCode }) : null));
+  const titles = reports.map((r) => (failed && r.errorTitle ? r.errorTitle.slice(0, 300) : null));
+  const columns = {
+    sent: sql`sent_at = coalesce(n.sent_at, u.at)`,
+    delivered: sql`delivered_at = coalesce(n.delivered_at, u.at)`,
+    read: sql`delivered_at = coalesce(n.delivered_at, u.at), read_at = u.at`,
+    failed: sql`failed_at = u.at, error_class = u.error_class, error_code = u.error_code, error_message = u.error_message`,
+  }[status];
+  const result = await sql<{ wamid: string; id: string; recipient: string }>`
+    update notifications n set status = ${status}, updated_at = now(), ${columns}
+    from unnest(
+      ${sql.val(wamids)}::text[], ${sql.val(ats)}::timestamptz[], ${sql.val(codes)}::int[],
+      ${sql.val(classes)}::text[], ${sql.val(titles)}::text[]
+    ) as u(wamid, at, error_code, error_class, error_message)
+    where n.wamid = u.wamid and n.status = any(${sql.val([...webhookPredecessors(status)])}::text[])
+    returning n.wamid, n.id, n.recipient`.execute(db);
+  return new Map(result.rows.map((r) => [r.wamid, { id: r.id, recipient: r.recipient }]));
+}
+
+async function moveForward(db: Kysely<Database>, report: StatusReport): Promise<Moved | undefined> {
+  return (await moveForwardMany(db, report.status, [report])).get(report.wamid);
 }
 
 export async function applyStatusUpdate(
@@ -117,6 +124,71 @@ async function keepUntilStored(
 }
 
 const PROGRESS_ORDER = { sent: 0, delivered: 1, read: 2, failed: 3 } as const;
+const IN_PROGRESS_ORDER = ['sent', 'delivered', 'read', 'failed'] as const;
+
+/**
+ * Applies the statuses of one webhook delivery (Meta puts many in one POST under load) with one
+ * UPDATE per status present, in progress order, so a `delivered` and a `read` of one message in
+ * one body both apply. Statuses that moved nothing are sorted out with one SELECT: a row already
+ * at or past the status is `ignored`; the rest (a race with the worker, a wamid not stored yet,
+ * a repeat within the body) take the one-by-one path. Outcomes come back in input order.
+ */
+export async function applyStatusUpdates(
+  db: Kysely<Database>,
+  reports: readonly StatusReport[],
+): Promise<StatusOutcome[]> {
+  const outcomes: (StatusOutcome | undefined)[] = reports.map(() => undefined);
+  const leftover: number[] = [];
+  for (const status of IN_PROGRESS_ORDER) {
+    const seen = new Set<string>();
+    const batch: number[] = [];
+    for (const [index, report] of reports.entries()) {
+      if (report.status !== status) continue;
+      if (seen.has(report.wamid)) leftover.push(index);
+      else {
+        seen.add(report.wamid);
+        batch.push(index);
+      }
+    }
+    const moved = await moveForwardMany(
+      db,
+      status,
+      batch.map((index) => reports[index]!),
+    );
+    for (const index of batch) {
+      const row = moved.get(reports[index]!.wamid);
+      if (!row) {
+        leftover.push(index);
+        continue;
+      }
+      const report = reports[index]!;
+      if (report.status === 'failed' && report.errorCode === 131050) {
+        await addOptOut(db, row.recipient, 'meta_131050');
+      }
+      outcomes[index] = { kind: 'applied', notificationId: row.id, recipient: row.recipient };
+    }
+  }
+  if (leftover.length > 0) {
+    const known = await db
+      .selectFrom('notifications')
+      .select(['wamid', 'status'])
+      .where('wamid', 'in', [...new Set(leftover.map((index) => reports[index]!.wamid))])
+      .execute();
+    const statusOf = new Map(known.map((row) => [row.wamid, row.status]));
+    leftover.sort(
+      (a, b) => PROGRESS_ORDER[reports[a]!.status] - PROGRESS_ORDER[reports[b]!.status],
+    );
+    for (const index of leftover) {
+      const report = reports[index]!;
+      const current = statusOf.get(report.wamid);
+      outcomes[index] =
+        current !== undefined && !webhookPredecessors(report.status).includes(current)
+          ? { kind: 'ignored' }
+          : await applyStatusUpdate(db, report);
+    }
+  }
+  return outcomes.map((outcome) => outcome ?? { kind: 'ignored' });
+}
 
 /**
  * Applies the statuses that arrived before the worker stored these wamids. Called by the worker

@@ -7,7 +7,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
-import { applyStatusUpdate } from '../core/apply-status-update.ts';
+import { applyStatusUpdates } from '../core/apply-status-update.ts';
 import { writeAudit } from '../core/audit.ts';
 import { classifyGraphError } from '../core/classify-graph-error.ts';
 import type { Database } from '../core/db/schema.ts';
@@ -111,16 +111,20 @@ async function receiveNotifications(
     return jsonResponse(200, { received: true, statuses: 0, messages: 0 });
   }
 
-  let applied = 0;
-  for (const status of parsed.statuses) {
-    const firstError = status.errors[0];
-    const outcome = await applyStatusUpdate(deps.db, {
+  const outcomes = await applyStatusUpdates(
+    deps.db,
+    parsed.statuses.map((status) => ({
       wamid: status.wamid,
       status: status.status,
       timestamp: status.timestamp,
-      errorCode: firstError?.code,
-      errorTitle: firstError?.title ?? firstError?.message,
-    });
+      errorCode: status.errors[0]?.code,
+      errorTitle: status.errors[0]?.title ?? status.errors[0]?.message,
+    })),
+  );
+  let applied = 0;
+  for (const [index, status] of parsed.statuses.entries()) {
+    const outcome = outcomes[index]!;
+    const firstError = status.errors[0];
     if (outcome.kind === 'applied') {
       applied += 1;
       countStatus(deps.metrics, status.status, firstError?.code);

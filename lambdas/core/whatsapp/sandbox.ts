@@ -5,7 +5,9 @@ import { Agent, request } from 'undici';
 import type { ErrorClass } from '../error-class.ts';
 import {
   buildInboundTextWebhook,
+  buildStatusesWebhook,
   buildStatusWebhook,
+  type StatusWebhookInput,
   type WebhookStatus,
 } from './webhook-payload.ts';
 import { signWebhookBody } from './webhook-signature.ts';
@@ -26,6 +28,11 @@ export interface SandboxOptions {
   webhookUrl?: string;
   /** When each status is posted, counted from the accepted send. Default 50/150/300 ms. */
   statusDelaysMs?: { sent: number; delivered: number; read: number };
+  /**
+   * Statuses due within this many ms share one webhook POST (at most 100), as Meta batches them
+   * under load. Default 20; 0 posts each status alone.
+   */
+  webhookBatchMs?: number;
   /** Share of ordinary sends (and probes) that get one of `faultKinds`, 0..1. Default 0. */
   faultRate?: number;
   /** Default: all kinds. */
@@ -239,6 +246,7 @@ const SANDBOX_TEMPLATES = [
 
 const MAX_BODY_BYTES = 256 * 1024;
 const WEBHOOK_RETRY_DELAYS_MS = [100, 400];
+const WEBHOOK_BATCH_MAX = 100;
 const SANDBOX_DISPLAY_NUMBER = '+1 555-000-0000';
 
 type Res = http.ServerResponse;
@@ -256,6 +264,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   const host = options.host ?? '127.0.0.1';
   const delays = options.statusDelaysMs ?? { sent: 50, delivered: 150, read: 300 };
   const timeoutHoldMs = options.timeoutHoldMs ?? 15_000;
+  const webhookBatchMs = options.webhookBatchMs ?? 20;
   const log = options.logger ?? (() => {});
   let webhookUrl = options.webhookUrl;
   let faultRate = clampRate(options.faultRate ?? 0);
@@ -531,20 +540,57 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       const step = steps[index];
       if (!step) return;
       later(Math.max(0, step.at - previousAt), () => {
-        const payload = buildStatusWebhook({
-          phoneNumberId: options.phoneNumberId,
-          wamid,
-          status: step.status,
-          recipientId,
-          errors:
-            step.status === 'failed'
-              ? [{ code: 131026, title: 'Message undeliverable', message: 'Message undeliverable' }]
-              : undefined,
-        });
-        void postWebhook(payload).then(() => run(index + 1, step.at));
+        queueStatus(
+          {
+            phoneNumberId: options.phoneNumberId,
+            wamid,
+            status: step.status,
+            recipientId,
+            errors:
+              step.status === 'failed'
+                ? [
+                    {
+                      code: 131026,
+                      title: 'Message undeliverable',
+                      message: 'Message undeliverable',
+                    },
+                  ]
+                : undefined,
+          },
+          () => run(index + 1, step.at),
+        );
       });
     };
     run(0, 0);
+  }
+
+  // Statuses due within one window go out in one POST (up to WEBHOOK_BATCH_MAX), as Meta batches
+  // them under load; alone, a status waits at most the window.
+  let batch: { input: StatusWebhookInput; done: () => void }[] = [];
+  let batchTimer: NodeJS.Timeout | undefined;
+
+  function queueStatus(input: StatusWebhookInput, done: () => void): void {
+    if (webhookBatchMs <= 0) {
+      void postWebhook(buildStatusWebhook(input)).then(done);
+      return;
+    }
+    batch.push({ input, done });
+    if (batch.length >= WEBHOOK_BATCH_MAX) flushStatuses();
+    else batchTimer ??= later(webhookBatchMs, flushStatuses);
+  }
+
+  function flushStatuses(): void {
+    if (batchTimer) {
+      clearTimeout(batchTimer);
+      timers.delete(batchTimer);
+      batchTimer = undefined;
+    }
+    const items = batch;
+    batch = [];
+    if (items.length === 0) return;
+    void postWebhook(buildStatusesWebhook(items.map((item) => item.input))).then(() => {
+      for (const item of items) item.done();
+    });
   }
 
   async function postWebhook(payload: unknown): Promise<boolean> {

@@ -215,8 +215,8 @@ export interface StatusWebhookInput {
   wabaId?: string;
 }
 
-/** A Meta-shaped status webhook body, with the conversation and pricing blocks Meta adds. */
-export function buildStatusWebhook(input: StatusWebhookInput) {
+/** One entry of a webhook's `statuses[]`, with the conversation and pricing blocks Meta adds. */
+function statusObject(input: StatusWebhookInput): Record<string, unknown> {
   const status: Record<string, unknown> = {
     id: input.wamid,
     status: input.status,
@@ -239,7 +239,30 @@ export function buildStatusWebhook(input: StatusWebhookInput) {
     };
     status.pricing = { billable: true, pricing_model: 'PMP', category: 'utility' };
   }
-  return envelope(input.phoneNumberId, { statuses: [status] }, input.wabaId ?? SANDBOX_WABA_ID);
+  return status;
+}
+
+/** A Meta-shaped status webhook body carrying one status. */
+export function buildStatusWebhook(input: StatusWebhookInput) {
+  return envelope(
+    input.phoneNumberId,
+    { statuses: [statusObject(input)] },
+    input.wabaId ?? SANDBOX_WABA_ID,
+  );
+}
+
+/**
+ * A body carrying several statuses of one sender number, as Meta sends under load. The inputs'
+ * own phone number and business account ids are taken from the first.
+ */
+export function buildStatusesWebhook(inputs: readonly StatusWebhookInput[]) {
+  const first = inputs[0];
+  if (!first) throw new Error('buildStatusesWebhook needs at least one status');
+  return envelope(
+    first.phoneNumberId,
+    { statuses: inputs.map(statusObject) },
+    first.wabaId ?? SANDBOX_WABA_ID,
+  );
 }
 
 export interface InboundTextWebhookInput {

@@ -84,7 +84,10 @@ function afterFirstEmptyUpdate(between: () => Promise<void>): KyselyPlugin {
   let fired = false;
   return {
     transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-      if (args.node.kind === 'UpdateQueryNode') updates.add(args.queryId);
+      // Kysely's UPDATE, or a raw `update …` statement (the batched status update is one).
+      const node = args.node as { kind: string; sqlFragments?: readonly string[] };
+      const raw = node.kind === 'RawNode' && /^\s*update\b/i.test(node.sqlFragments?.[0] ?? '');
+      if (node.kind === 'UpdateQueryNode' || raw) updates.add(args.queryId);
       return args.node;
     },
     async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
@@ -220,6 +223,48 @@ describe('webhook: statuses', () => {
     expect(row.read_at).toEqual(readAt);
     expect(row.delivered_at).toBeInstanceOf(Date);
     expect(row.delivered_at!.getTime()).toBeLessThanOrEqual(readAt.getTime());
+  });
+
+  it('applies the many statuses of one body: in progress order, repeats once, unknown ones kept', async () => {
+    // prepare: two sent notifications, and a wamid no row has yet
+    const a = await sentNotification();
+    const b = await sentNotification();
+    const early = `wamid.early-${randomUUID()}`;
+    const t = Math.floor(Date.now() / 1000) * 1000;
+    const statuses = [
+      statusPayload(a.wamid, a.to, 'read', { at: new Date(t) }),
+      statusPayload(a.wamid, a.to, 'delivered', { at: new Date(t - 1000) }),
+      statusPayload(b.wamid, b.to, 'sent', { at: new Date(t - 2000) }),
+      statusPayload(b.wamid, b.to, 'delivered', { at: new Date(t - 1000) }),
+      statusPayload(b.wamid, b.to, 'delivered', { at: new Date(t - 1000) }),
+      statusPayload(early, a.to, 'delivered', { at: new Date(t) }),
+    ].flatMap(
+      (p) => (p.entry[0]!.changes[0]!.value as unknown as { statuses: unknown[] }).statuses,
+    );
+    const body = statusPayload(a.wamid, a.to, 'sent');
+    Object.assign(body.entry[0]!.changes[0]!.value, { statuses });
+
+    // act
+    const answer = await postSignedWebhook(app, body);
+
+    // assess: a delivered then read, b delivered once, the early status parked
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(answer.body).statuses).toBe(3);
+    expect(await a.r.row(a.id)).toMatchObject({
+      status: 'read',
+      delivered_at: new Date(t - 1000),
+      read_at: new Date(t),
+    });
+    expect(await b.r.row(b.id)).toMatchObject({
+      status: 'delivered',
+      delivered_at: new Date(t - 1000),
+    });
+    const parked = await db
+      .selectFrom('pending_statuses')
+      .select('status')
+      .where('wamid', '=', early)
+      .execute();
+    expect(parked).toEqual([{ status: 'delivered' }]);
   });
 
   it('moves sent → delivered → read when statuses come in order, each timestamp kept', async () => {

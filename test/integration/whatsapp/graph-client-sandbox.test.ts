@@ -233,6 +233,36 @@ describe('graph client against the sandbox', () => {
     expect(sandbox.stats()).toMatchObject({ webhooksSent: 3, webhooksFailed: 0 });
   });
 
+  it('puts the statuses of many sends due together into fewer signed POSTs, each message in order', async () => {
+    // prepare
+    const receiver = await startReceiver();
+    const { client } = await startTestSandbox({ webhookUrl: receiver.url, webhookBatchMs: 20 });
+    const recipients = Array.from({ length: 20 }, () => ordinaryNumber());
+
+    // act
+    const results = await Promise.all(recipients.map((to) => client.sendMessage(template(to))));
+    const statusCount = () =>
+      receiver.received.reduce((n, hook) => {
+        const parsed = parseWebhookPayload(JSON.parse(hook.raw));
+        return n + (parsed.ok ? parsed.statuses.length : 0);
+      }, 0);
+    await vi.waitFor(() => expect(statusCount()).toBe(60), { timeout: 5000 });
+
+    // assess
+    expect(receiver.received.length).toBeLessThan(60);
+    const byWamid = new Map<string, string[]>();
+    for (const hook of receiver.received) {
+      expect(verifyWebhookSignature(hook.raw, hook.signature, APP_SECRET)).toBe(true);
+      const parsed = parseWebhookPayload(JSON.parse(hook.raw));
+      if (!parsed.ok) throw new Error(parsed.error);
+      for (const u of parsed.statuses)
+        byWamid.set(u.wamid, [...(byWamid.get(u.wamid) ?? []), u.status]);
+    }
+    for (const result of results) {
+      expect(byWamid.get(result.ok ? result.wamid : '')).toEqual(['sent', 'delivered', 'read']);
+    }
+  });
+
   it('fails +573000000012 later through a failed status webhook with 131026', async () => {
     const receiver = await startReceiver();
     const { client } = await startTestSandbox({ webhookUrl: receiver.url });
