@@ -87,7 +87,7 @@ const results: Omit<BenchResults, 'targets' | 'finishedAt' | 'durationMs'> = {
   },
   options: { ...options, phases: [...options.phases] },
 };
-const needsStack = ['delivery', 'ingest', 'saturation', 'live'].some((p) =>
+const needsStack = ['delivery', 'ingest', 'saturation', 'batch', 'live'].some((p) =>
   options.phases.has(p as never),
 );
 let failed = false;
@@ -260,6 +260,13 @@ async function runStackPhases(): Promise<void> {
         ingestPhase(stack, 'saturate', 'sat', '314'),
       );
       apiTags.push('sat', 'satw');
+    }
+    if (options.phases.has('batch')) {
+      progress(
+        `ingest, API alone, batches of ${options.batchSize}: ${options.batchConnections} connections for ${options.saturateSeconds} s`,
+      );
+      results.batch = await profiled('batch', () => ingestPhase(stack, 'saturate', 'bat', '317'));
+      apiTags.push('bat', 'batw');
     }
     if (apiTags.length > 0 || options.phases.has('live')) {
       const worker = await startWorker();
@@ -437,12 +444,23 @@ async function runStackPhases(): Promise<void> {
   ): Promise<IngestPhaseFigures> {
     const meter = meterCpu();
     const queriesBefore = stackQueries.snapshot();
-    const load = await runLoad(loadSpec(stack, mode, tag, prefix));
+    const batch = tag === 'bat';
+    const spec = loadSpec(stack, mode, tag, prefix);
+    const load = await runLoad(
+      batch
+        ? { ...spec, batchSize: options.batchSize, concurrency: options.batchConnections }
+        : spec,
+    );
     const cpu = meter(undefined, undefined, load.cpuMs);
     // Warm-up requests included: every request of the phase went through the same path.
     const api = perUnit(queriesBefore, stackQueries.snapshot(), load.sent + load.warmupSent);
+    const connections = batch
+      ? options.batchConnections
+      : mode === 'saturate'
+        ? options.saturateConnections
+        : null;
     return {
-      ingest: ingestFigures(load, mode === 'saturate' ? options.saturateConnections : null),
+      ingest: ingestFigures(load, connections, batch ? options.batchSize : 1),
       apiQueriesPerRequest: api.perUnit,
       apiQueriesByShape: api.byShape,
       cpu,

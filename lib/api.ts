@@ -30,6 +30,7 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/health': ['GET'],
   '/v1/health': ['GET'],
   '/v1/notifications': ['POST'],
+  '/v1/notifications/batch': ['POST'],
   '/v1/notifications/{id}': ['GET'],
   '/v1/openapi.json': ['GET'],
   '/v1/admin/status': ['GET'],

@@ -33,6 +33,9 @@ export interface IngestFigures {
   accepted: number;
   /** Accepted answers per second over the phase. */
   acceptedPerSecond: number;
+  /** Notifications accepted per second (the same as answers without batches). */
+  notificationsPerSecond: number;
+  batchSize: number;
   statuses: Record<string, number>;
   /** Rate mode: from each request's due time; saturation: from its send. */
   latencyMs: Latencies;
@@ -41,7 +44,11 @@ export interface IngestFigures {
   generatorCpuMs: number;
 }
 
-export function ingestFigures(result: LoadResult, connections: number | null): IngestFigures {
+export function ingestFigures(
+  result: LoadResult,
+  connections: number | null,
+  batchSize = 1,
+): IngestFigures {
   const accepted = result.statuses['202'] ?? 0;
   return {
     mode: result.mode,
@@ -50,6 +57,8 @@ export function ingestFigures(result: LoadResult, connections: number | null): I
     sent: result.sent,
     accepted,
     acceptedPerSecond: accepted / (result.elapsedMs / 1000),
+    notificationsPerSecond: result.notificationsAccepted / (result.elapsedMs / 1000),
+    batchSize,
     statuses: result.statuses,
     latencyMs: summarize(result.latencyMs),
     serviceMs: summarize(result.serviceMs),

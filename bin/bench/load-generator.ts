@@ -27,6 +27,8 @@ export interface LoadSpec {
   tag: string;
   /** Three digits after +57 that, with a 7-digit counter, give distinct Colombian mobiles. */
   recipientPrefix: string;
+  /** More than 1: each request is a POST /v1/notifications/batch of this many notifications. */
+  batchSize?: number;
 }
 
 export interface LoadResult {
@@ -47,6 +49,8 @@ export interface LoadResult {
   /** The largest lag between a due time and the actual send (the generator's own health), ms. */
   maxSendLagMs: number;
   cpuMs: number;
+  /** Notifications the answers accepted (one per 202 without batches; each batch's `accepted`). */
+  notificationsAccepted: number;
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
@@ -58,6 +62,8 @@ const serviceMs: number[] = [];
 const sentAt: Record<string, number> = {};
 let maxSendLagMs = 0;
 let sequence = 0;
+let notificationsAccepted = 0;
+const batchSize = spec.batchSize ?? 1;
 // performance.now() and Date.now() on one timeline, so due times convert to epoch ms.
 const epochOffset = Date.now() - performance.now();
 
@@ -69,31 +75,49 @@ async function post(dueAt: number): Promise<void> {
   const requestId = warming ? `${spec.tag}w-${n}` : `${spec.tag}-${n}`;
   const started = performance.now();
   maxSendLagMs = Math.max(maxSendLagMs, started - dueAt);
-  const body = JSON.stringify({
-    to: `+57${spec.recipientPrefix}${String(n % 10_000_000).padStart(7, '0')}`,
+  const notification = (m: number) => ({
+    to: `+57${spec.recipientPrefix}${String(m % 10_000_000).padStart(7, '0')}`,
     template: { name: 'hello_world', language: 'en_US' },
   });
+  const body = JSON.stringify(
+    batchSize > 1
+      ? {
+          notifications: Array.from({ length: batchSize }, (_, i) => ({
+            ...notification(n * batchSize + i),
+            idempotencyKey: `${requestId}-${i}`,
+          })),
+        }
+      : notification(n),
+  );
   let status = 'error';
+  let accepted = 0;
   try {
     const res = await pool.request({
-      path: '/v1/notifications',
+      path: batchSize > 1 ? '/v1/notifications/batch' : '/v1/notifications',
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         'x-api-key': spec.apiKey,
-        'idempotency-key': requestId,
+        ...(batchSize > 1 ? {} : { 'idempotency-key': requestId }),
         'x-request-id': requestId,
       },
       body,
     });
-    await res.body.dump();
     status = String(res.statusCode);
+    if (batchSize > 1) {
+      const answer = (await res.body.json().catch(() => ({}))) as { accepted?: number };
+      accepted = answer.accepted ?? 0;
+    } else {
+      await res.body.dump();
+      accepted = status === '202' ? 1 : 0;
+    }
   } catch {
     status = 'error';
   }
   const done = performance.now();
   if (warming) return;
   statuses[status] = (statuses[status] ?? 0) + 1;
+  notificationsAccepted += accepted;
   if (status === '202') {
     latencyMs.push(done - dueAt);
     serviceMs.push(done - started);
@@ -157,5 +181,6 @@ const result: LoadResult = {
   sentAt,
   maxSendLagMs,
   cpuMs: (cpu.user + cpu.system) / 1000,
+  notificationsAccepted,
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);

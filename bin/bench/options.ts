@@ -23,6 +23,9 @@ export interface BenchOptions {
   warmupSeconds: number;
   /** Connections of the saturation phase, and its length. */
   saturateConnections: number;
+  /** The batch phase: notifications per POST /v1/notifications/batch, and its connections. */
+  batchSize: number;
+  batchConnections: number;
   saturateSeconds: number;
   /** How long to wait for the rows of an ingest phase to reach `read`. */
   e2eWaitSeconds: number;
@@ -40,7 +43,15 @@ export interface BenchOptions {
   keepData: boolean;
 }
 
-export const PHASES = ['bundles', 'ceiling', 'delivery', 'ingest', 'saturation', 'live'] as const;
+export const PHASES = [
+  'bundles',
+  'ceiling',
+  'delivery',
+  'ingest',
+  'saturation',
+  'batch',
+  'live',
+] as const;
 export type Phase = (typeof PHASES)[number];
 
 const HELP = `npm run bench -- [options]
@@ -54,6 +65,8 @@ const HELP = `npm run bench -- [options]
   --rate-seconds S          their length (10)
   --warmup-seconds S        unrecorded load before each ingest phase (2)
   --saturate-connections N  connections of the saturation phase (32)
+  --batch-size N            notifications per request of the batch phase (100)
+  --batch-connections N     connections of the batch phase (4)
   --saturate-seconds S      its length (6)
   --e2e-wait-seconds S      longest wait for the live phase's rows to be read (30)
   --cold-start-runs N       fresh processes per bundle for the import time (3)
@@ -80,6 +93,8 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
       'rate-seconds': { type: 'string' },
       'warmup-seconds': { type: 'string' },
       'saturate-connections': { type: 'string' },
+      'batch-size': { type: 'string' },
+      'batch-connections': { type: 'string' },
       'saturate-seconds': { type: 'string' },
       'e2e-wait-seconds': { type: 'string' },
       'cold-start-runs': { type: 'string' },
@@ -137,6 +152,8 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     rateSeconds: number('rate-seconds', 10),
     warmupSeconds: number('warmup-seconds', 2, 0),
     saturateConnections: number('saturate-connections', 32),
+    batchSize: number('batch-size', 100),
+    batchConnections: number('batch-connections', 4),
     saturateSeconds: number('saturate-seconds', 6),
     e2eWaitSeconds: number('e2e-wait-seconds', 30),
     coldStartRuns: number('cold-start-runs', 3),

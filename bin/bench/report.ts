@@ -98,6 +98,8 @@ export interface BenchResults {
   /** The API alone (worker off), at the fixed rate and at saturation. */
   ingest?: IngestPhaseFigures;
   saturation?: IngestPhaseFigures;
+  /** The API alone, closed loop, POST /v1/notifications/batch. */
+  batch?: IngestPhaseFigures;
   /** The rows the API phases left queued, drained by the worker before the live phase. */
   backlog?: BacklogFigures;
   /** The fixed rate with the whole pipeline running. */
@@ -242,6 +244,15 @@ export function renderTable(r: BenchResults): string {
     );
     add('  POST latency p50 / p95 / p99', triple(i.latencyMs));
   }
+  if (r.batch) {
+    const i = r.batch.ingest;
+    add(
+      `ingest, API alone, batches of ${i.batchSize}: ${i.connections} connections`,
+      `${int(i.notificationsPerSecond)} /s accepted`,
+    );
+    add('  batch request latency p50 / p95 / p99', triple(i.latencyMs));
+    add('  DB round trips / notification', dec(r.batch.apiQueriesPerRequest / i.batchSize, 2));
+  }
   if (r.backlog) {
     add(
       `  their ${int(r.backlog.rows)} rows drained by the worker`,
@@ -302,6 +313,7 @@ export function renderTable(r: BenchResults): string {
   if (r.ingest)
     out.push(cpuLine(`ingest ${r.ingest.ingest.offeredRate} req/s`, r.ingest.cpu, r.machine.cpus));
   if (r.saturation) out.push(cpuLine('ingest saturation', r.saturation.cpu, r.machine.cpus));
+  if (r.batch) out.push(cpuLine('ingest batches', r.batch.cpu, r.machine.cpus));
   if (f) out.push(cpuLine(`live ${f.ingest.offeredRate} req/s`, f.cpu, r.machine.cpus));
   if (d) {
     const top = Object.entries(d.workerPath.byStatement)
@@ -322,7 +334,7 @@ export function renderTable(r: BenchResults): string {
       .join(', ');
     out.push(`API statements per request (ingest): ${api}`);
   }
-  const phases = [r.delivery, r.deliveryWithoutWebhooks, r.ingest, r.saturation, r.live];
+  const phases = [r.delivery, r.deliveryWithoutWebhooks, r.ingest, r.saturation, r.batch, r.live];
   const quiet = Object.values(r.quietness ?? {});
   const busiest = Math.max(
     0,

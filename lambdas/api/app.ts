@@ -8,7 +8,14 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
 import type * as z from 'zod';
-import { acceptNotification, findNotification } from '../core/accept-notification.ts';
+import {
+  type AcceptDeps,
+  type AcceptOutcome,
+  acceptNotification,
+  acceptNotificationBatch,
+  type BatchItem,
+  findNotification,
+} from '../core/accept-notification.ts';
 import { authenticateApiKey } from '../core/api-keys.ts';
 import { writeAudit } from '../core/audit.ts';
 import type { ApiScope, Database } from '../core/db/schema.ts';
@@ -26,10 +33,15 @@ import { isUuid, pickRequestId } from '../core/ids.ts';
 import { findUnstorableJson } from '../core/json-input.ts';
 import { Metric } from '../core/metric-names.ts';
 import {
+  batchRequestSchema,
+  IDEMPOTENCY_KEY,
+  MAX_BATCH_BODY_BYTES,
   MAX_BODY_BYTES,
   notificationRequestSchema,
   type Priority,
 } from '../core/notification-request.ts';
+import type { NotificationView } from '../core/notification-view.ts';
+import { maskPhonesIn } from '../core/phone.ts';
 import type { QueueTargets } from '../core/queue.ts';
 import { reportError } from '../core/sentry.ts';
 import type { GraphClient } from '../core/whatsapp/graph-client.ts';
@@ -61,16 +73,26 @@ export interface RequestContext {
   client?: { clientId: string; prefix: string; scopes: ApiScope[] };
 }
 
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** The first issue of a failed parse as a field and a message; an unknown field is named, not echoed as a value. */
+export function describeIssue(error: z.ZodError, prefix: readonly string[] = []) {
+  const issue = error.issues[0]!;
+  const path = [...prefix, ...issue.path.map(String)];
+  if (issue.code === 'unrecognized_keys') path.push(issue.keys[0] ?? '');
+  const field = path.join('.') || undefined;
+  const message =
+    issue.code === 'unrecognized_keys' ? `unknown field ${path.join('.')}` : issue.message;
+  return { field, message };
+}
 
 /** Parses a JSON body against a schema; any failure is a 400 naming the field, and nothing is written. */
 export function parseJsonBody<T extends z.ZodType>(
   event: APIGatewayProxyEvent,
   schema: T,
+  maxBytes: number = MAX_BODY_BYTES,
 ): z.infer<T> {
   const raw = rawBody(event);
-  if (raw.length > MAX_BODY_BYTES) {
-    throw new HttpError(400, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`);
+  if (raw.length > maxBytes) {
+    throw new HttpError(400, 'body_too_large', `the body is larger than ${maxBytes} bytes`);
   }
   let json: unknown;
   try {
@@ -90,12 +112,7 @@ export function parseJsonBody<T extends z.ZodType>(
   }
   const result = schema.safeParse(json);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const path = issue.path.map(String);
-    if (issue.code === 'unrecognized_keys') path.push(issue.keys[0] ?? '');
-    const field = path.join('.') || undefined;
-    const message =
-      issue.code === 'unrecognized_keys' ? `unknown field ${path.join('.')}` : issue.message;
+    const { field, message } = describeIssue(result.error);
     throw new HttpError(400, 'validation_error', message, field);
   }
   return result.data;
@@ -176,19 +193,12 @@ export const notificationRoutes: Route<RequestContext>[] = [
       }
       const request = parseJsonBody(ctx.event, notificationRequestSchema);
       const { deps } = ctx;
-      const outcome = await acceptNotification(
-        {
-          db: deps.db,
-          queue: deps.queue,
-          now: deps.now,
-          onEnqueueFailure: (id, error) =>
-            deps.logger.error('enqueue failed; the outbox sweep will retry', {
-              notificationId: id,
-              error: error instanceof Error ? error.name : String(error),
-            }),
-        },
-        { clientId: client.clientId, requestId: ctx.requestId, request, idempotencyKey },
-      );
+      const outcome = await acceptNotification(acceptDeps(deps), {
+        clientId: client.clientId,
+        requestId: ctx.requestId,
+        request,
+        idempotencyKey,
+      });
       switch (outcome.kind) {
         case 'invalid':
           throw new HttpError(400, 'validation_error', outcome.message, outcome.field);
@@ -207,23 +217,73 @@ export const notificationRoutes: Route<RequestContext>[] = [
             'Idempotency-Key',
           );
         case 'accepted': {
-          if (!outcome.replayed) {
-            // The dashboard graphs accepted notifications by priority (low cardinality: two values).
-            const accepted = deps.metrics.singleMetric();
-            accepted.addDimension('Priority', outcome.notification.priority);
-            accepted.addMetric(Metric.NotificationsAccepted, MetricUnit.Count, 1);
-            deps.logger.info('notification accepted', {
-              notificationId: outcome.notification.id,
-              priority: outcome.notification.priority,
-              status: outcome.notification.status,
-            });
-          }
+          if (!outcome.replayed) countAccepted(deps, [outcome.notification]);
           return jsonResponse(202, outcome.notification, {
             location: `/v1/notifications/${outcome.notification.id}`,
             ...(outcome.replayed ? { 'idempotent-replayed': 'true' } : {}),
           });
         }
       }
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/notifications/batch',
+    handle: async (ctx) => {
+      const client = await requireScope(ctx, 'notifications:write');
+      const { notifications } = parseJsonBody(ctx.event, batchRequestSchema, MAX_BATCH_BODY_BYTES);
+      const results: BatchResult[] = notifications.map(() => ({ status: 0 }));
+      const items: { index: number; item: BatchItem }[] = [];
+      const keys = new Set<string>();
+      for (const [index, raw] of notifications.entries()) {
+        const parsed = parseBatchItem(raw, index);
+        if ('error' in parsed) {
+          results[index] = { status: 400, error: parsed.error };
+        } else if (parsed.item.idempotencyKey && keys.has(parsed.item.idempotencyKey)) {
+          results[index] = {
+            status: 400,
+            error: {
+              code: 'validation_error',
+              message: 'this idempotencyKey appears twice in the batch',
+              field: `notifications.${index}.idempotencyKey`,
+            },
+          };
+        } else {
+          if (parsed.item.idempotencyKey) keys.add(parsed.item.idempotencyKey);
+          items.push({ index, item: parsed.item });
+        }
+      }
+      const outcomes = await acceptNotificationBatch(acceptDeps(ctx.deps), {
+        clientId: client.clientId,
+        requestId: ctx.requestId,
+        items: items.map((i) => i.item),
+      });
+      for (const [n, outcome] of outcomes.entries()) {
+        results[items[n]!.index] = batchResult(outcome, items[n]!.index);
+      }
+      countAccepted(
+        ctx.deps,
+        outcomes.flatMap((o) => (o.kind === 'accepted' && !o.replayed ? [o.notification] : [])),
+      );
+      const accepted = results.filter((r) => r.status === 202).length;
+      return jsonResponse(accepted === results.length ? 202 : 207, {
+        accepted,
+        rejected: results.length - accepted,
+        // Item errors go through the same masking as the error shape: no number is echoed.
+        results: results.map((r, index) => ({
+          index,
+          ...r,
+          ...(r.error
+            ? {
+                error: {
+                  ...r.error,
+                  message: maskPhonesIn(r.error.message),
+                  ...(r.error.field ? { field: maskPhonesIn(r.error.field) } : {}),
+                },
+              }
+            : {}),
+        })),
+      });
     },
   },
   {
@@ -241,6 +301,110 @@ export const notificationRoutes: Route<RequestContext>[] = [
     },
   },
 ];
+
+function acceptDeps(deps: ApiDeps): AcceptDeps {
+  return {
+    db: deps.db,
+    queue: deps.queue,
+    now: deps.now,
+    onEnqueueFailure: (id, error) =>
+      deps.logger.error('enqueue failed; the outbox sweep will retry', {
+        notificationId: id,
+        error: error instanceof Error ? error.name : String(error),
+      }),
+  };
+}
+
+/** The dashboard graphs accepted notifications by priority (low cardinality: two values). */
+function countAccepted(deps: ApiDeps, accepted: readonly NotificationView[]) {
+  for (const priority of ['high', 'bulk'] as const) {
+    const count = accepted.filter((n) => n.priority === priority).length;
+    if (count === 0) continue;
+    const metric = deps.metrics.singleMetric();
+    metric.addDimension('Priority', priority);
+    metric.addMetric(Metric.NotificationsAccepted, MetricUnit.Count, count);
+  }
+  for (const notification of accepted) {
+    deps.logger.info('notification accepted', {
+      notificationId: notification.id,
+      priority: notification.priority,
+      status: notification.status,
+    });
+  }
+}
+
+interface BatchResult {
+  status: number;
+  notification?: NotificationView;
+  replayed?: boolean;
+  error?: { code: string; message: string; field?: string | undefined };
+}
+
+/** One batch item: an optional idempotencyKey split off, the rest a notification request. */
+function parseBatchItem(
+  raw: unknown,
+  index: number,
+): { item: BatchItem } | { error: NonNullable<BatchResult['error']> } {
+  const prefix = ['notifications', String(index)];
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return {
+      error: { code: 'validation_error', message: 'must be an object', field: prefix.join('.') },
+    };
+  }
+  const { idempotencyKey, ...request } = raw as Record<string, unknown>;
+  if (
+    idempotencyKey !== undefined &&
+    (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey))
+  ) {
+    return {
+      error: {
+        code: 'validation_error',
+        message: 'idempotencyKey must be 1 to 255 visible ASCII characters',
+        field: [...prefix, 'idempotencyKey'].join('.'),
+      },
+    };
+  }
+  const parsed = notificationRequestSchema.safeParse(request);
+  if (!parsed.success) {
+    return { error: { code: 'validation_error', ...describeIssue(parsed.error, prefix) } };
+  }
+  return { item: { request: parsed.data, idempotencyKey } };
+}
+
+function batchResult(outcome: AcceptOutcome, index: number): BatchResult {
+  const field = (name: string) => `notifications.${index}.${name}`;
+  switch (outcome.kind) {
+    case 'accepted':
+      return {
+        status: 202,
+        notification: outcome.notification,
+        ...(outcome.replayed ? { replayed: true } : {}),
+      };
+    case 'invalid':
+      return {
+        status: 400,
+        error: { code: 'validation_error', message: outcome.message, field: field(outcome.field) },
+      };
+    case 'idempotency_mismatch':
+      return {
+        status: 422,
+        error: {
+          code: 'idempotency_key_reused',
+          message: 'this idempotencyKey was used with a different body',
+          field: field('idempotencyKey'),
+        },
+      };
+    case 'idempotency_in_flight':
+      return {
+        status: 409,
+        error: {
+          code: 'idempotency_key_in_flight',
+          message: 'a request with this idempotencyKey is still being processed; retry shortly',
+          field: field('idempotencyKey'),
+        },
+      };
+  }
+}
 
 export function createApiApp(
   deps: ApiDeps,

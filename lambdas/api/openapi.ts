@@ -8,7 +8,11 @@ import * as z from 'zod';
 import { ERROR_CLASSES } from '../core/error-class.ts';
 import type { Route } from '../core/http.ts';
 import { NOTIFICATION_STATUSES } from '../core/lifecycle.ts';
-import { notificationRequestSchema } from '../core/notification-request.ts';
+import {
+  batchItemDocumentSchema,
+  MAX_BATCH_SIZE,
+  notificationRequestSchema,
+} from '../core/notification-request.ts';
 import { rolloutPatchSchema } from '../core/rollout.ts';
 import {
   auditQuerySchema,
@@ -68,6 +72,22 @@ export const notificationSchema = z
     failedAt: isoOrNull,
   })
   .meta({ id: 'Notification' });
+
+export const batchAnswerSchema = z
+  .object({
+    accepted: z.number().int(),
+    rejected: z.number().int(),
+    results: z.array(
+      z.object({
+        index: z.number().int().meta({ description: 'Position of the item in the request' }),
+        status: z.number().int().meta({ example: 202 }),
+        notification: notificationSchema.optional(),
+        replayed: z.boolean().optional(),
+        error: errorSchema.shape.error.omit({ requestId: true }).optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'NotificationBatchAnswer' });
 
 const panicStateSchema = z
   .object({
@@ -310,6 +330,11 @@ export const readinessSchema = z
 // second schema under the same id: made once here, not per document.
 const requestBodies = {
   notification: notificationRequestSchema.meta({ id: 'NotificationRequest' }),
+  batch: z
+    .object({
+      notifications: z.array(batchItemDocumentSchema).min(1).max(MAX_BATCH_SIZE),
+    })
+    .meta({ id: 'NotificationBatchRequest' }),
   panic: panicRequestSchema.meta({ id: 'PanicRequest' }),
   rollout: rolloutPatchSchema.meta({ id: 'RolloutPatch' }),
   createKey: createKeyRequestSchema.meta({ id: 'CreateKeyRequest' }),
@@ -411,6 +436,22 @@ export function buildOpenApiDocument() {
       ...errors,
       409: json(errorSchema, 'A request with this Idempotency-Key is still running'),
       422: json(errorSchema, 'This Idempotency-Key was used with a different body'),
+    },
+  });
+  path('post', '/v1/notifications/batch', {
+    summary: `Accept up to ${MAX_BATCH_SIZE} notifications, each answered on its own (scope notifications:write)`,
+    tags: ['notifications'],
+    request: {
+      headers: requestIdHeader,
+      body: { content: { 'application/json': { schema: requestBodies.batch } } },
+    },
+    responses: {
+      202: json(batchAnswerSchema, 'Every item accepted'),
+      207: json(
+        batchAnswerSchema,
+        'Some items refused: each result has its own status (202, 400, 409, 422) and error',
+      ),
+      ...errors,
     },
   });
   path('get', '/v1/notifications/{id}', {

@@ -4,12 +4,12 @@
  * refuses a retry while the first request is still in flight (409).
  */
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database, NewNotification, NotificationRow } from './db/schema.ts';
 import { uuidv7 } from './ids.ts';
 import { checkSendAt, type NotificationRequest } from './notification-request.ts';
 import { type NotificationView, toNotificationView } from './notification-view.ts';
-import { enqueueNotification, type QueueTargets } from './queue.ts';
+import { enqueueNotification, enqueueNotifications, type QueueTargets } from './queue.ts';
 
 export interface AcceptDeps {
   db: Kysely<Database>;
@@ -134,6 +134,102 @@ export async function acceptNotification(
     .where('id', '=', inserted.id)
     .execute();
   return { kind: 'accepted', notification: view, replayed: false };
+}
+
+export interface BatchItem {
+  request: NotificationRequest;
+  idempotencyKey?: string | undefined;
+}
+
+/**
+ * Accepts many notifications of one client with the same rules as one: each gets its own outcome,
+ * in order. All new rows go in with one INSERT, onto the queues ten to a SendMessageBatch, and get
+ * their stored answer and `queued` with one UPDATE, whatever the batch's size; only idempotent
+ * replays are looked up one by one.
+ */
+export async function acceptNotificationBatch(
+  deps: AcceptDeps,
+  input: { clientId: string; requestId: string; items: readonly BatchItem[] },
+): Promise<AcceptOutcome[]> {
+  const now = deps.now();
+  const outcomes: (AcceptOutcome | undefined)[] = input.items.map(() => undefined);
+  const pending: {
+    index: number;
+    item: AcceptInput;
+    row: ReturnType<typeof newNotificationRow>;
+  }[] = [];
+  for (const [index, batchItem] of input.items.entries()) {
+    const schedule = checkSendAt(batchItem.request.sendAt, now);
+    if (!schedule.ok) {
+      outcomes[index] = { kind: 'invalid', field: 'sendAt', message: schedule.message };
+      continue;
+    }
+    const item: AcceptInput = {
+      clientId: input.clientId,
+      requestId: input.requestId,
+      request: batchItem.request,
+      idempotencyKey: batchItem.idempotencyKey,
+    };
+    const row = newNotificationRow(item, schedule.sendAt, now);
+    if (schedule.sendAt) row.response = JSON.stringify(viewOfNew(row));
+    pending.push({ index, item, row });
+  }
+  if (pending.length === 0) return outcomes.map((o) => o!);
+
+  const inserted = await deps.db
+    .insertInto('notifications')
+    .values(pending.map((p) => p.row))
+    .onConflict((oc) => oc.columns(['client_id', 'idempotency_key']).doNothing())
+    .returningAll()
+    .execute();
+  const insertedById = new Map(inserted.map((row) => [row.id, row]));
+
+  const toQueue: NotificationRow[] = [];
+  for (const { index, item, row } of pending) {
+    const stored = insertedById.get(row.id);
+    if (!stored) {
+      outcomes[index] = await replayExisting(deps.db, item, now);
+    } else if (stored.send_at) {
+      outcomes[index] = {
+        kind: 'accepted',
+        notification: stored.response as NotificationView,
+        replayed: false,
+      };
+    } else {
+      toQueue.push(stored);
+    }
+  }
+  if (toQueue.length === 0) return outcomes.map((o) => o!);
+
+  const failed = await enqueueNotifications(
+    deps.queue,
+    toQueue.map((row) => ({ id: row.id, priority: row.priority, requestId: row.request_id })),
+  );
+  for (const id of failed) deps.onEnqueueFailure?.(id, new Error('SendMessageBatch failed'));
+  const views = toQueue.map((row) =>
+    toNotificationView({
+      ...row,
+      ...(failed.has(row.id) ? {} : { status: 'queued' as const, queued_at: now }),
+    }),
+  );
+  // As for one notification: the worker may already have claimed a row, so only `accepted` moves.
+  await sql`
+    update notifications n set
+      response = u.response::jsonb,
+      status = case when u.queued and n.status = 'accepted' then 'queued' else n.status end,
+      queued_at = case when u.queued then ${now}::timestamptz else n.queued_at end
+    from unnest(
+      ${sql.val(toQueue.map((row) => row.id))}::uuid[],
+      ${sql.val(views.map((view) => JSON.stringify(view)))}::text[],
+      ${sql.val(toQueue.map((row) => !failed.has(row.id)))}::boolean[]
+    ) as u(id, response, queued)
+    where n.id = u.id`.execute(deps.db);
+  const viewById = new Map(views.map((view) => [view.id, view]));
+  for (const { index, row } of pending) {
+    const view = viewById.get(row.id);
+    if (view) outcomes[index] = { kind: 'accepted', notification: view, replayed: false };
+  }
+  return outcomes.map((o) => o!);
 }
 
 function viewOfNew(values: ReturnType<typeof newNotificationRow>): NotificationView {

@@ -82,6 +82,33 @@ export const notificationRequestSchema = z
 
 export type NotificationRequest = z.infer<typeof notificationRequestSchema>;
 
+/** POST /v1/notifications/batch: up to this many notifications, each with its own answer. */
+export const MAX_BATCH_SIZE = 100;
+/** Below Lambda's 6 MB limit on a synchronous invocation's payload, with room to spare. */
+export const MAX_BATCH_BODY_BYTES = 1024 * 1024;
+
+/** An Idempotency-Key: 1 to 255 visible ASCII characters. */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * The batch envelope. Each item is a notification request as for POST /v1/notifications, plus an
+ * optional `idempotencyKey` (the header's role for one item); items are validated one by one so
+ * that a bad one is answered on its own and the others are still accepted.
+ */
+export const batchRequestSchema = z
+  .object({ notifications: z.array(z.unknown()).min(1).max(MAX_BATCH_SIZE) })
+  .strict();
+
+/** One item as the OpenAPI document shows it (validation splits off the key, then uses the request schema). */
+export const batchItemDocumentSchema = z.intersection(
+  notificationRequestSchema,
+  z.object({
+    idempotencyKey: z.string().regex(IDEMPOTENCY_KEY).optional().meta({
+      description: 'Same key and body: the first answer again; different body: 422',
+    }),
+  }),
+);
+
 export type ScheduleCheck = { ok: true; sendAt: Date | null } | { ok: false; message: string };
 
 /** A sendAt must lie in the future and at most 30 days ahead; no sendAt means now. */

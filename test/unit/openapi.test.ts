@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { adminRoutes } from '../../lambdas/api/admin-routes.ts';
+import { notificationRoutes } from '../../lambdas/api/app.ts';
 import { buildOpenApiDocument, renderOpenApiDocument } from '../../lambdas/api/openapi.ts';
 
 const committed = join(import.meta.dirname, '..', '..', 'docs', 'openapi.json');
@@ -17,10 +18,7 @@ describe('the OpenAPI document', () => {
     const paths = buildOpenApiDocument().paths ?? {};
     const routes = [
       ...adminRoutes.map((r) => [r.method, r.path] as const),
-      ['POST', '/v1/notifications'],
-      ['GET', '/v1/notifications/{id}'],
-      ['GET', '/health'],
-      ['GET', '/v1/health'],
+      ...notificationRoutes.map((r) => [r.method, r.path] as const),
       ['GET', '/v1/openapi.json'],
     ] as const;
     for (const [method, path] of routes) {
