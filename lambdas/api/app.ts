@@ -21,6 +21,7 @@ import { writeAudit } from '../core/audit.ts';
 import type { ApiScope, Database } from '../core/db/schema.ts';
 import { checkReadiness } from '../core/health.ts';
 import {
+  errorFields,
   errorResponse,
   HttpError,
   header,
@@ -41,7 +42,6 @@ import {
   type Priority,
 } from '../core/notification-request.ts';
 import type { NotificationView } from '../core/notification-view.ts';
-import { maskPhonesIn } from '../core/phone.ts';
 import type { QueueTargets } from '../core/queue.ts';
 import { reportError } from '../core/sentry.ts';
 import type { GraphClient } from '../core/whatsapp/graph-client.ts';
@@ -269,19 +269,10 @@ export const notificationRoutes: Route<RequestContext>[] = [
       return jsonResponse(accepted === results.length ? 202 : 207, {
         accepted,
         rejected: results.length - accepted,
-        // Item errors go through the same masking as the error shape: no number is echoed.
         results: results.map((r, index) => ({
           index,
           ...r,
-          ...(r.error
-            ? {
-                error: {
-                  ...r.error,
-                  message: maskPhonesIn(r.error.message),
-                  ...(r.error.field ? { field: maskPhonesIn(r.error.field) } : {}),
-                },
-              }
-            : {}),
+          ...(r.error ? { error: errorFields(r.error) } : {}),
         })),
       });
     },
@@ -307,10 +298,10 @@ function acceptDeps(deps: ApiDeps): AcceptDeps {
     db: deps.db,
     queue: deps.queue,
     now: deps.now,
-    onEnqueueFailure: (id, error) =>
+    onEnqueueFailure: (id, reason) =>
       deps.logger.error('enqueue failed; the outbox sweep will retry', {
         notificationId: id,
-        error: error instanceof Error ? error.name : String(error),
+        error: reason,
       }),
   };
 }

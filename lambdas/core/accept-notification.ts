@@ -9,13 +9,14 @@ import type { Database, NewNotification, NotificationRow } from './db/schema.ts'
 import { uuidv7 } from './ids.ts';
 import { checkSendAt, type NotificationRequest } from './notification-request.ts';
 import { type NotificationView, toNotificationView } from './notification-view.ts';
-import { enqueueNotification, enqueueNotifications, type QueueTargets } from './queue.ts';
+import { enqueueNotifications, type QueueTargets } from './queue.ts';
 
 export interface AcceptDeps {
   db: Kysely<Database>;
   queue: QueueTargets;
   now: () => Date;
-  onEnqueueFailure?: (id: string, error: unknown) => void;
+  /** A notification stored but not queued, and why (an SQS error name or entry code). */
+  onEnqueueFailure?: (id: string, reason: string) => void;
 }
 
 export interface AcceptInput {
@@ -73,79 +74,29 @@ export function newNotificationRow(
   };
 }
 
-export async function acceptNotification(
-  deps: AcceptDeps,
-  input: AcceptInput,
-): Promise<AcceptOutcome> {
-  const now = deps.now();
-  const schedule = checkSendAt(input.request.sendAt, now);
-  if (!schedule.ok) return { kind: 'invalid', field: 'sendAt', message: schedule.message };
-
-  const values = newNotificationRow(input, schedule.sendAt, now);
-  const scheduledView = schedule.sendAt ? viewOfNew(values) : undefined;
-  if (scheduledView) values.response = JSON.stringify(scheduledView);
-
-  // ON CONFLICT DO NOTHING: a concurrent request with the same key waits on the unique index and
-  // then finds the winner's row, so exactly one row exists per (client, key).
-  const inserted = await deps.db
-    .insertInto('notifications')
-    .values(values)
-    .onConflict((oc) => oc.columns(['client_id', 'idempotency_key']).doNothing())
-    .returningAll()
-    .executeTakeFirst();
-
-  if (!inserted) return replayExisting(deps.db, input, now);
-  if (scheduledView) return { kind: 'accepted', notification: scheduledView, replayed: false };
-
-  let queued = true;
-  try {
-    await enqueueNotification(deps.queue, {
-      id: inserted.id,
-      priority: inserted.priority,
-      requestId: inserted.request_id,
-    });
-  } catch (error) {
-    // The row stays `accepted`; the scheduler's outbox sweep enqueues it later. The client has its
-    // notification either way, so it still gets its 202.
-    queued = false;
-    deps.onEnqueueFailure?.(inserted.id, error);
-  }
-  const view = toNotificationView({
-    ...inserted,
-    ...(queued ? { status: 'queued', queued_at: now } : {}),
-  });
-  // The worker may already have claimed the row, so the status only moves if it is still `accepted`.
-  await deps.db
-    .updateTable('notifications')
-    .set((eb) => ({
-      response: JSON.stringify(view),
-      ...(queued
-        ? {
-            status: eb
-              .case()
-              .when('status', '=', 'accepted')
-              .then('queued' as const)
-              .else(eb.ref('status'))
-              .end(),
-            queued_at: now,
-          }
-        : {}),
-    }))
-    .where('id', '=', inserted.id)
-    .execute();
-  return { kind: 'accepted', notification: view, replayed: false };
-}
-
 export interface BatchItem {
   request: NotificationRequest;
   idempotencyKey?: string | undefined;
 }
 
+/** Accepts one notification: a batch of one, so both routes follow exactly the same rules. */
+export async function acceptNotification(
+  deps: AcceptDeps,
+  input: AcceptInput,
+): Promise<AcceptOutcome> {
+  const [outcome] = await acceptNotificationBatch(deps, {
+    clientId: input.clientId,
+    requestId: input.requestId,
+    items: [{ request: input.request, idempotencyKey: input.idempotencyKey }],
+  });
+  return outcome!;
+}
+
 /**
- * Accepts many notifications of one client with the same rules as one: each gets its own outcome,
- * in order. All new rows go in with one INSERT, onto the queues ten to a SendMessageBatch, and get
- * their stored answer and `queued` with one UPDATE, whatever the batch's size; only idempotent
- * replays are looked up one by one.
+ * Accepts notifications of one client, each with its own outcome, in order. The rows are the
+ * source of truth, so they are stored first (one INSERT for all), then their ids go onto the
+ * queues (ten to a SendMessageBatch), then each row gets its stored answer and `queued` (one
+ * UPDATE for all). Only idempotent replays are looked up one by one.
  */
 export async function acceptNotificationBatch(
   deps: AcceptDeps,
@@ -157,6 +108,7 @@ export async function acceptNotificationBatch(
     index: number;
     item: AcceptInput;
     row: ReturnType<typeof newNotificationRow>;
+    scheduledView: NotificationView | undefined;
   }[] = [];
   for (const [index, batchItem] of input.items.entries()) {
     const schedule = checkSendAt(batchItem.request.sendAt, now);
@@ -171,11 +123,15 @@ export async function acceptNotificationBatch(
       idempotencyKey: batchItem.idempotencyKey,
     };
     const row = newNotificationRow(item, schedule.sendAt, now);
-    if (schedule.sendAt) row.response = JSON.stringify(viewOfNew(row));
-    pending.push({ index, item, row });
+    // A scheduled notification's answer is final at once: stored with the row.
+    const scheduledView = schedule.sendAt ? viewOfNew(row) : undefined;
+    if (scheduledView) row.response = JSON.stringify(scheduledView);
+    pending.push({ index, item, row, scheduledView });
   }
   if (pending.length === 0) return outcomes.map((o) => o!);
 
+  // ON CONFLICT DO NOTHING: a concurrent request with the same key waits on the unique index and
+  // then finds the winner's row, so exactly one row exists per (client, key).
   const inserted = await deps.db
     .insertInto('notifications')
     .values(pending.map((p) => p.row))
@@ -185,34 +141,32 @@ export async function acceptNotificationBatch(
   const insertedById = new Map(inserted.map((row) => [row.id, row]));
 
   const toQueue: NotificationRow[] = [];
-  for (const { index, item, row } of pending) {
+  for (const { index, item, row, scheduledView } of pending) {
     const stored = insertedById.get(row.id);
     if (!stored) {
       outcomes[index] = await replayExisting(deps.db, item, now);
-    } else if (stored.send_at) {
-      outcomes[index] = {
-        kind: 'accepted',
-        notification: stored.response as NotificationView,
-        replayed: false,
-      };
+    } else if (scheduledView) {
+      outcomes[index] = { kind: 'accepted', notification: scheduledView, replayed: false };
     } else {
       toQueue.push(stored);
     }
   }
   if (toQueue.length === 0) return outcomes.map((o) => o!);
 
+  // A row that did not reach its queue stays `accepted`; the scheduler's outbox sweep enqueues it
+  // later. The client has its notification either way, so it still gets its 202.
   const failed = await enqueueNotifications(
     deps.queue,
     toQueue.map((row) => ({ id: row.id, priority: row.priority, requestId: row.request_id })),
   );
-  for (const id of failed) deps.onEnqueueFailure?.(id, new Error('SendMessageBatch failed'));
+  for (const [id, reason] of failed) deps.onEnqueueFailure?.(id, reason);
   const views = toQueue.map((row) =>
     toNotificationView({
       ...row,
       ...(failed.has(row.id) ? {} : { status: 'queued' as const, queued_at: now }),
     }),
   );
-  // As for one notification: the worker may already have claimed a row, so only `accepted` moves.
+  // The worker may already have claimed a row, so the status only moves if it is still `accepted`.
   await sql`
     update notifications n set
       response = u.response::jsonb,

@@ -30,18 +30,20 @@ export function jsonResponse(
   };
 }
 
-/** The error shape; its text goes through the same masking as log lines, so no answer echoes a number. */
+/** An error's code, message and field, its text masked as log lines are: no answer echoes a number. */
+export function errorFields(error: { code: string; message: string; field?: string | undefined }) {
+  return {
+    code: error.code,
+    message: maskPhonesIn(error.message),
+    ...(error.field ? { field: maskPhonesIn(error.field) } : {}),
+  };
+}
+
+/** The error shape: `{error: {code, message, field?, requestId}}`. */
 export function errorResponse(error: HttpError, requestId: string): APIGatewayProxyResult {
   return jsonResponse(
     error.status,
-    {
-      error: {
-        code: error.code,
-        message: maskPhonesIn(error.message),
-        ...(error.field ? { field: maskPhonesIn(error.field) } : {}),
-        requestId,
-      },
-    },
+    { error: { ...errorFields(error), requestId } },
     { 'x-request-id': requestId },
   );
 }

@@ -1,5 +1,5 @@
 /** Putting notifications on the delivery queues: the message body is the id, the request id rides along. */
-import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Priority } from './notification-request.ts';
 
 export interface QueueTargets {
@@ -19,20 +19,6 @@ function messageAttributes(requestId: string) {
   return { requestId: { DataType: 'String', StringValue: requestId } };
 }
 
-export async function enqueueNotification(
-  targets: QueueTargets,
-  item: QueuedNotification,
-): Promise<void> {
-  await targets.sqs.send(
-    new SendMessageCommand({
-      QueueUrl: targets.queueUrls[item.priority],
-      MessageBody: item.id,
-      MessageAttributes: messageAttributes(item.requestId),
-      ...(item.delaySeconds ? { DelaySeconds: item.delaySeconds } : {}),
-    }),
-  );
-}
-
 /** One message for any of the delivery queues. */
 export interface QueueMessage {
   queueUrl: string;
@@ -44,14 +30,14 @@ export interface QueueMessage {
 }
 
 /**
- * Sends messages ten to a SendMessageBatch call per queue. Returns the indexes of the messages
- * that did not make it onto their queue (a rejected entry or a failed call).
+ * Sends messages ten to a SendMessageBatch call per queue. Returns the messages that did not make
+ * it onto their queue, by index, with why: the entry's error code, or the failed call's error name.
  */
 export async function sendToQueues(
   sqs: SQSClient,
   messages: readonly QueueMessage[],
-): Promise<Set<number>> {
-  const failed = new Set<number>();
+): Promise<Map<number, string>> {
+  const failed = new Map<number, string>();
   const byQueue = new Map<string, number[]>();
   for (const [index, message] of messages.entries()) {
     const indexes = byQueue.get(message.queueUrl) ?? [];
@@ -81,10 +67,11 @@ export async function sendToQueues(
             }),
           )
           .then((result) => {
-            for (const f of result.Failed ?? []) failed.add(Number(f.Id));
+            for (const f of result.Failed ?? []) failed.set(Number(f.Id), f.Code ?? 'Failed');
           })
-          .catch(() => {
-            for (const index of chunk) failed.add(index);
+          .catch((error: unknown) => {
+            const reason = error instanceof Error ? error.name : String(error);
+            for (const index of chunk) failed.set(index, reason);
           }),
       );
     }
@@ -95,12 +82,12 @@ export async function sendToQueues(
 
 /**
  * Enqueues many notifications on their priority's queue. Returns the ids that did not make it
- * onto a queue, so the caller leaves those rows for the outbox sweep.
+ * onto a queue, with why, so the caller leaves those rows for the outbox sweep.
  */
 export async function enqueueNotifications(
   targets: QueueTargets,
   items: readonly QueuedNotification[],
-): Promise<Set<string>> {
+): Promise<Map<string, string>> {
   const failed = await sendToQueues(
     targets.sqs,
     items.map((item) => ({
@@ -110,5 +97,5 @@ export async function enqueueNotifications(
       delaySeconds: item.delaySeconds,
     })),
   );
-  return new Set([...failed].map((index) => items[index]!.id));
+  return new Map([...failed].map(([index, reason]) => [items[index]!.id, reason]));
 }
