@@ -123,8 +123,9 @@ async function keepUntilStored(
   return moved;
 }
 
-const PROGRESS_ORDER = { sent: 0, delivered: 1, read: 2, failed: 3 } as const;
+/** The order statuses are applied in when several arrive together. */
 const IN_PROGRESS_ORDER = ['sent', 'delivered', 'read', 'failed'] as const;
+const progress = (status: StatusReport['status']) => IN_PROGRESS_ORDER.indexOf(status);
 
 /**
  * Applies the statuses of one webhook delivery (Meta puts many in one POST under load) with one
@@ -175,9 +176,7 @@ export async function applyStatusUpdates(
       .where('wamid', 'in', [...new Set(leftover.map((index) => reports[index]!.wamid))])
       .execute();
     const statusOf = new Map(known.map((row) => [row.wamid, row.status]));
-    leftover.sort(
-      (a, b) => PROGRESS_ORDER[reports[a]!.status] - PROGRESS_ORDER[reports[b]!.status],
-    );
+    leftover.sort((a, b) => progress(reports[a]!.status) - progress(reports[b]!.status));
     for (const index of leftover) {
       const report = reports[index]!;
       const current = statusOf.get(report.wamid);
@@ -204,18 +203,14 @@ export async function applyPendingStatuses(
     .where('wamid', 'in', wamids)
     .returningAll()
     .execute();
-  pending.sort((a, b) => PROGRESS_ORDER[a.status] - PROGRESS_ORDER[b.status]);
-  const outcomes: StatusOutcome[] = [];
-  for (const p of pending) {
-    outcomes.push(
-      await applyStatusUpdate(db, {
-        wamid: p.wamid,
-        status: p.status,
-        timestamp: p.occurred_at,
-        errorCode: p.error_code ?? undefined,
-        errorTitle: p.error_title ?? undefined,
-      }),
-    );
-  }
-  return outcomes;
+  return applyStatusUpdates(
+    db,
+    pending.map((p) => ({
+      wamid: p.wamid,
+      status: p.status,
+      timestamp: p.occurred_at,
+      errorCode: p.error_code ?? undefined,
+      errorTitle: p.error_title ?? undefined,
+    })),
+  );
 }
