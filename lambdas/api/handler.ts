@@ -6,6 +6,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { createSqsClient, queueTargets } from '../core/aws-clients.ts';
 import { loadDatabaseConfig, loadQueueConfig, loadServiceConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
+import { memoizeUntilFailure } from '../core/memoize.ts';
 import { logger, metrics } from '../core/observability.ts';
 import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createGraphClient, type GraphClient } from '../core/whatsapp/graph-client.ts';
@@ -18,16 +19,7 @@ let app: ReturnType<typeof createApiApp> | undefined;
 
 /** The Graph API client of the admin template and token routes: built on first use, once. */
 function lazyGraphClient(): () => Promise<GraphClient> {
-  let client: Promise<GraphClient> | undefined;
-  return () => {
-    client ??= loadGraphClientConfig()
-      .then(createGraphClient)
-      .catch((error: unknown) => {
-        client = undefined;
-        throw error;
-      });
-    return client;
-  };
+  return memoizeUntilFailure(() => loadGraphClientConfig().then(createGraphClient));
 }
 
 /** Built on the first request and kept for the life of the execution environment. */

@@ -6,6 +6,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Kysely } from 'kysely';
 import type { Database, NotificationRow } from './db/schema.ts';
 import type { DeliveryGates, GateDecision, SendReport } from './delivery-gates.ts';
+import { memoizeUntilFailure } from './memoize.ts';
 import { ensureSender, openCircuit, recordSendResults } from './panic-mode.ts';
 import {
   claimRecipientSlots,
@@ -29,14 +30,7 @@ export interface DatabaseGatesOptions {
 
 export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
   const { db, senderId } = options;
-  let senderReady: Promise<void> | undefined;
-  const ready = () => {
-    senderReady ??= ensureSender(db, senderId).catch((error: unknown) => {
-      senderReady = undefined;
-      throw error;
-    });
-    return senderReady;
-  };
+  const ready = memoizeUntilFailure(() => ensureSender(db, senderId));
 
   return {
     async admit(rows: readonly NotificationRow[], now: Date) {

@@ -6,6 +6,7 @@ import middy from '@middy/core';
 import { createSqsClient, queueTargets } from '../core/aws-clients.ts';
 import { loadDatabaseConfig, loadDeliveryControlConfig, loadQueueConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
+import { memoizeUntilFailure } from '../core/memoize.ts';
 import { logger, metrics } from '../core/observability.ts';
 import {
   DEFAULT_SCHEDULER_OPTIONS,
@@ -16,8 +17,6 @@ import {
 import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createGraphClient } from '../core/whatsapp/graph-client.ts';
 import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
-
-let ready: Promise<{ deps: SchedulerDeps; options: SchedulerOptions }> | undefined;
 
 async function build() {
   const control = loadDeliveryControlConfig();
@@ -43,15 +42,14 @@ async function build() {
   return { deps, options };
 }
 
+/** Built on the first invocation and kept for the life of the execution environment. */
+const ready = memoizeUntilFailure(build);
+
 export const handler = middy()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(reportErrorsToSentry(logger))
   .handler(async () => {
-    ready ??= build().catch((error: unknown) => {
-      ready = undefined;
-      throw error;
-    });
-    const { deps, options } = await ready;
+    const { deps, options } = await ready();
     return runScheduler(deps, options);
   });

@@ -5,12 +5,11 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { loadDatabaseConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
+import { memoizeUntilFailure } from '../core/memoize.ts';
 import { logger, metrics } from '../core/observability.ts';
 import { requireSecret } from '../core/secrets.ts';
 import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createWebhookApp } from './app.ts';
-
-let ready: Promise<ReturnType<typeof createWebhookApp>> | undefined;
 
 async function build() {
   return createWebhookApp({
@@ -22,14 +21,13 @@ async function build() {
   });
 }
 
+/** Built on the first invocation and kept for the life of the execution environment. */
+const ready = memoizeUntilFailure(build);
+
 export const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(reportErrorsToSentry(logger))
   .handler(async (event) => {
-    ready ??= build().catch((error: unknown) => {
-      ready = undefined;
-      throw error;
-    });
-    return (await ready)(event);
+    return (await ready())(event);
   });

@@ -8,14 +8,13 @@ import { loadDatabaseConfig, loadDeliveryControlConfig, loadQueueConfig } from '
 import { databaseGates } from '../core/database-gates.ts';
 import { createDatabase } from '../core/db/connect.ts';
 import { type DeliveryDeps, deliverBatch } from '../core/deliver-batch.ts';
+import { memoizeUntilFailure } from '../core/memoize.ts';
 import { logger, metrics } from '../core/observability.ts';
 import { cachedRollout } from '../core/rollout.ts';
 import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createGraphClient } from '../core/whatsapp/graph-client.ts';
 import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
 import { toDeliveryRecord } from './records.ts';
-
-let ready: Promise<{ deps: DeliveryDeps; queueUrls: string[] }> | undefined;
 
 async function build() {
   const queueConfig = loadQueueConfig();
@@ -43,16 +42,15 @@ async function build() {
   return { deps, queueUrls: [queueConfig.HIGH_QUEUE_URL, queueConfig.BULK_QUEUE_URL] };
 }
 
+/** Built on the first invocation and kept for the life of the execution environment. */
+const ready = memoizeUntilFailure(build);
+
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(reportErrorsToSentry(logger))
   .handler(async (event) => {
-    ready ??= build().catch((error: unknown) => {
-      ready = undefined;
-      throw error;
-    });
-    const { deps, queueUrls } = await ready;
+    const { deps, queueUrls } = await ready();
     const records = event.Records.map((r) => toDeliveryRecord(r, queueUrls));
     const { batchItemFailures } = await deliverBatch(deps, records);
     return { batchItemFailures };
