@@ -265,7 +265,9 @@ async function runStackPhases(): Promise<void> {
       progress(
         `ingest, API alone, batches of ${options.batchSize}: ${options.batchConnections} connections for ${options.saturateSeconds} s`,
       );
-      results.batch = await profiled('batch', () => ingestPhase(stack, 'saturate', 'bat', '317'));
+      results.batch = await profiled('batch', () =>
+        ingestPhase(stack, 'saturate', 'bat', '317', options.batchSize),
+      );
       apiTags.push('bat', 'batw');
     }
     if (apiTags.length > 0 || options.phases.has('live')) {
@@ -441,15 +443,15 @@ async function runStackPhases(): Promise<void> {
     mode: 'rate' | 'saturate',
     tag: string,
     prefix: string,
+    /** More than 1: POST /v1/notifications/batch over the batch phase's connections. */
+    batchSize = 1,
   ): Promise<IngestPhaseFigures> {
     const meter = meterCpu();
     const queriesBefore = stackQueries.snapshot();
-    const batch = tag === 'bat';
+    const batch = batchSize > 1;
     const spec = loadSpec(stack, mode, tag, prefix);
     const load = await runLoad(
-      batch
-        ? { ...spec, batchSize: options.batchSize, concurrency: options.batchConnections }
-        : spec,
+      batch ? { ...spec, batchSize, concurrency: options.batchConnections } : spec,
     );
     const cpu = meter(undefined, undefined, load.cpuMs);
     // Warm-up requests included: every request of the phase went through the same path.
@@ -460,7 +462,7 @@ async function runStackPhases(): Promise<void> {
         ? options.saturateConnections
         : null;
     return {
-      ingest: ingestFigures(load, connections, batch ? options.batchSize : 1),
+      ingest: ingestFigures(load, connections, batchSize),
       apiQueriesPerRequest: api.perUnit,
       apiQueriesByShape: api.byShape,
       cpu,

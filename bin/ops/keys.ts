@@ -1,5 +1,11 @@
 /** `ops keys create|list|rotate|revoke`: API keys through the admin API; a new key is printed once. */
-import { type Command, parseDuration, requiredFlag, stringFlag } from './command.ts';
+import {
+  type Command,
+  type CommandContext,
+  parseDuration,
+  requiredFlag,
+  stringFlag,
+} from './command.ts';
 import { formatTime, keyValues, sinceIso, table } from './output.ts';
 import {
   OpsError,
@@ -30,10 +36,13 @@ function prefixArgument(value: string | undefined): string {
   return value;
 }
 
-const showOnce = [
-  '',
-  'Store it now: it is shown only this once (the service keeps only a hash of it).',
-];
+/** The new key itself, after a blank line, and the warning that it is shown once. */
+function printNewKey(ctx: CommandContext, key: string): void {
+  ctx.out.line();
+  ctx.out.line(`X-API-Key: ${key}`);
+  ctx.out.line();
+  ctx.out.line('Store it now: it is shown only this once (the service keeps only a hash of it).');
+}
 
 export const keyCommands: Command[] = [
   {
@@ -77,9 +86,7 @@ export const keyCommands: Command[] = [
       const created = JSON.parse(payload) as { key: string; prefix: string; scopes: string[] };
       ctx.out.data(created);
       ctx.out.line(`Created the admin key ${created.prefix} for ${name} in ${stackName}.`);
-      ctx.out.line();
-      ctx.out.line(`X-API-Key: ${created.key}`);
-      for (const line of showOnce) ctx.out.line(line);
+      printNewKey(ctx, created.key);
       return 0;
     },
   },
@@ -127,9 +134,7 @@ export const keyCommands: Command[] = [
           ['scopes', created.scopes.join(', ')],
         ]),
       );
-      ctx.out.line();
-      ctx.out.line(`X-API-Key: ${created.key}`);
-      for (const line of showOnce) ctx.out.line(line);
+      printNewKey(ctx, created.key);
       return 0;
     },
   },
@@ -196,9 +201,7 @@ export const keyCommands: Command[] = [
           ['scopes', rotated.scopes.join(', ')],
         ]),
       );
-      ctx.out.line();
-      ctx.out.line(`X-API-Key: ${rotated.key}`);
-      for (const line of showOnce) ctx.out.line(line);
+      printNewKey(ctx, rotated.key);
       return 0;
     },
   },

@@ -17,7 +17,7 @@ import { ALREADY_SENT_STATUSES, type NotificationStatus } from './lifecycle.ts';
 import { Metric } from './metric-names.ts';
 import { addOptOut } from './opt-outs.ts';
 import { sendToQueues } from './queue.ts';
-import { WORKER_TIMEOUT_SECONDS } from './queues.ts';
+import { SQS_MAX_DELAY_SECONDS, WORKER_TIMEOUT_SECONDS } from './queues.ts';
 import { addTallies } from './tallies.ts';
 import { applyTransitions, type Transition } from './transitions.ts';
 import type { GraphClient, OutboundMessage, SendResult } from './whatsapp/graph-client.ts';
@@ -431,9 +431,6 @@ export function addClassMetric(metrics: Metrics, errorClass: string) {
   single.addMetric(Metric.NotificationsFailedByClass, MetricUnit.Count, 1);
 }
 
-/** SQS's longest message delay. */
-const MAX_DELAY_SECONDS = 900;
-
 /**
  * Puts held-back records back on their queue as new messages delayed by their wait; returns the
  * message ids that made it (the originals are then deleted). If the send succeeds and the delete
@@ -452,7 +449,7 @@ async function requeue(
       queueUrl: record.queueUrl,
       body: record.body,
       requestId: record.requestId,
-      delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(1, holdBack.get(record.messageId)!)),
+      delaySeconds: Math.min(SQS_MAX_DELAY_SECONDS, Math.max(1, holdBack.get(record.messageId)!)),
     })),
   );
   if (failed.size > 0) {

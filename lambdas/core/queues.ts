@@ -12,6 +12,8 @@ export const VISIBILITY_TIMEOUT_SECONDS = 6 * WORKER_TIMEOUT_SECONDS;
 /** Receives before SQS moves a message to its DLQ. */
 export const MAX_RECEIVE_COUNT = 5;
 export const WORKER_BATCH_SIZE = 10;
+/** SQS's longest message delay (DelaySeconds). */
+export const SQS_MAX_DELAY_SECONDS = 900;
 /** Long-polling wait of the event source. */
 export const RECEIVE_WAIT_SECONDS = 20;
 export const QUEUE_RETENTION_DAYS = 4;

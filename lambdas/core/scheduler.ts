@@ -10,6 +10,7 @@ import { applyPendingStatuses } from './apply-status-update.ts';
 import type { Database } from './db/schema.ts';
 import { emitPanicMetric, ensureSender, recordProbe } from './panic-mode.ts';
 import { enqueueNotifications, type QueuedNotification, type QueueTargets } from './queue.ts';
+import { SQS_MAX_DELAY_SECONDS } from './queues.ts';
 import { getRollout } from './rollout.ts';
 import type { GraphClient } from './whatsapp/graph-client.ts';
 
@@ -61,7 +62,6 @@ export type SchedulerReport =
 
 /** Any constant works; it only has to be the same for every scheduler. */
 const SCHEDULER_LOCK_KEY = 7_362_019_411;
-const SQS_MAX_DELAY_SECONDS = 900;
 
 export async function runScheduler(
   deps: SchedulerDeps,
