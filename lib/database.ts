@@ -25,6 +25,12 @@ import type { StageConfig } from './config.ts';
 import { LOG_RETENTION } from './notif-function.ts';
 
 export const DATABASE_NAME = 'whatsapp_notif';
+/**
+ * The PostgreSQL major version, and only the major: RDS picks its default minor at create time and
+ * auto minor upgrades move it forward, so a pinned minor would stop new stages from creating once
+ * RDS retires it, and a later edit of the pin would fight the upgraded instance.
+ */
+export const POSTGRES_MAJOR_VERSION = '18';
 /** The master user, which the proxy signs in as; the functions connect as it through IAM. */
 export const DATABASE_USER = 'notif_admin';
 const POSTGRES_PORT = 5432;
@@ -49,7 +55,9 @@ export class Database extends Construct {
     super(scope, id);
     const { config } = props;
     this.instanceIdentifier = props.prefix;
-    const engine = DatabaseInstanceEngine.postgres({ version: PostgresEngineVersion.VER_18_3 });
+    const engine = DatabaseInstanceEngine.postgres({
+      version: PostgresEngineVersion.of(POSTGRES_MAJOR_VERSION, POSTGRES_MAJOR_VERSION),
+    });
 
     const parameterGroup = new ParameterGroup(this, 'Parameters', {
       engine,
