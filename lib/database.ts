@@ -113,8 +113,13 @@ export class Database extends Construct {
       enablePerformanceInsights: true,
       cloudwatchLogsExports: ['postgresql'],
       deletionProtection: config.deletionProtection,
+      // Kept on update or delete, but removed when the create that made it rolls back: a plain
+      // Retain would leave an instance named whatsapp-notif-prod behind and every retry of the
+      // first deploy would collide with it.
       removalPolicy:
-        config.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.SNAPSHOT,
+        config.removalPolicy === 'retain'
+          ? RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+          : RemovalPolicy.SNAPSHOT,
     });
     this.instance.node.addDependency(postgresLogs);
     this.secret = this.instance.secret!;

@@ -39,9 +39,13 @@ export class WhatsAppNotifStack extends Stack {
     this.config = config;
     Tags.of(this).add('service', 'whatsapp-notif');
     Tags.of(this).add('stage', stage);
-    // Logs outlive a prod stack (an investigation may need them); dev cleans up after itself.
+    // Logs outlive a prod stack (an investigation may need them); dev cleans up after itself. Not
+    // plain RETAIN: that keeps the named log groups even when a first create rolls back, and the
+    // retry then fails on names that already exist.
     const logRemovalPolicy =
-      config.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+      config.removalPolicy === 'retain'
+        ? RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+        : RemovalPolicy.DESTROY;
 
     this.network = new Network(this, 'Network', {
       natGateways: config.natGateways,
