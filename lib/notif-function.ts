@@ -93,6 +93,10 @@ function bundlingOrStub(scope: Construct, entry: string) {
       sourcesContent: LAMBDA_BUNDLING.sourcesContent,
       mainFields: [...LAMBDA_BUNDLING.mainFields],
       externalModules: [...LAMBDA_BUNDLING.externalModules],
+      // CDK runs esbuild in the project root, where the aliases' relative paths start.
+      esbuildArgs: {
+        '--alias': Object.entries(LAMBDA_BUNDLING.aliases).map(([k, v]) => `${k}=${v}`),
+      },
       banner: LAMBDA_BUNDLING.banner,
     },
   };

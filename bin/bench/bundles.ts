@@ -5,7 +5,8 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -49,23 +50,42 @@ function coldStart(file: string): Promise<{ importMs: number; processMs: number 
 
 export async function measureBundles(outDir: string, runs: number): Promise<BundleFigures[]> {
   const figures: BundleFigures[] = [];
-  for (const [name, entry] of Object.entries(LAMBDA_ENTRIES) as [FunctionName, string][]) {
-    if (!existsSync(entry)) continue;
-    // Under the project, so the runtime-provided AWS SDK (external) resolves from node_modules.
-    const outfile = await bundleEntry(entry, join(outDir, name, 'index.mjs'));
-    const bytes = (await stat(outfile)).size;
-    const mapBytes = existsSync(`${outfile}.map`) ? (await stat(`${outfile}.map`)).size : 0;
-    const samples: { importMs: number; processMs: number }[] = [];
-    for (let i = 0; i < runs; i++) samples.push(await coldStart(outfile));
-    figures.push({
-      name,
-      entry,
-      bytes,
-      mapBytes,
-      importMs: samples.map((s) => s.importMs),
-      importMedianMs: median(samples.map((s) => s.importMs)),
-      processMedianMs: median(samples.map((s) => s.processMs)),
-    });
+  // Outside the project, as in Lambda: no node_modules above the bundle to hide a missing package.
+  const isolated = await mkdtemp(join(tmpdir(), 'whatsapp-notif-cold-'));
+  try {
+    for (const [name, entry] of Object.entries(LAMBDA_ENTRIES) as [FunctionName, string][]) {
+      if (!existsSync(entry)) continue;
+      figures.push(await measureBundle(name, entry, outDir, isolated, runs));
+    }
+  } finally {
+    await rm(isolated, { recursive: true, force: true });
   }
   return figures;
+}
+
+async function measureBundle(
+  name: FunctionName,
+  entry: string,
+  outDir: string,
+  isolated: string,
+  runs: number,
+): Promise<BundleFigures> {
+  const built = await bundleEntry(entry, join(outDir, name, 'index.mjs'));
+  const outfile = join(isolated, name, 'index.mjs');
+  await mkdir(join(isolated, name), { recursive: true });
+  await copyFile(built, outfile);
+  if (existsSync(`${built}.map`)) await copyFile(`${built}.map`, `${outfile}.map`);
+  const bytes = (await stat(outfile)).size;
+  const mapBytes = existsSync(`${outfile}.map`) ? (await stat(`${outfile}.map`)).size : 0;
+  const samples: { importMs: number; processMs: number }[] = [];
+  for (let i = 0; i < runs; i++) samples.push(await coldStart(outfile));
+  return {
+    name,
+    entry,
+    bytes,
+    mapBytes,
+    importMs: samples.map((s) => s.importMs),
+    importMedianMs: median(samples.map((s) => s.importMs)),
+    processMedianMs: median(samples.map((s) => s.processMs)),
+  };
 }

@@ -421,7 +421,7 @@ describe('prod and dev differ only where lib/config.ts says', () => {
       DeletionProtection: true,
       DBInstanceClass: `db.${STAGE_CONFIG.prod.databaseInstanceType}`,
     });
-    expect(instance(prod).DeletionPolicy).toBe('Retain');
+    expect(instance(prod).DeletionPolicy).toBe('RetainExceptOnCreate');
     expect(instance(dev).Properties).toMatchObject({
       MultiAZ: false,
       DeletionProtection: false,
@@ -444,7 +444,7 @@ describe('prod and dev differ only where lib/config.ts says', () => {
 
   it('retains log groups in prod and deletes them with a dev stack', () => {
     for (const group of Object.values(prod.findResources('AWS::Logs::LogGroup'))) {
-      expect(group.DeletionPolicy).toBe('Retain');
+      expect(group.DeletionPolicy).toBe('RetainExceptOnCreate');
     }
     for (const group of Object.values(dev.findResources('AWS::Logs::LogGroup'))) {
       expect(group.DeletionPolicy).toBe('Delete');
