@@ -22,6 +22,7 @@ import {
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { ApiLoggingRole } from './api-logging-role.ts';
 import type { Stage, StageConfig } from './config.ts';
 import { LOG_RETENTION, logGroupName } from './notif-function.ts';
 
@@ -75,6 +76,8 @@ export const ACCESS_LOG_FORMAT = `{${Object.entries(ACCESS_LOG_FIELDS)
 
 export interface ApiProps {
   prefix: string;
+  /** Makes sure the account can take the stage's access logs; the stage waits for it. */
+  loggingRole: ApiLoggingRole;
   stage: Stage;
   config: StageConfig;
   apiFunction: IFunction;
@@ -103,16 +106,20 @@ export class Api extends Construct {
         stageName: props.stage,
         throttlingRateLimit: props.config.apiThrottle.rateLimit,
         throttlingBurstLimit: props.config.apiThrottle.burstLimit,
-        // Execution logs need the account-wide API Gateway logging role; the access log below
-        // carries what on-call needs per request.
+        // Execution logs would add a log group API Gateway names and keeps forever; the access
+        // log below carries what on-call needs per request.
         loggingLevel: MethodLoggingLevel.OFF,
         metricsEnabled: false,
         accessLogDestination: new LogGroupLogDestination(this.accessLogGroup),
         accessLogFormat: AccessLogFormat.custom(ACCESS_LOG_FORMAT),
       },
-      // The API Gateway logging role is one per account and region; it is not this stack's.
+      // The account's logging role is one setting for every API of the account and Region, so
+      // CDK's own role (which takes the setting over on every deploy) stays off; ApiLoggingRole
+      // keeps a working one and sets ours only where there is none.
       cloudWatchRole: false,
     });
+    // Access logs are refused until the account has the role: the stage waits for the check.
+    this.restApi.deploymentStage.node.addDependency(props.loggingRole.resource);
 
     const apiIntegration = new LambdaIntegration(props.apiFunction, { allowTestInvoke: false });
     const webhookIntegration = new LambdaIntegration(props.webhookFunction, {

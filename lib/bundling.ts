@@ -15,6 +15,7 @@ export const LAMBDA_ENTRIES = {
   worker: 'lambdas/worker/handler.ts',
   scheduler: 'lambdas/scheduler/handler.ts',
   migrate: 'lambdas/migrate/handler.ts',
+  'api-logging-role': 'lambdas/api-logging-role/handler.ts',
 } as const;
 export type FunctionName = keyof typeof LAMBDA_ENTRIES;
 

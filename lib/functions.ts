@@ -45,6 +45,8 @@ export class Functions extends Construct {
   readonly migrate: NotifFunction;
   readonly workerEventSources: Record<Priority, SqsEventSource>;
   readonly migrationTrigger: Trigger;
+  /** What every function's environment starts with (service name, stage, log level, ...). */
+  readonly baseEnvironment: Record<string, string>;
 
   constructor(scope: Construct, id: string, props: FunctionsProps) {
     super(scope, id);
@@ -52,13 +54,16 @@ export class Functions extends Construct {
     const high = queues.byPriority.high;
     const bulk = queues.byPriority.bulk;
 
-    const common: Record<string, string> = {
+    this.baseEnvironment = {
       STAGE: deploy.stage,
       SERVICE_VERSION: deploy.serviceVersion,
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       POWERTOOLS_LOG_LEVEL: config.logLevel,
       ...(deploy.sentryDsn ? { SENTRY_DSN: deploy.sentryDsn } : {}),
+    };
+    const common: Record<string, string> = {
+      ...this.baseEnvironment,
       ...database.connectionEnvironment(),
     };
     const queueUrls = { HIGH_QUEUE_URL: high.queue.queueUrl, BULK_QUEUE_URL: bulk.queue.queueUrl };

@@ -12,7 +12,7 @@ function acknowledge(scope: IConstruct, id: string, reason: string): void {
 }
 
 export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
-  const { config, database, secrets, functions, api } = stack;
+  const { config, database, secrets, functions, api, apiLoggingRole } = stack;
 
   // Database.
   acknowledge(
@@ -65,6 +65,7 @@ export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
     functions.worker,
     functions.scheduler,
     functions.migrate,
+    apiLoggingRole.function,
   ]) {
     const role = fn.role!;
     acknowledge(
@@ -86,6 +87,37 @@ export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
     'Pre-migration snapshot names carry the time they are taken, so the permission is scoped ' +
       'to the name prefix of this instance’s snapshots and to nothing else.',
   );
+
+  // The account's API Gateway logging role (lib/api-logging-role.ts).
+  acknowledge(
+    apiLoggingRole.fallbackRole,
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+    'The AWS-maintained policy API Gateway documents for its account logging role; it only ' +
+      'creates and writes log groups, and tracks the service as API Gateway changes.',
+  );
+  acknowledge(
+    apiLoggingRole.function.role!,
+    'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*]',
+    'iam:GetRole only: the account setting may name any role of the account, and the check ' +
+      'reads whether that role still exists; it changes no role.',
+  );
+  const frameworkRole = apiLoggingRole.provider.node
+    .findAll()
+    .find((c) => c.node.path.endsWith('framework-onEvent/ServiceRole'));
+  if (frameworkRole) {
+    acknowledge(
+      frameworkRole,
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'CDK’s custom resource framework function writes its own logs with the AWS-maintained ' +
+        'minimum; it holds no other managed policy.',
+    );
+    acknowledge(
+      frameworkRole,
+      'AwsSolutions-IAM5[Resource::<ApiLoggingRoleFunction305E39BD.Arn>:*]',
+      'CDK’s custom resource framework may invoke any version of the one handler function it ' +
+        'fronts; the wildcard is the version suffix of that function’s ARN, nothing wider.',
+    );
+  }
 
   // API Gateway.
   acknowledge(

@@ -6,6 +6,7 @@ import { CfnOutput, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-
 import type { Construct } from 'constructs';
 import { Alarms } from './alarms.ts';
 import { Api } from './api.ts';
+import { ApiLoggingRole } from './api-logging-role.ts';
 import { type DeployContext, resourcePrefix, STAGE_CONFIG, type StageConfig } from './config.ts';
 import { OperationsDashboard } from './dashboard.ts';
 import { Database } from './database.ts';
@@ -26,6 +27,7 @@ export class WhatsAppNotifStack extends Stack {
   readonly queues: DeliveryQueues;
   readonly secrets: WhatsAppSecrets;
   readonly functions: Functions;
+  readonly apiLoggingRole: ApiLoggingRole;
   readonly api: Api;
   readonly alarms: Alarms;
   readonly dashboard: OperationsDashboard;
@@ -70,8 +72,15 @@ export class WhatsAppNotifStack extends Stack {
       secrets: this.secrets,
       logRemovalPolicy,
     });
+    this.apiLoggingRole = new ApiLoggingRole(this, 'ApiLoggingRole', {
+      prefix,
+      network: this.network,
+      environment: this.functions.baseEnvironment,
+      logRemovalPolicy,
+    });
     this.api = new Api(this, 'Api', {
       prefix,
+      loggingRole: this.apiLoggingRole,
       stage,
       config,
       apiFunction: this.functions.api,

@@ -74,3 +74,50 @@ describe.each(STAGES)('a failed first deploy of %s can be retried', (stage) => {
     });
   }
 });
+
+describe.each(STAGES)('the %s stage in an account without an API Gateway logging role', (stage) => {
+  const { stack, template } = builtStage(stage);
+  const resources = template.toJSON().Resources as Record<string, CfnResource>;
+  const checkId = logicalId(stack, stack.apiLoggingRole.resource);
+  const roleId = logicalId(stack, stack.apiLoggingRole.fallbackRole);
+
+  it('checks the account before creating the stage that writes access logs', () => {
+    const [stageId, apiStage] = Object.entries(resources).find(
+      ([, r]) => r.Type === 'AWS::ApiGateway::Stage',
+    )!;
+    expect(apiStage.Properties?.AccessLogSetting).toBeDefined();
+    expect([apiStage.DependsOn].flat(), stageId).toContain(checkId);
+    expect(resources[checkId]!.Type).toBe('Custom::ApiGatewayLoggingRole');
+    expect(resources[checkId]!.Properties?.FallbackRoleArn).toEqual({
+      'Fn::GetAtt': [roleId, 'Arn'],
+    });
+  });
+
+  it('offers a role API Gateway can assume to push logs, kept when the stack goes', () => {
+    const role = resources[roleId]!;
+    expect(role.DeletionPolicy).toBe('RetainExceptOnCreate');
+    expect(JSON.stringify(role.Properties?.AssumeRolePolicyDocument)).toContain(
+      'apigateway.amazonaws.com',
+    );
+    expect(JSON.stringify(role.Properties?.ManagedPolicyArns)).toContain(
+      'service-role/AmazonAPIGatewayPushToCloudWatchLogs',
+    );
+  });
+
+  it('lets the check read and change only the account setting, and pass only its own role', () => {
+    const fnRole = logicalId(stack, stack.apiLoggingRole.function.role!);
+    const policies = Object.values(resources).filter(
+      (r) =>
+        r.Type === 'AWS::IAM::Policy' &&
+        JSON.stringify(r.Properties?.Roles) === JSON.stringify([{ Ref: fnRole }]),
+    );
+    const statements = policies.flatMap(
+      (p) => (p.Properties!.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement,
+    );
+    const gateway = statements.find((s) => JSON.stringify(s.Action).includes('apigateway:PATCH'));
+    expect(JSON.stringify(gateway?.Resource)).toContain('::/account');
+    const pass = statements.find((s) => s.Action === 'iam:PassRole');
+    expect(pass?.Resource).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+    expect(statements.some((s) => s.Action === '*' || s.Resource === '*')).toBe(false);
+  });
+});
