@@ -14,7 +14,7 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { AnyPrincipal, Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { DatabaseInstance } from 'aws-cdk-lib/aws-rds';
@@ -174,6 +174,22 @@ export class Alarms extends Construct {
       new ServicePrincipal('cloudwatch.amazonaws.com'),
       'kms:Decrypt',
       'kms:GenerateDataKey*',
+    );
+    // Neither SNS nor CloudWatch needs a grant on this key; only an AWS service acting for a
+    // resource may create one (Control Tower CT.KMS.PR.3).
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['kms:CreateGrant'],
+        resources: ['*'],
+        conditions: {
+          BoolIfExists: {
+            'kms:GrantIsForAWSResource': 'false',
+            'aws:PrincipalIsAWSService': 'false',
+          },
+        },
+      }),
     );
 
     const topic = (severity: Severity, displayName: string) => {

@@ -7,6 +7,7 @@
  * never breaks logging for other APIs (aws-cdk issues 10878 and 12769 describe that trap).
  */
 import { ArnFormat, CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { SubnetType } from 'aws-cdk-lib/aws-ec2';
 import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Provider } from 'aws-cdk-lib/custom-resources';
@@ -81,6 +82,10 @@ export class ApiLoggingRole extends Construct {
 
     this.provider = new Provider(this, 'Provider', {
       onEventHandler: this.function,
+      // The framework's own function runs where ours does, not on the public Lambda network.
+      vpc: props.network.vpc,
+      vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [props.network.functionSecurityGroup],
       logGroup: new LogGroup(this, 'ProviderLogGroup', {
         logGroupName: logGroupName('api-logging-role-provider'),
         retention: LOG_RETENTION,

@@ -7,7 +7,7 @@
  * Authentication (X-API-Key, webhook signature) is also done in the functions, which write every
  * denial to the audit log; a gateway rejection would skip that log.
  */
-import type { RemovalPolicy } from 'aws-cdk-lib';
+import { type RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   AccessLogField,
   AccessLogFormat,
@@ -19,7 +19,7 @@ import {
   ResponseType,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { CfnPermission, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { ApiLoggingRole } from './api-logging-role.ts';
@@ -106,10 +106,13 @@ export class Api extends Construct {
         stageName: props.stage,
         throttlingRateLimit: props.config.apiThrottle.rateLimit,
         throttlingBurstLimit: props.config.apiThrottle.burstLimit,
-        // Execution logs would add a log group API Gateway names and keeps forever; the access
-        // log below carries what on-call needs per request.
-        loggingLevel: MethodLoggingLevel.OFF,
+        // Errors only (integration failures, throttling, bad Lambda answers), never request or
+        // response bodies: those hold phone numbers. The access log below has every request.
+        loggingLevel: MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
         metricsEnabled: false,
+        // X-Ray segments for the gateway's part of a slow request (sampled, a few cents a month).
+        tracingEnabled: true,
         accessLogDestination: new LogGroupLogDestination(this.accessLogGroup),
         accessLogFormat: AccessLogFormat.custom(ACCESS_LOG_FORMAT),
       },
@@ -118,8 +121,15 @@ export class Api extends Construct {
       // keeps a working one and sets ours only where there is none.
       cloudWatchRole: false,
     });
-    // Access logs are refused until the account has the role: the stage waits for the check.
-    this.restApi.deploymentStage.node.addDependency(props.loggingRole.resource);
+    // API Gateway creates the execution log group on first use, without a retention; this one
+    // exists first and is kept 30 days like the others.
+    const executionLogGroup = new LogGroup(this, 'ExecutionLogGroup', {
+      logGroupName: `API-Gateway-Execution-Logs_${this.restApi.restApiId}/${props.stage}`,
+      retention: LOG_RETENTION,
+      removalPolicy: props.logRemovalPolicy,
+    });
+    // Logging is refused until the account has the role: the stage waits for the check.
+    this.restApi.deploymentStage.node.addDependency(props.loggingRole.resource, executionLogGroup);
 
     const apiIntegration = new LambdaIntegration(props.apiFunction, { allowTestInvoke: false });
     const webhookIntegration = new LambdaIntegration(props.webhookFunction, {
@@ -135,6 +145,19 @@ export class Api extends Construct {
     }
 
     this.addGatewayResponses();
+    this.scopePermissionsToAccount();
+  }
+
+  /**
+   * Each route's Lambda permission names API Gateway and this API's execute-api ARN; the account
+   * is added as well, so the permission holds only for calls from this account even if the ARN
+   * pattern were ever widened (Control Tower's CT.LAMBDA.PR.2 asks for it).
+   */
+  private scopePermissionsToAccount(): void {
+    const account = Stack.of(this).account;
+    for (const child of this.restApi.node.findAll()) {
+      if (child instanceof CfnPermission) child.sourceAccount = account;
+    }
   }
 
   private resourceAt(path: string): Resource {

@@ -4,16 +4,21 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readDeployContext } from './config.ts';
+import { guardRulesDisabledAtSynth } from './nag.ts';
 import { PROJECT_ROOT } from './notif-function.ts';
 import { WhatsAppNotifStack } from './stack.ts';
 
 export interface BuildAppOptions {
   /** Context as `-c key=value` would give it (the tests pass the stage and bundling here). */
   context?: Record<string, unknown>;
-  /** Run the AWS Solutions checks at synth; the tests call validateScope themselves instead. */
+  /**
+   * Run the policy checks at synth (cdk-nag's AWS Solutions checks and Control Tower's guard
+   * rules); the tests run them themselves, per resource.
+   */
   nag?: boolean;
   outdir?: string;
 }
@@ -38,7 +43,10 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: What
     description: `whatsapp-notif ${deploy.stage}: WhatsApp notification delivery`,
   });
   if (options.nag ?? true) {
-    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    Validations.of(app).addPlugins(
+      new AwsSolutionsChecks(app),
+      new CfnGuardValidator({ disabledRules: guardRulesDisabledAtSynth(deploy.stage) }),
+    );
   }
   return { app, stack };
 }

@@ -71,9 +71,14 @@ export class Database extends Construct {
       },
     });
 
-    // Created before the instance with a retention; RDS would otherwise create it keep-forever.
+    // Created before the instance with a retention; RDS would otherwise create them keep-forever.
     const postgresLogs = new LogGroup(this, 'PostgresLogGroup', {
       logGroupName: `/aws/rds/instance/${this.instanceIdentifier}/postgresql`,
+      retention: LOG_RETENTION,
+      removalPolicy: props.logRemovalPolicy,
+    });
+    const upgradeLogs = new LogGroup(this, 'UpgradeLogGroup', {
+      logGroupName: `/aws/rds/instance/${this.instanceIdentifier}/upgrade`,
       retention: LOG_RETENTION,
       removalPolicy: props.logRemovalPolicy,
     });
@@ -111,7 +116,11 @@ export class Database extends Construct {
       deleteAutomatedBackups: false,
       autoMinorVersionUpgrade: true,
       enablePerformanceInsights: true,
-      cloudwatchLogsExports: ['postgresql'],
+      // Every log type RDS has for PostgreSQL: the upgrade log explains a minor upgrade that went
+      // wrong in a maintenance window.
+      cloudwatchLogsExports: ['postgresql', 'upgrade'],
+      // OS-level figures every minute (memory, swap, processes) next to the hypervisor's CPU.
+      monitoringInterval: Duration.minutes(1),
       deletionProtection: config.deletionProtection,
       // Kept on update or delete, but removed when the create that made it rolls back: a plain
       // Retain would leave an instance named whatsapp-notif-prod behind and every retry of the
@@ -121,7 +130,7 @@ export class Database extends Construct {
           ? RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
           : RemovalPolicy.SNAPSHOT,
     });
-    this.instance.node.addDependency(postgresLogs);
+    this.instance.node.addDependency(postgresLogs, upgradeLogs);
     this.secret = this.instance.secret!;
 
     // The proxy reads the secret on every new server connection, so rotation needs no restart.

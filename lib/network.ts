@@ -32,7 +32,9 @@ export class Network extends Construct {
       maxAzs: 2,
       natGateways: props.natGateways,
       subnetConfiguration: [
-        { name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 },
+        // Only the NAT gateways live here, each with its own Elastic IP: nothing launched in these
+        // subnets should get a public address by default.
+        { name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
         { name: 'functions', subnetType: SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
         { name: 'database', subnetType: SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
       ],
