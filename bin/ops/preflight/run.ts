@@ -66,6 +66,12 @@ async function readStack(
   } catch (error) {
     if (/does not exist/.test(error instanceof Error ? error.message : ''))
       return { deployed: false };
+    // Without credentials every check would fail the same way: one clear error instead.
+    if (errorName(error) === 'CredentialsProviderError') {
+      throw new OpsError(
+        'no AWS credentials: set AWS_PROFILE (or run aws sso login) for the target account, then run preflight again',
+      );
+    }
     return {
       failed: awsFailure('stack', 'stack', `cloudformation:DescribeStacks on ${stackName}`, error),
     };
