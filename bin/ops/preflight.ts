@@ -93,7 +93,7 @@ export const preflightCommand: Command = {
     for (const line of render(report.checks)) ctx.out.line(line);
     ctx.out.line();
     ctx.out.line(
-      `${counts.ok} ok, ${counts.warn} warn, ${counts.fail} FAIL${counts.fail ? ': fix the FAIL lines before deploying.' : '.'}`,
+      `${counts.ok} ok, ${counts.warn} warn, ${counts.fail} FAIL${counts.fail ? ': fix the FAIL lines, then run preflight again.' : '.'}`,
     );
     return counts.fail > 0 ? 1 : 0;
   },

@@ -205,6 +205,7 @@ export function concurrencyNeed(config: StageConfig): {
 export async function checkLambdaConcurrency(
   clients: AwsClients,
   config: StageConfig,
+  region: string,
 ): Promise<CheckResult> {
   const id = 'lambda-concurrency';
   const title = 'lambda concurrency';
@@ -221,7 +222,7 @@ export async function checkLambdaConcurrency(
     return fail(id, title, 'GetAccountSettings gave no concurrency limit', 'run preflight again');
   }
   const need = concurrencyNeed(config);
-  const quotaFix = `ask for ${USUAL_ACCOUNT_CONCURRENCY}: aws service-quotas request-service-quota-increase --service-code lambda --quota-code L-B99A9384 --desired-value ${USUAL_ACCOUNT_CONCURRENCY}`;
+  const quotaFix = `ask for ${USUAL_ACCOUNT_CONCURRENCY}: aws service-quotas request-service-quota-increase --service-code lambda --quota-code L-B99A9384 --desired-value ${USUAL_ACCOUNT_CONCURRENCY} --region ${region}`;
   const numbers = `account limit ${limit}, unreserved ${unreserved}; the stage needs ${need.total} (workers ${need.workers} + api/webhook/scheduler ${need.others})`;
   if (unreserved < need.total) {
     return fail(id, title, numbers, `${quotaFix} (or lower workerMaxConcurrency in lib/config.ts)`);

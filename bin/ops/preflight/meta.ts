@@ -41,7 +41,8 @@ export function secretId(prefix: string, name: SecretName): string {
 }
 
 export function putSecretCommand(prefix: string, name: SecretName): string {
-  return `aws secretsmanager put-secret-value --secret-id ${secretId(prefix, name)} --secret-string '<value>'`;
+  // read -rs keeps the value out of the shell history and the terminal.
+  return `read -rs VALUE; aws secretsmanager put-secret-value --secret-id ${secretId(prefix, name)} --secret-string "$VALUE"`;
 }
 
 export async function readWhatsAppSecrets(
@@ -388,7 +389,7 @@ async function checkWebhook(input: WhatsAppCheckInput): Promise<CheckResult> {
     title,
     `${input.webhookUrl} answered HTTP ${status}${status === 200 ? ' without the challenge' : ''}`,
     status === 403
-      ? 'the webhook function reads another verify token than the secret holds: redeploy, or wait for its cache to expire'
+      ? 'the webhook function reads another verify token than the secret holds: recycle it (README, "Set the WhatsApp secrets")'
       : 'check the webhook function logs (/whatsapp-notif/webhook)',
   );
 }

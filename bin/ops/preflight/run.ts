@@ -129,7 +129,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightRepo
   const [bootstrap, role, concurrency, rds, deployedSettings, secrets] = await Promise.all([
     checkCdkBootstrap(clients, region),
     checkApiGatewayRole(clients),
-    checkLambdaConcurrency(clients, config),
+    checkLambdaConcurrency(clients, config, region),
     checkRds(clients, {
       config,
       postgresMajor: POSTGRES_MAJOR_VERSION,

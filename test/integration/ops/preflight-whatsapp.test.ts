@@ -267,8 +267,8 @@ describe('ops preflight against the sandbox', () => {
       status: 'warn',
       summary: 'not set yet: access-token, app-secret',
       fix:
-        "aws secretsmanager put-secret-value --secret-id whatsapp-notif-prod/whatsapp/access-token --secret-string '<value>'; " +
-        "aws secretsmanager put-secret-value --secret-id whatsapp-notif-prod/whatsapp/app-secret --secret-string '<value>'",
+        'read -rs VALUE; aws secretsmanager put-secret-value --secret-id whatsapp-notif-prod/whatsapp/access-token --secret-string "$VALUE"; ' +
+        'read -rs VALUE; aws secretsmanager put-secret-value --secret-id whatsapp-notif-prod/whatsapp/app-secret --secret-string "$VALUE"',
     });
     expect(whatsappStatuses(run)).toEqual({ 'whatsapp-secrets': 'warn', 'whatsapp-webhook': 'ok' });
   });
