@@ -32,7 +32,6 @@ const DENIED = new Set([
   'UnauthorizedOperation',
   'AuthorizationError',
   'AuthorizationErrorException',
-  'UnrecognizedClientException',
 ]);
 
 export function errorName(error: unknown): string {

@@ -842,6 +842,8 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         return sendJson(res, 200, { rate: faultRate, kinds: faultKinds });
       }
       if (path === '/_sandbox/account') {
+        const problem = accountProblem(body);
+        if (problem) return sendJson(res, 400, { error: problem });
         setAccount(body as Partial<SandboxAccount>);
         return sendJson(res, 200, account);
       }
@@ -979,6 +981,24 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       await webhookAgent.destroy();
     },
   };
+}
+
+/** Why a `/_sandbox/account` body is refused, or undefined when every field has its type. */
+function accountProblem(body: Record<string, unknown>): string | undefined {
+  const types: Record<keyof SandboxAccount, (v: unknown) => boolean> = {
+    tokenExpiresAt: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0,
+    scopes: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'),
+    appSubscribed: (v) => typeof v === 'boolean',
+    qualityRating: (v) => v === 'GREEN' || v === 'YELLOW' || v === 'RED' || v === 'UNKNOWN',
+    messagingLimit: (v) => typeof v === 'string' && /^TIER_\w+$/.test(v),
+    throughputLevel: (v) => v === 'STANDARD' || v === 'HIGH',
+  };
+  for (const [key, value] of Object.entries(body)) {
+    const valid = types[key as keyof SandboxAccount];
+    if (!valid) return `unknown field ${key}; fields: ${Object.keys(types).join(', ')}`;
+    if (!valid(value)) return `${key} has the wrong type or value`;
+  }
+  return undefined;
 }
 
 function clampRate(rate: number): number {

@@ -331,6 +331,24 @@ describe('the sandbox as preflight reads it', () => {
     });
   });
 
+  it('takes account changes over its control endpoint, and refuses a bad one', async () => {
+    const changed = await fetch(`${sandbox.url}/_sandbox/account`, {
+      method: 'POST',
+      body: JSON.stringify({ appSubscribed: false, qualityRating: 'RED' }),
+    });
+    const refused = await fetch(`${sandbox.url}/_sandbox/account`, {
+      method: 'POST',
+      body: JSON.stringify({ qualityRating: 'PURPLE' }),
+    });
+    const apps = await fetch(`${sandbox.url}/v25.0/${WABA_ID}/subscribed_apps`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+
+    expect(changed.status).toBe(200);
+    expect(refused.status).toBe(400);
+    expect(await apps.json()).toEqual({ data: [] });
+  });
+
   it('forgets account changes on reset', async () => {
     sandbox.setAccount({ appSubscribed: false });
     sandbox.reset();
