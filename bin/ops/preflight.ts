@@ -89,6 +89,10 @@ export const preflightCommand: Command = {
     ctx.out.line(
       `Preflight of ${report.stackName} (stage ${report.stage}) in ${report.region}${report.deployed ? ', deployed' : ', not deployed yet'}`,
     );
+    // A Graph API other than Meta's (the sandbox) is said up front, so nobody mistakes its answers.
+    if (!report.graphApiIsMeta) {
+      ctx.out.line(`WhatsApp checks against ${report.graphApiUrl}, not Meta`);
+    }
     ctx.out.line();
     for (const line of render(report.checks)) ctx.out.line(line);
     ctx.out.line();

@@ -186,11 +186,15 @@ async function checkGraph(input: WhatsAppCheckInput, token: string): Promise<Che
     accessToken: token,
     timeoutMs: GRAPH_TIMEOUT_MS,
   });
+  let tokenCheck: CheckResult;
   try {
-    results.push(await checkToken(input, client));
+    tokenCheck = await checkToken(input, client);
   } finally {
     await client.close();
   }
+  results.push(tokenCheck);
+  // Every other Graph call would fail the same way: one FAIL, not three.
+  if (tokenCheck.status === 'FAIL') return results;
 
   const ids =
     'pass --phone-number-id and --waba-id (the values you deploy with -c whatsappPhoneNumberId/whatsappWabaId)';

@@ -42,6 +42,9 @@ export interface PreflightReport {
   stackName: string;
   region: string;
   deployed: boolean;
+  /** Where the WhatsApp checks went: Meta's host unless a flag, WHATSAPP_API_URL or the stage says otherwise. */
+  graphApiUrl: string;
+  graphApiIsMeta: boolean;
   checks: CheckResult[];
 }
 
@@ -143,11 +146,12 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightRepo
 
   const deployedEnv = 'env' in deployedSettings ? deployedSettings.env : {};
   if ('failed' in deployedSettings) checks.push(deployedSettings.failed);
+  const graphApiUrl = input.whatsappApiUrl ?? deployedEnv.WHATSAPP_API_URL ?? DEFAULT_GRAPH_API_URL;
   checks.push(
     ...(await checkWhatsApp({
       prefix,
       secrets,
-      apiUrl: input.whatsappApiUrl ?? deployedEnv.WHATSAPP_API_URL ?? DEFAULT_GRAPH_API_URL,
+      apiUrl: graphApiUrl,
       graphVersion: deployedEnv.WHATSAPP_GRAPH_VERSION ?? DEFAULT_GRAPH_VERSION,
       phoneNumberId: input.phoneNumberId ?? deployedEnv.WHATSAPP_PHONE_NUMBER_ID,
       wabaId: input.wabaId ?? deployedEnv.WHATSAPP_WABA_ID,
@@ -159,6 +163,8 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightRepo
     stackName: input.stackName,
     region,
     deployed: outputs !== undefined,
+    graphApiUrl,
+    graphApiIsMeta: graphApiUrl === DEFAULT_GRAPH_API_URL,
     checks,
   };
 }

@@ -111,6 +111,17 @@ describe('ops preflight against the sandbox', () => {
     expect(run.stdout).not.toContain(WEBHOOK_VERIFY_TOKEN);
   });
 
+  it('says up front when the WhatsApp checks did not go to Meta', async () => {
+    deployedStage();
+
+    const run = await runPreflight([], false);
+
+    expect(run.stdout.split('\n').slice(0, 2)).toEqual([
+      'Preflight of whatsapp-notif-prod (stage prod) in eu-west-1, deployed',
+      `WhatsApp checks against ${sandbox.url}, not Meta`,
+    ]);
+  });
+
   it('warns when the token expires within 7 days', async () => {
     deployedStage();
     const expiresAt = Math.floor(Date.now() / 1000) + 2.5 * DAY;
@@ -149,6 +160,11 @@ describe('ops preflight against the sandbox', () => {
     expect(check(run, 'whatsapp-token')).toMatchObject({
       status: 'FAIL',
       summary: 'Meta says the token is not valid (expired or revoked)',
+    });
+    expect(whatsappStatuses(run)).toEqual({
+      'whatsapp-secrets': 'ok',
+      'whatsapp-token': 'FAIL',
+      'whatsapp-webhook': 'ok',
     });
     expect(run.code).toBe(1);
   });

@@ -65,6 +65,7 @@ describe('ops preflight on a ready account', () => {
     expect(lines[0]).toBe(
       'Preflight of whatsapp-notif-prod (stage prod) in eu-west-1, not deployed yet',
     );
+    expect(lines[1]).toBe('');
     expect(
       lines.some((l) =>
         /^ok {4}lambda concurrency +account limit 1000, unreserved 1000; the stage needs 90 \(workers 30 \+ api\/webhook\/scheduler 60\)$/.test(
