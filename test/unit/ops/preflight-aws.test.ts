@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../../bin/ops/cli.ts';
 import {
   bootstrapVersionOfTemplate,
   concurrencyNeed,
@@ -396,7 +397,6 @@ describe('the stack and the deployed settings', () => {
   it('is a usage error without --stage, and calls nothing', async () => {
     mockHealthyAccount();
     let stderr = '';
-    const { runCli } = await import('../../../bin/ops/cli.ts');
 
     const code = await runCli(['preflight'], {
       stdout: () => {},
