@@ -10,6 +10,7 @@ import { dlqCommands } from './dlq.ts';
 import { keyCommands } from './keys.ts';
 import { createOutput } from './output.ts';
 import { panicCommands } from './panic.ts';
+import { preflightCommand } from './preflight.ts';
 import { rolloutCommands } from './rollout.ts';
 import { sendTestCommand } from './send-test.ts';
 import { statusCommands } from './status.ts';
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   ...whatsappCommands,
   sendTestCommand,
   auditCommand,
+  preflightCommand,
 ];
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {

@@ -41,7 +41,36 @@ export interface SandboxOptions {
   timeoutHoldMs?: number;
   /** Only notable events (start, webhook failures); nothing per request. */
   logger?: (line: string) => void;
+  /** What the account looks like to read-only calls (debug_token, the number, subscribed_apps). */
+  account?: Partial<SandboxAccount>;
 }
+
+/**
+ * The account state read-only Graph calls report, so a test can make the token expire soon, drop a
+ * scope, lower the quality rating or unsubscribe the app and see what a check makes of it.
+ */
+export interface SandboxAccount {
+  /** Unix seconds; 0 = never (a system-user token that does not expire). */
+  tokenExpiresAt: number;
+  scopes: string[];
+  /** Whether the app is subscribed to the WABA's webhooks (`GET /{waba-id}/subscribed_apps`). */
+  appSubscribed: boolean;
+  qualityRating: 'GREEN' | 'YELLOW' | 'RED' | 'UNKNOWN';
+  /** Portfolio messaging limit, `TIER_250` … `TIER_UNLIMITED`. */
+  messagingLimit: string;
+  throughputLevel: 'STANDARD' | 'HIGH';
+}
+
+export const SANDBOX_APP_ID = '100000000000002';
+
+const DEFAULT_ACCOUNT: SandboxAccount = {
+  tokenExpiresAt: 0,
+  scopes: ['whatsapp_business_messaging', 'whatsapp_business_management'],
+  appSubscribed: true,
+  qualityRating: 'GREEN',
+  messagingLimit: 'TIER_250',
+  throughputLevel: 'STANDARD',
+};
 
 export interface SandboxStats {
   /** Every POST to the messages edge, including rejected ones. */
@@ -63,8 +92,10 @@ export interface SandboxHandle {
   port: number;
   setWebhookUrl(url: string | undefined): void;
   setFaults(f: { rate: number; kinds?: SandboxFault[] }): void;
+  /** Changes what debug_token, the number and subscribed_apps report (reset() restores it). */
+  setAccount(changes: Partial<SandboxAccount>): void;
   stats(): SandboxStats;
-  /** Zeroes the stats, forgets per-recipient attempts and restores the faults given at start. */
+  /** Zeroes the stats, forgets per-recipient attempts, restores the faults and account given at start. */
   reset(): void;
   /** Posts a signed inbound text message webhook, as when a user writes to the business. */
   sendInboundText(input: { from: string; text: string }): Promise<boolean>;
@@ -269,6 +300,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   let webhookUrl = options.webhookUrl;
   let faultRate = clampRate(options.faultRate ?? 0);
   let faultKinds = options.faultKinds?.length ? [...options.faultKinds] : [...SANDBOX_FAULTS];
+  let account: SandboxAccount = { ...DEFAULT_ACCOUNT, ...options.account };
   let stopped = false;
 
   const stats = freshStats();
@@ -633,13 +665,68 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
 
   // ---------------------------------------------------------------- read-only Graph calls
 
-  function handleProbe(res: Res): void {
-    sendJson(res, 200, {
+  /**
+   * The phone number node. Like Graph, it answers the requested fields plus `id`; the tier field
+   * follows the version: `messaging_limit_tier` exists up to v23.0, from v24.0 it is
+   * `whatsapp_business_manager_messaging_limit` and asking for the old name is an error.
+   */
+  function handleProbe(res: Res, version: string, query: URLSearchParams): void {
+    const major = Number(version.slice(1).split('.')[0]);
+    const known: Record<string, unknown> = {
       display_phone_number: SANDBOX_DISPLAY_NUMBER,
-      quality_rating: 'GREEN',
-      throughput: { level: 'STANDARD' },
-      id: options.phoneNumberId,
-    });
+      verified_name: 'whatsapp-notif sandbox',
+      quality_rating: account.qualityRating,
+      throughput: { level: account.throughputLevel },
+      status: 'CONNECTED',
+      account_mode: 'LIVE',
+    };
+    if (major <= 23) known.messaging_limit_tier = account.messagingLimit;
+    else known.whatsapp_business_manager_messaging_limit = account.messagingLimit;
+    const fields = query.get('fields');
+    if (!fields) {
+      // Without `fields`, the answer the probe has always had.
+      const { display_phone_number, quality_rating, throughput } = known;
+      sendJson(res, 200, {
+        display_phone_number,
+        quality_rating,
+        throughput,
+        id: options.phoneNumberId,
+      });
+      return;
+    }
+    const answer: Record<string, unknown> = {};
+    for (const field of fields
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean)) {
+      if (field === 'id') continue;
+      if (!(field in known)) {
+        sendMetaError(res, {
+          status: 400,
+          code: 100,
+          message: `Tried accessing nonexisting field (${field}) on node type (WhatsAppBusinessPhoneNumber)`,
+        });
+        return;
+      }
+      answer[field] = known[field];
+    }
+    sendJson(res, 200, { ...answer, id: options.phoneNumberId });
+  }
+
+  /** `GET /{waba-id}/subscribed_apps`: empty `data` means no webhooks reach any app for the WABA. */
+  function handleSubscribedApps(res: Res): void {
+    const data = account.appSubscribed
+      ? [
+          {
+            whatsapp_business_api_data: {
+              id: SANDBOX_APP_ID,
+              name: 'whatsapp-notif sandbox',
+              link: `https://www.facebook.com/games/?app_id=${SANDBOX_APP_ID}`,
+            },
+          },
+        ]
+      : [];
+    sendJson(res, 200, { data });
   }
 
   function handleTemplates(req: http.IncomingMessage, res: Res, query: URLSearchParams): void {
@@ -663,15 +750,19 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   }
 
   function handleDebugToken(res: Res, query: URLSearchParams): void {
-    const valid = query.get('input_token') === options.accessToken;
+    const expired =
+      account.tokenExpiresAt > 0 && account.tokenExpiresAt <= Math.floor(Date.now() / 1000);
+    const valid = query.get('input_token') === options.accessToken && !expired;
     const data: Record<string, unknown> = {
-      app_id: '100000000000002',
+      app_id: SANDBOX_APP_ID,
       type: 'SYSTEM_USER',
       application: 'whatsapp-notif sandbox',
-      data_access_expires_at: 0,
-      expires_at: 0,
+      data_access_expires_at: account.tokenExpiresAt,
+      expires_at: account.tokenExpiresAt,
       is_valid: valid,
-      scopes: ['whatsapp_business_messaging', 'whatsapp_business_management'],
+      issued_at: 1_700_000_000,
+      scopes: [...account.scopes],
+      granular_scopes: account.scopes.map((scope) => ({ scope })),
       user_id: '100000000000003',
     };
     if (!valid) {
@@ -702,7 +793,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     if (f.kinds?.length) faultKinds = [...f.kinds];
   }
 
+  function setAccount(changes: Partial<SandboxAccount>): void {
+    account = { ...account, ...changes };
+  }
+
   function reset(): void {
+    account = { ...DEFAULT_ACCOUNT, ...options.account };
     Object.assign(stats, freshStats());
     attempts.clear();
     faultRate = clampRate(options.faultRate ?? 0);
@@ -744,6 +840,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         }
         setFaults({ rate: body.rate, kinds: kinds as SandboxFault[] | undefined });
         return sendJson(res, 200, { rate: faultRate, kinds: faultKinds });
+      }
+      if (path === '/_sandbox/account') {
+        const problem = accountProblem(body);
+        if (problem) return sendJson(res, 400, { error: problem });
+        setAccount(body as Partial<SandboxAccount>);
+        return sendJson(res, 200, account);
       }
       if (path === '/_sandbox/webhook') {
         if (body.url !== null && typeof body.url !== 'string') {
@@ -798,6 +900,13 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       handleSend(req, res, node);
       return;
     }
+    if (req.method === 'POST' && edge === 'subscribed_apps') {
+      // Subscribing is how Meta's docs fix an empty subscribed_apps; the sandbox remembers it.
+      if (!checkAuth(req, res)) return;
+      setAccount({ appSubscribed: true });
+      sendJson(res, 200, { success: true });
+      return;
+    }
     if (req.method !== 'GET') {
       sendMetaError(res, { status: 400, code: 100, message: 'Unsupported request method' });
       return;
@@ -810,8 +919,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       readOnly(req, res, () => handleTemplates(req, res, query));
       return;
     }
+    if (edge === 'subscribed_apps') {
+      readOnly(req, res, () => handleSubscribedApps(res));
+      return;
+    }
     if (edge === undefined && node === options.phoneNumberId) {
-      readOnly(req, res, () => handleProbe(res));
+      readOnly(req, res, () => handleProbe(res, version, query));
       return;
     }
     sendMetaError(res, {
@@ -852,6 +965,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       webhookUrl = next;
     },
     setFaults,
+    setAccount,
     stats: snapshot,
     reset,
     sendInboundText,
@@ -867,6 +981,24 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       await webhookAgent.destroy();
     },
   };
+}
+
+/** Why a `/_sandbox/account` body is refused, or undefined when every field has its type. */
+function accountProblem(body: Record<string, unknown>): string | undefined {
+  const types: Record<keyof SandboxAccount, (v: unknown) => boolean> = {
+    tokenExpiresAt: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0,
+    scopes: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'),
+    appSubscribed: (v) => typeof v === 'boolean',
+    qualityRating: (v) => v === 'GREEN' || v === 'YELLOW' || v === 'RED' || v === 'UNKNOWN',
+    messagingLimit: (v) => typeof v === 'string' && /^TIER_\w+$/.test(v),
+    throughputLevel: (v) => v === 'STANDARD' || v === 'HIGH',
+  };
+  for (const [key, value] of Object.entries(body)) {
+    const valid = types[key as keyof SandboxAccount];
+    if (!valid) return `unknown field ${key}; fields: ${Object.keys(types).join(', ')}`;
+    if (!valid(value)) return `${key} has the wrong type or value`;
+  }
+  return undefined;
 }
 
 function clampRate(rate: number): number {
