@@ -96,7 +96,7 @@ export type SchedulerReport =
     };
 
 export type TokenCheckOutcome =
-  | { outcome: 'off' | 'not_due' | 'no_time' | 'never_expires' }
+  | { outcome: 'off' | 'not_due' | 'no_time' | 'never_expires' | 'invalid' }
   | { outcome: 'expires'; daysLeft: number }
   | { outcome: 'failed'; errorClass: string };
 
@@ -330,7 +330,7 @@ async function checkToken(
     });
   } else if (!status.valid) {
     daysLeft = 0;
-    outcome = { outcome: 'expires', daysLeft };
+    outcome = { outcome: 'invalid' };
   } else if (status.expiresAt === null) {
     outcome = { outcome: 'never_expires' };
   } else {

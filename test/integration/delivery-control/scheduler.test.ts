@@ -20,7 +20,12 @@ import type {
 } from '../../../lambdas/core/whatsapp/graph-client.ts';
 import { testSqsClient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
-import { createTestQueues, deleteTestQueues } from '../../support/delivery.ts';
+import {
+  createTestQueues,
+  deleteTestQueues,
+  sandboxGraphClient,
+  startTestSandbox,
+} from '../../support/delivery.ts';
 import {
   forgetSender,
   holdingRollout,
@@ -487,14 +492,36 @@ describe('the access token check', () => {
     expect(atHour).toBeCloseTo(3.5 - (61 * 60_000) / DAY, 5);
   });
 
-  it('publishes nothing for a token that never expires', async () => {
+  it("publishes nothing for a token that never expires, as the sandbox's debug_token reports it", async () => {
+    // prepare
+    const sandbox = await startTestSandbox();
+    const graph = sandboxGraphClient(sandbox);
+    onTestFinished(async () => {
+      await graph.close();
+      await sandbox.stop();
+    });
+    const r = await tokenRig(() => {
+      throw new Error('this test reads the sandbox');
+    });
+    r.deps.whatsapp = graph;
+
+    // act
+    const report = await runSchedulerWhenFree(r.deps, schedulerOptions());
+
+    // assess
+    expect(report.tokenCheck).toEqual({ outcome: 'never_expires' });
+    expect(r.state.lastCheckedAt).toBeInstanceOf(Date);
+    expect(r.daysLeft()).toEqual([]);
+  });
+
+  it('publishes 0 days for a token Meta calls invalid', async () => {
     // prepare
     const r = await tokenRig(() => ({
       ok: true,
-      valid: true,
-      expiresAt: null,
+      valid: false,
+      expiresAt: new Date(Date.now() - DAY),
       scopes: [],
-      data: { expires_at: 0 },
+      data: { is_valid: false },
       latencyMs: 5,
     }));
 
@@ -502,9 +529,8 @@ describe('the access token check', () => {
     const report = await runSchedulerWhenFree(r.deps, schedulerOptions());
 
     // assess
-    expect(report.tokenCheck).toEqual({ outcome: 'never_expires' });
-    expect(r.graph.calls).toHaveLength(1);
-    expect(r.daysLeft()).toEqual([]);
+    expect(report.tokenCheck).toEqual({ outcome: 'invalid' });
+    expect(r.daysLeft()).toEqual([0]);
   });
 
   it('publishes 0 days when Meta rejects the token, and waits an hour before asking again', async () => {
