@@ -429,6 +429,24 @@ describe('alarms for failures that were silent', () => {
     });
   });
 
+  it('draws the thresholds of these alarms on the dashboard graphs they belong to', () => {
+    const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(dashboards).toHaveLength(1);
+    const body = dashboards[0]!.Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] };
+    const text = body['Fn::Join'][1].filter((p): p is string => typeof p === 'string').join('');
+    for (const label of [
+      'scheduler-stopped (critical)',
+      'whatsapp-api-error-rate-warning (warning)',
+      'whatsapp-api-error-rate-critical (critical)',
+      'template-failures (warning)',
+      'whatsapp-token-expiring (warning)',
+      'database-connections (warning)',
+    ]) {
+      expect(text).toContain(`"label":"${label}"`);
+    }
+    expect(text).toContain('WhatsAppApiErrorsByClass');
+  });
+
   it.each(STAGES)('measures %s database connections against what the proxy may open', (stage) => {
     const built = builtStage(stage);
     const resources = Object.values(built.template.toJSON().Resources) as Resource[];
