@@ -291,7 +291,7 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     evaluationPeriods: 1,
     datapointsToAlarm: 1,
     // If the emitter goes quiet while the circuit is open, stay in ALARM rather than clear on
-    // silence; the scheduler-errors alarm reports the quiet emitter itself.
+    // silence; scheduler-errors and scheduler-stopped report the quiet emitter itself.
     treatMissingData: 'ignore',
   },
   {
