@@ -3,7 +3,7 @@
  * critical pages, warning notifies. Rates are metric math, so the alarm's number is the
  * percentage the runbook quotes.
  */
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { Stage as ApiStage } from 'aws-cdk-lib/aws-apigateway';
 import {
   Alarm,
@@ -23,6 +23,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE, Metric as ServiceMetric } from '../lambdas/core/metric-names.ts';
 import type { Severity, Stage, StageConfig } from './config.ts';
+import { PROXY_MAX_CONNECTIONS_PERCENT } from './database.ts';
 import { SERVICE_NAME } from './functions.ts';
 import type { DeliveryQueues } from './queues.ts';
 import {
@@ -31,6 +32,7 @@ import {
   type AlarmThreshold,
   alarmDescription,
   alarmName,
+  alarmNamePattern,
   type Comparison,
   type MissingData,
 } from './thresholds.ts';
@@ -65,6 +67,7 @@ const MISSING_DATA: Record<MissingData, TreatMissingData> = {
 };
 
 const GIB = 1024 ** 3;
+const CLOUDWATCH = 'cloudwatch.amazonaws.com';
 
 /** One of our own EMF metrics, with the `service` dimension Powertools adds to every metric. */
 export function serviceMetric(
@@ -80,6 +83,11 @@ export function serviceMetric(
     statistic,
     period,
   });
+}
+
+/** The most server connections the RDS proxy opens: its maxConnectionsPercent of max_connections. */
+export function proxyConnectionCeiling(config: StageConfig): number {
+  return (config.maxConnections * PROXY_MAX_CONNECTIONS_PERCENT) / 100;
 }
 
 /** The CloudWatch metric (or metric math) an alarm row watches. */
@@ -126,11 +134,22 @@ export function metricFor(
         period,
       });
     }
+    case 'whatsappApiErrorRate': {
+      const min = t.minimumSample?.count ?? 1;
+      return new MathExpression({
+        // Too few sends in a period counts as 0%: one timeout out of three calls is not an outage.
+        expression: `IF(FILL(attempts, 0) >= ${min}, 100 * FILL(errors, 0) / FILL(attempts, 0), 0)`,
+        usingMetrics: {
+          errors: serviceMetric(ServiceMetric.WhatsAppApiErrors, 'Sum', period),
+          attempts: serviceMetric(ServiceMetric.WhatsAppSendAttempts, 'Sum', period),
+        },
+        label: 'API errors and retries % of send attempts',
+        period,
+      });
+    }
     case 'lambda': {
       const fn = source.fn === 'worker' ? resources.worker : resources.scheduler;
-      return source.metric === 'Errors'
-        ? fn.metricErrors({ statistic: 'Sum', period })
-        : fn.metricThrottles({ statistic: 'Sum', period });
+      return fn.metric(source.metric, { statistic: 'Sum', period });
     }
     case 'databaseCpu':
       return resources.database.metricCPUUtilization({ statistic: 'Average', period });
@@ -145,14 +164,14 @@ export function metricFor(
       });
     case 'databaseConnections':
       return new MathExpression({
-        expression: `100 * connections / ${config.maxConnections}`,
+        expression: `100 * connections / ${proxyConnectionCeiling(config)}`,
         usingMetrics: {
           connections: resources.database.metricDatabaseConnections({
             statistic: 'Maximum',
             period,
           }),
         },
-        label: 'connections % of max_connections',
+        label: 'connections % of what the proxy may open',
         period,
       });
   }
@@ -170,11 +189,7 @@ export class Alarms extends Construct {
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    key.grant(
-      new ServicePrincipal('cloudwatch.amazonaws.com'),
-      'kms:Decrypt',
-      'kms:GenerateDataKey*',
-    );
+    key.grant(new ServicePrincipal(CLOUDWATCH), 'kms:Decrypt', 'kms:GenerateDataKey*');
     // Neither SNS nor CloudWatch needs a grant on this key; only an AWS service acting for a
     // resource may create one (Control Tower CT.KMS.PR.3).
     key.addToResourcePolicy(
@@ -192,13 +207,37 @@ export class Alarms extends Construct {
       }),
     );
 
+    const stack = Stack.of(this);
+    const stageAlarms = stack.formatArn({
+      service: 'cloudwatch',
+      resource: 'alarm',
+      resourceName: alarmNamePattern(props.stage),
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     const topic = (severity: Severity, displayName: string) => {
       const t = new Topic(this, `${severity}Topic`, {
         topicName: `${props.prefix}-alarms-${severity}`,
         displayName,
         masterKey: key,
+        // Writes a topic policy holding a Deny for plain-HTTP publishes. A topic policy replaces
+        // SNS's default one, so without the Allow below nothing could publish at all.
         enforceSSL: true,
       });
+      // CloudWatch publishes as its service principal, not as this account: allow it for this
+      // account's alarms of this stage only, so no other account's alarm can use the topic.
+      t.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'AllowThisStagesAlarmsToPublish',
+          effect: Effect.ALLOW,
+          principals: [new ServicePrincipal(CLOUDWATCH)],
+          actions: ['sns:Publish'],
+          resources: [t.topicArn],
+          conditions: {
+            StringEquals: { 'aws:SourceAccount': stack.account },
+            ArnLike: { 'aws:SourceArn': stageAlarms },
+          },
+        }),
+      );
       for (const email of props.emails[severity]) t.addSubscription(new EmailSubscription(email));
       return t;
     };

@@ -141,11 +141,15 @@ export class OperationsDashboard extends Construct {
         ),
         { stacked: true },
       ),
-      graph('Template failures (per 5 min)', [
-        serviceMetric(ServiceMetric.TemplateFailures, 'Sum', FIVE_MINUTES).with({
-          label: ServiceMetric.TemplateFailures,
-        }),
-      ]),
+      graph(
+        'Template failures (per 5 min)',
+        [
+          serviceMetric(ServiceMetric.TemplateFailures, 'Sum', FIVE_MINUTES).with({
+            label: ServiceMetric.TemplateFailures,
+          }),
+        ],
+        { annotations: thresholdLines('template-failures') },
+      ),
     );
 
     this.dashboard.addWidgets(heading('## Queues'));
@@ -241,6 +245,33 @@ export class OperationsDashboard extends Construct {
         { annotations: thresholdLines('whatsapp-auth-failing'), width: 8 },
       ),
     );
+    this.dashboard.addWidgets(
+      graph(
+        'WhatsApp API errors and retries (% of send attempts)',
+        [alarmMetric('whatsapp-api-error-rate-warning')],
+        {
+          annotations: thresholdLines(
+            'whatsapp-api-error-rate-warning',
+            'whatsapp-api-error-rate-critical',
+          ),
+          width: 8,
+        },
+      ),
+      graph(
+        'WhatsApp API errors by class (per 5 min)',
+        ERROR_CLASSES.map((errorClass) =>
+          serviceMetric(ServiceMetric.WhatsAppApiErrorsByClass, 'Sum', FIVE_MINUTES, {
+            ErrorClass: errorClass,
+          }).with({ label: errorClass }),
+        ),
+        { stacked: true, width: 8 },
+      ),
+      graph(
+        'Access token days left (checked hourly; none if it never expires)',
+        [alarmMetric('whatsapp-token-expiring')],
+        { annotations: thresholdLines('whatsapp-token-expiring'), width: 8 },
+      ),
+    );
 
     this.dashboard.addWidgets(heading('## Functions'));
     this.dashboard.addWidgets(
@@ -249,15 +280,19 @@ export class OperationsDashboard extends Construct {
         props.functions.map((fn) =>
           fn.metricErrors({ statistic: 'Sum', period: ONE_MINUTE }).with({ label: fn.node.id }),
         ),
-        { width: 8 },
+        { width: 6 },
       ),
       graph(
         'Throttles (per minute)',
         props.functions.map((fn) =>
           fn.metricThrottles({ statistic: 'Sum', period: ONE_MINUTE }).with({ label: fn.node.id }),
         ),
-        { width: 8 },
+        { width: 6 },
       ),
+      graph('Scheduler runs (invocations per 5 min)', [alarmMetric('scheduler-stopped')], {
+        annotations: thresholdLines('scheduler-stopped'),
+        width: 6,
+      }),
       graph(
         'Worker concurrency',
         [
@@ -270,7 +305,7 @@ export class OperationsDashboard extends Construct {
             label: 'worker',
           }),
         ],
-        { width: 8 },
+        { width: 6 },
       ),
     );
 
@@ -280,7 +315,7 @@ export class OperationsDashboard extends Construct {
         annotations: thresholdLines('database-cpu'),
         width: 8,
       }),
-      graph('Connections (% of max_connections)', [alarmMetric('database-connections')], {
+      graph('Connections (% of what the proxy may open)', [alarmMetric('database-connections')], {
         annotations: thresholdLines('database-connections'),
         width: 8,
       }),

@@ -34,6 +34,11 @@ export const POSTGRES_MAJOR_VERSION = '18';
 /** The master user, which the proxy signs in as; the functions connect as it through IAM. */
 export const DATABASE_USER = 'notif_admin';
 const POSTGRES_PORT = 5432;
+/**
+ * The share of max_connections the RDS proxy may open. The database-connections alarm divides by
+ * the same number, so it measures the pool the functions can actually use.
+ */
+export const PROXY_MAX_CONNECTIONS_PERCENT = 90;
 
 export interface DatabaseProps {
   vpc: IVpc;
@@ -154,7 +159,7 @@ export class Database extends Construct {
       iamAuth: true,
       requireTLS: true,
       // Leave room for the rotation function and a human with psql when the pool is full.
-      maxConnectionsPercent: 90,
+      maxConnectionsPercent: PROXY_MAX_CONNECTIONS_PERCENT,
       // A Lambda waits at most this long for a pooled connection, well inside its own timeout.
       borrowTimeout: Duration.seconds(10),
     });

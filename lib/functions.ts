@@ -174,7 +174,12 @@ export class Functions extends Construct {
         ...whatsapp,
         WHATSAPP_ACCESS_TOKEN_SECRET_ARN: secrets.accessToken.secretArn,
       },
-      Duration.seconds(60),
+      // Three probes at the 10 s Graph timeout with two 15 s waits take a minute on their own; the
+      // run before them and the drain, late statuses and token check after them need the rest. The
+      // core also budgets each probe on the time left, so a slow Meta shortens the probing, never
+      // the drain. A run past the next minute's tick is fine: that tick finds the advisory lock
+      // taken and returns `skipped` at once.
+      Duration.seconds(120),
       512,
     );
     high.queue.grantSendMessages(this.scheduler);

@@ -16,6 +16,7 @@ export const RUNBOOKS = [
   'whatsapp-rate-limiting',
   'panic-mode',
   'whatsapp-auth',
+  'whatsapp-api-errors',
   'worker-errors',
   'database',
 ] as const;
@@ -35,18 +36,23 @@ export type AlarmSource =
   | { kind: 'apiErrorRate' }
   | { kind: 'apiLatency'; statistic: 'p95' }
   /** One of our own metrics (namespace WhatsAppNotif, dimension service). */
-  | { kind: 'serviceMetric'; metric: MetricName; statistic: 'Sum' | 'Maximum' }
+  | { kind: 'serviceMetric'; metric: MetricName; statistic: 'Sum' | 'Maximum' | 'Minimum' }
   /** 100 × NotificationsFailed / (NotificationsSent + NotificationsFailed). */
   | { kind: 'deliveryFailureRate' }
-  | { kind: 'lambda'; fn: 'worker' | 'scheduler'; metric: 'Errors' | 'Throttles' }
+  /** 100 × WhatsAppApiErrors / WhatsAppSendAttempts: Meta-side failures as a share of send calls. */
+  | { kind: 'whatsappApiErrorRate' }
+  | { kind: 'lambda'; fn: 'worker' | 'scheduler'; metric: 'Errors' | 'Throttles' | 'Invocations' }
   | { kind: 'databaseCpu' }
   /** 100 × FreeStorageSpace / allocated storage (from the stage configuration). */
   | { kind: 'databaseFreeStorage' }
-  /** 100 × DatabaseConnections / max_connections (from the stage configuration). */
+  /**
+   * 100 × DatabaseConnections / the connections the RDS proxy may open (max_connections from the
+   * stage configuration × the proxy's maxConnectionsPercent).
+   */
   | { kind: 'databaseConnections' };
 
 export type Comparison = '>' | '>=' | '<';
-export type ThresholdUnit = 'messages' | 'seconds' | 'milliseconds' | 'percent' | 'count';
+export type ThresholdUnit = 'messages' | 'seconds' | 'milliseconds' | 'percent' | 'count' | 'days';
 export type MissingData = 'notBreaching' | 'breaching' | 'ignore' | 'missing';
 
 export interface AlarmThreshold {
@@ -75,6 +81,7 @@ export interface AlarmThreshold {
 }
 
 const MINUTE = 60;
+const HOUR = 60 * MINUTE;
 
 /** Queue alarms exist per delivery queue; the high queue pages, the bulk queue notifies. */
 function perQueue(
@@ -284,7 +291,7 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     evaluationPeriods: 1,
     datapointsToAlarm: 1,
     // If the emitter goes quiet while the circuit is open, stay in ALARM rather than clear on
-    // silence; the scheduler-errors alarm reports the quiet emitter itself.
+    // silence; scheduler-errors and scheduler-stopped report the quiet emitter itself.
     treatMissingData: 'ignore',
   },
   {
@@ -395,7 +402,10 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     section: 'Database connections',
     source: { kind: 'databaseConnections' },
     measure: 'database connections',
-    of: ' of max_connections',
+    // The proxy never opens more than its maxConnectionsPercent of max_connections, so a share of
+    // max_connections could sit under a threshold the pool can never reach; this is a share of
+    // the pool itself, and at its full size functions queue for a connection.
+    of: ' of what the RDS proxy may open',
     comparison: '>',
     threshold: 80,
     unit: 'percent',
@@ -404,11 +414,102 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     datapointsToAlarm: 5,
     treatMissingData: 'missing',
   },
+  {
+    id: 'scheduler-stopped',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'worker-errors',
+    section: 'Scheduler stopped',
+    source: { kind: 'lambda', fn: 'scheduler', metric: 'Invocations' },
+    measure: 'scheduler invocations per 5 min',
+    comparison: '<',
+    threshold: 1,
+    unit: 'count',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 2,
+    datapointsToAlarm: 2,
+    // Lambda publishes nothing for a function nobody invokes: here silence is the failure itself.
+    // Critical because nothing else notices: scheduled rows stay put and panic mode never closes.
+    treatMissingData: 'breaching',
+  },
+  {
+    id: 'whatsapp-api-error-rate-warning',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'whatsapp-api-errors',
+    section: 'WhatsApp API error rate',
+    source: { kind: 'whatsappApiErrorRate' },
+    measure: 'WhatsApp API errors and retries',
+    of: ' of send attempts',
+    comparison: '>',
+    threshold: 5,
+    unit: 'percent',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 3,
+    minimumSample: { count: 20, of: 'send attempts' },
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'whatsapp-api-error-rate-critical',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'whatsapp-api-errors',
+    section: 'WhatsApp API error rate',
+    source: { kind: 'whatsappApiErrorRate' },
+    measure: 'WhatsApp API errors and retries',
+    of: ' of send attempts',
+    comparison: '>',
+    threshold: 10,
+    unit: 'percent',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 2,
+    datapointsToAlarm: 2,
+    minimumSample: { count: 20, of: 'send attempts' },
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'template-failures',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'delivery-failures',
+    section: 'Template failures',
+    source: { kind: 'serviceMetric', metric: Metric.TemplateFailures, statistic: 'Sum' },
+    measure: `${Metric.TemplateFailures} per 5 min`,
+    comparison: '>=',
+    threshold: 5,
+    unit: 'count',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    // Emitted only when a template send fails: silence is good news.
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'whatsapp-token-expiring',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'whatsapp-auth',
+    section: 'WhatsApp token expiring',
+    source: { kind: 'serviceMetric', metric: Metric.WhatsAppTokenDaysLeft, statistic: 'Minimum' },
+    measure: `${Metric.WhatsAppTokenDaysLeft} (minimum)`,
+    comparison: '<',
+    threshold: 7,
+    unit: 'days',
+    // The scheduler checks the token about once an hour; a period several checks long keeps one
+    // late check from reading as missing data and clearing the alarm in between.
+    periodSeconds: 6 * HOUR,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    // A token that never expires publishes nothing, and that is fine.
+    treatMissingData: 'notBreaching',
+  },
 ];
 
 const COMPARISON_TEXT: Record<Comparison, string> = { '>': '>', '>=': '≥', '<': '<' };
 
 function renderSeconds(seconds: number): string {
+  if (seconds >= HOUR && seconds % HOUR === 0) return `${seconds / HOUR} h`;
   if (seconds >= MINUTE && seconds % MINUTE === 0) return `${seconds / MINUTE} min`;
   return `${seconds} s`;
 }
@@ -421,6 +522,8 @@ function renderValue(value: number, unit: ThresholdUnit): string {
       return renderSeconds(value);
     case 'milliseconds':
       return value % 1000 === 0 ? `${value / 1000} s` : `${value} ms`;
+    case 'days':
+      return `${value} days`;
     case 'messages':
     case 'count':
       return String(value);
@@ -463,8 +566,13 @@ export function runbookAlarmLine(t: AlarmThreshold): string {
   return `Alarm \`${t.id}\` · ${t.severity} (${t.sev}) · ${renderThreshold(t)}`;
 }
 
-export function alarmName(stage: string, t: AlarmThreshold): string {
+export function alarmName(stage: string, t: Pick<AlarmThreshold, 'id'>): string {
   return `whatsapp-notif-${stage}-${t.id}`;
+}
+
+/** Every alarm of a stage, as an ARN resource-name pattern: the alarm topics accept these only. */
+export function alarmNamePattern(stage: string): string {
+  return alarmName(stage, { id: '*' });
 }
 
 export function alarmDescription(t: AlarmThreshold): string {

@@ -313,6 +313,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       senderId: process.env.WHATSAPP_PHONE_NUMBER_ID!,
       now: () => new Date(),
       sleep: async () => {},
+      remainingMs: () => Number.POSITIVE_INFINITY, // no Lambda deadline in a local run
       logger: new Logger({ serviceName: 'chaos', logLevel: 'SILENT' }),
     };
     const schedulerOptions = {

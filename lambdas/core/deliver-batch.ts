@@ -236,6 +236,7 @@ export async function deliverBatch(
   const sentWamids: string[] = [];
   for (const { record, row, result } of results) {
     deps.metrics.addMetric(Metric.GraphApiLatency, MetricUnit.Milliseconds, result.latencyMs);
+    deps.metrics.addMetric(Metric.WhatsAppSendAttempts, MetricUnit.Count, 1);
     if (result.ok) {
       recorded.push({
         id: row.id,
@@ -423,6 +424,13 @@ function countFailureSignals(metrics: Metrics, errorClass: ErrorClass, httpStatu
   }
   if (errorClass === 'auth') metrics.addMetric(Metric.WhatsAppAuthFailures, MetricUnit.Count, 1);
   if (errorClass === 'template') metrics.addMetric(Metric.TemplateFailures, MetricUnit.Count, 1);
+  // Meta's side failed, not the message: what the WhatsApp API error-rate alarms count.
+  if (ERROR_CLASS_POLICY[errorClass].action !== 'fail') {
+    metrics.addMetric(Metric.WhatsAppApiErrors, MetricUnit.Count, 1);
+    const single = metrics.singleMetric();
+    single.addDimension('ErrorClass', errorClass);
+    single.addMetric(Metric.WhatsAppApiErrorsByClass, MetricUnit.Count, 1);
+  }
 }
 
 export function addClassMetric(metrics: Metrics, errorClass: string) {

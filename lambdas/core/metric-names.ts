@@ -36,6 +36,17 @@ export const Metric = {
   PanicModeActive: 'PanicModeActive',
   /** Time from the send call to Meta's answer, in milliseconds. */
   GraphApiLatency: 'GraphApiLatency',
+  /** One send call to the Graph API, whatever came back: the denominator of the API error rate. */
+  WhatsAppSendAttempts: 'WhatsAppSendAttempts',
+  /**
+   * A send call that failed on Meta's side rather than on the message: a class the worker retries
+   * or that opens the circuit (upstream, rate limits, auth, account blocked).
+   */
+  WhatsAppApiErrors: 'WhatsAppApiErrors',
+  /** Same as WhatsAppApiErrors, with an ErrorClass dimension, for the dashboard. */
+  WhatsAppApiErrorsByClass: 'WhatsAppApiErrorsByClass',
+  /** Days until the access token expires, from debug_token about once an hour; none if it never does. */
+  WhatsAppTokenDaysLeft: 'WhatsAppTokenDaysLeft',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];

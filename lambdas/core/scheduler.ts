@@ -1,13 +1,15 @@
 /**
  * The scheduler's minute: enqueue scheduled notifications that fall due, sweep `accepted` rows whose
  * SQS send failed (the outbox), probe the Graph API while panic mode is on, and drain deferred rows
- * at a gentle rate once their reason has passed. One run at a time, guarded by an advisory lock.
+ * at a gentle rate once their reason has passed; about once an hour, read how long the access token
+ * has left. One run at a time, guarded by an advisory lock.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type Kysely, sql } from 'kysely';
 import { applyPendingStatuses } from './apply-status-update.ts';
 import type { Database } from './db/schema.ts';
+import { Metric } from './metric-names.ts';
 import { emitPanicMetric, ensureSender, recordProbe } from './panic-mode.ts';
 import { enqueueNotifications, type QueuedNotification, type QueueTargets } from './queue.ts';
 import { SQS_MAX_DELAY_SECONDS } from './queues.ts';
@@ -17,18 +19,44 @@ import type { GraphClient } from './whatsapp/graph-client.ts';
 export interface SchedulerDeps {
   db: Kysely<Database>;
   queue: QueueTargets;
-  whatsapp: Pick<GraphClient, 'probe'>;
+  whatsapp: Pick<GraphClient, 'probe' | 'tokenStatus'>;
   senderId: string;
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
+  /** Milliseconds left before the invocation is killed (Lambda's getRemainingTimeInMillis). */
+  remainingMs: () => number;
   logger: Logger;
   metrics?: Metrics;
+  /**
+   * When the access token was last checked. Without it the run never checks the token (tests that
+   * are about something else); the handler keeps one per execution environment.
+   */
+  tokenCheck?: TokenCheckState;
+}
+
+/**
+ * Kept in memory for the life of a Lambda execution environment, not in the database. A recycled
+ * or second environment starts empty and checks on its first run, so the worst case is a few
+ * extra debug_token calls an hour, harmless and cheaper than a table and a migration for a
+ * timestamp nobody else reads. The alarm's period spans several checks, so an uneven hour is fine.
+ */
+export interface TokenCheckState {
+  lastCheckedAt?: Date;
 }
 
 export interface SchedulerOptions {
   /** Probes per run while the circuit is open (the Lambda runs each minute: 3 probes 15 s apart). */
   probesPerRun: number;
   probeIntervalMs: number;
+  /** The longest one Graph API call can take: the client's timeout (WHATSAPP_TIMEOUT_MS). */
+  graphCallMaxMs: number;
+  /**
+   * Time kept for what follows the probes (drain, late statuses, the token check, writing the run
+   * row): a probe starts only if its wait, its worst case and this still fit in the invocation.
+   */
+  reserveMs: number;
+  /** How often the access token's expiry is read with debug_token. */
+  tokenCheckIntervalMs: number;
   /** How far ahead scheduled rows are enqueued (with an SQS delay), normally the run interval. */
   lookaheadSeconds: number;
   /** An `accepted` row older than this lost its SQS send. */
@@ -41,6 +69,10 @@ export interface SchedulerOptions {
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   probesPerRun: 3,
   probeIntervalMs: 15_000,
+  graphCallMaxMs: 10_000,
+  // A token check at the Graph timeout, plus room for a full drain and the late statuses.
+  reserveMs: 25_000,
+  tokenCheckIntervalMs: 3_600_000,
   lookaheadSeconds: 60,
   outboxAgeSeconds: 60,
   runIntervalSeconds: 60,
@@ -55,10 +87,27 @@ export type SchedulerReport =
       swept: number;
       drained: number;
       probes: { ok: boolean }[];
+      /** Probes left undone because the next one would not have fitted in the invocation. */
+      probesSkippedForTime: number;
       circuitClosed: boolean;
       panicActive: boolean;
       lateStatuses: number;
+      tokenCheck: TokenCheckOutcome;
     };
+
+export type TokenCheckOutcome =
+  | { outcome: 'off' | 'not_due' | 'no_time' | 'never_expires' | 'invalid' }
+  | { outcome: 'expires'; daysLeft: number }
+  | { outcome: 'failed'; errorClass: string };
+
+/**
+ * Whether a probe fits in what is left of the invocation: its wait before it (none for the first),
+ * its worst case, and the reserve for the rest of the run.
+ */
+export function probeFits(remainingMs: number, first: boolean, options: SchedulerOptions): boolean {
+  const wait = first ? 0 : options.probeIntervalMs;
+  return remainingMs >= wait + options.graphCallMaxMs + options.reserveMs;
+}
 
 /** Any constant works; it only has to be the same for every scheduler. */
 const SCHEDULER_LOCK_KEY = 7_362_019_411;
@@ -141,9 +190,23 @@ async function runLocked(
 
   await ensureSender(db, deps.senderId);
   const probes: { ok: boolean }[] = [];
+  let probesSkippedForTime = 0;
   let circuitClosed = false;
   let panicActive = await isCircuitOpen(db, deps.senderId);
   for (let i = 0; panicActive && i < options.probesPerRun; i++) {
+    // Checked before the wait: a probe that cannot finish must not cost the drain its time.
+    const remainingMs = deps.remainingMs();
+    if (!probeFits(remainingMs, i === 0, options)) {
+      probesSkippedForTime = options.probesPerRun - i;
+      deps.logger.warn('panic mode probes stopped early: the next one would not fit in this run', {
+        probesDone: i,
+        probesSkipped: probesSkippedForTime,
+        remainingMs,
+        neededMs:
+          (i === 0 ? 0 : options.probeIntervalMs) + options.graphCallMaxMs + options.reserveMs,
+      });
+      break;
+    }
     if (i > 0) await deps.sleep(options.probeIntervalMs);
     const probe = await deps.whatsapp.probe();
     probes.push({ ok: probe.ok });
@@ -204,19 +267,80 @@ async function runLocked(
     .where('received_at', '<', new Date(now.getTime() - 7 * 24 * 3_600_000))
     .execute();
 
+  const tokenCheck = await checkToken(deps, options);
+
   const report = {
     outcome: 'done' as const,
     scheduled,
     swept,
     drained,
     probes,
+    probesSkippedForTime,
     circuitClosed,
     panicActive,
     lateStatuses,
+    tokenCheck,
   };
-  if (scheduled || swept || drained || probes.length || lateStatuses)
+  if (
+    scheduled ||
+    swept ||
+    drained ||
+    probes.length ||
+    probesSkippedForTime ||
+    lateStatuses ||
+    (tokenCheck.outcome !== 'not_due' && tokenCheck.outcome !== 'off')
+  )
     deps.logger.info('scheduler run', report);
   return report;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Reads the token's expiry with debug_token when the last check is an interval old, and publishes
+ * the days left. A token without expiry publishes nothing (the alarm reads silence as fine); one
+ * Meta calls invalid, or refuses with an auth error, has no life left and publishes 0.
+ */
+async function checkToken(
+  deps: SchedulerDeps,
+  options: SchedulerOptions,
+): Promise<TokenCheckOutcome> {
+  const state = deps.tokenCheck;
+  if (!state) return { outcome: 'off' };
+  const now = deps.now();
+  if (
+    state.lastCheckedAt &&
+    now.getTime() - state.lastCheckedAt.getTime() < options.tokenCheckIntervalMs
+  ) {
+    return { outcome: 'not_due' };
+  }
+  // Left for the next run rather than risk the invocation: the check is hourly, not urgent.
+  if (deps.remainingMs() < options.graphCallMaxMs + 2_000) return { outcome: 'no_time' };
+  // Counted as checked whatever the answer: a failing check retries next interval, not every minute.
+  state.lastCheckedAt = now;
+  const status = await deps.whatsapp.tokenStatus();
+  let daysLeft: number | undefined;
+  let outcome: TokenCheckOutcome;
+  if (!status.ok) {
+    if (status.errorClass === 'auth') daysLeft = 0;
+    outcome = { outcome: 'failed', errorClass: status.errorClass };
+    deps.logger.warn('could not read the access token expiry', {
+      errorClass: status.errorClass,
+      errorCode: status.code,
+    });
+  } else if (!status.valid) {
+    daysLeft = 0;
+    outcome = { outcome: 'invalid' };
+  } else if (status.expiresAt === null) {
+    outcome = { outcome: 'never_expires' };
+  } else {
+    daysLeft = Math.max(0, (status.expiresAt.getTime() - now.getTime()) / DAY_MS);
+    outcome = { outcome: 'expires', daysLeft: Math.round(daysLeft * 100) / 100 };
+  }
+  if (daysLeft !== undefined) {
+    deps.metrics?.addMetric(Metric.WhatsAppTokenDaysLeft, MetricUnit.Count, daysLeft);
+  }
+  return outcome;
 }
 
 async function isCircuitOpen(db: Kysely<Database>, senderId: string): Promise<boolean> {

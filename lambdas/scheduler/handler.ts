@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { createSqsClient, queueTargets } from '../core/aws-clients.ts';
 import { loadDatabaseConfig, loadDeliveryControlConfig, loadQueueConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
@@ -13,6 +14,7 @@ import {
   runScheduler,
   type SchedulerDeps,
   type SchedulerOptions,
+  type TokenCheckState,
 } from '../core/scheduler.ts';
 import { reportErrorsToSentry } from '../core/sentry.ts';
 import { createGraphClient } from '../core/whatsapp/graph-client.ts';
@@ -22,7 +24,9 @@ async function build() {
   const control = loadDeliveryControlConfig();
   const queueConfig = loadQueueConfig();
   const graph = await loadGraphClientConfig();
-  const deps: SchedulerDeps = {
+  // Lives as long as this execution environment, like the clients (see TokenCheckState).
+  const tokenCheck: TokenCheckState = {};
+  const deps: Omit<SchedulerDeps, 'remainingMs'> = {
     db: createDatabase(loadDatabaseConfig()),
     queue: queueTargets(createSqsClient(queueConfig), queueConfig),
     whatsapp: createGraphClient(graph),
@@ -31,11 +35,13 @@ async function build() {
     sleep: (ms) => sleep(ms),
     logger,
     metrics,
+    tokenCheck,
   };
   const options: SchedulerOptions = {
     ...DEFAULT_SCHEDULER_OPTIONS,
     probesPerRun: control.SCHEDULER_PROBES_PER_RUN,
     probeIntervalMs: control.PANIC_PROBE_INTERVAL_SECONDS * 1000,
+    graphCallMaxMs: graph.timeoutMs ?? DEFAULT_SCHEDULER_OPTIONS.graphCallMaxMs,
     lookaheadSeconds: control.SCHEDULER_INTERVAL_SECONDS,
     runIntervalSeconds: control.SCHEDULER_INTERVAL_SECONDS,
   };
@@ -49,7 +55,11 @@ export const handler = middy()
   .use(logMetrics(metrics))
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(reportErrorsToSentry(logger))
-  .handler(async () => {
+  .handler(async (_event: unknown, context: Context) => {
     const { deps, options } = await ready();
-    return runScheduler(deps, options);
+    // The deadline is this invocation's, so it is bound here and not in the memoized deps.
+    return runScheduler(
+      { ...deps, remainingMs: () => context.getRemainingTimeInMillis() },
+      options,
+    );
   });

@@ -1,5 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { proxyConnectionCeiling } from '../../lib/alarms.ts';
 import { STAGE_CONFIG, STAGES, type Stage } from '../../lib/config.ts';
 import {
   ALARM_THRESHOLDS,
@@ -8,6 +9,7 @@ import {
   renderThreshold,
   runbookLink,
 } from '../../lib/thresholds.ts';
+import { evaluatePolicy, type PolicyEnvironment } from './policy-evaluator.ts';
 import { builtStage, logicalId } from './stages.ts';
 
 const COMPARISON = {
@@ -84,6 +86,22 @@ function expectedMetric(stage: Stage, t: AlarmThreshold): Record<string, unknown
           ),
         ]),
       };
+    case 'whatsappApiErrorRate':
+      return {
+        Metrics: Match.arrayWith([
+          expression(
+            `>= ${t.minimumSample?.count}, 100 \\* FILL\\(errors, 0\\) / FILL\\(attempts, 0\\)`,
+          ),
+          stat(
+            { MetricName: 'WhatsAppApiErrors', Namespace: 'WhatsAppNotif', Dimensions: service },
+            'Sum',
+          ),
+          stat(
+            { MetricName: 'WhatsAppSendAttempts', Namespace: 'WhatsAppNotif', Dimensions: service },
+            'Sum',
+          ),
+        ]),
+      };
     case 'lambda':
       return {
         Namespace: 'AWS/Lambda',
@@ -117,7 +135,7 @@ function expectedMetric(stage: Stage, t: AlarmThreshold): Record<string, unknown
     case 'databaseConnections':
       return {
         Metrics: Match.arrayWith([
-          expression(`^100 \\* connections / ${config.maxConnections}$`),
+          expression(`^100 \\* connections / ${proxyConnectionCeiling(config)}$`),
           stat({ MetricName: 'DatabaseConnections', Namespace: 'AWS/RDS' }, 'Maximum'),
         ]),
       };
@@ -193,6 +211,260 @@ describe('alarm routing', () => {
           }),
         ]),
       },
+    });
+  });
+});
+
+const ACCOUNT = '111122223333';
+const REGION = 'eu-west-1';
+
+/** The template's resources by logical id, and what a `Ref` to each returns in an evaluation. */
+function policyEnvironment(resources: Record<string, Resource>): PolicyEnvironment {
+  const refs = Object.fromEntries(
+    Object.entries(resources).map(([id, r]) => [
+      id,
+      r.Type === 'AWS::SNS::Topic'
+        ? `arn:aws:sns:${REGION}:${ACCOUNT}:${r.Properties.TopicName as string}`
+        : id,
+    ]),
+  );
+  return { account: ACCOUNT, region: REGION, partition: 'aws', refs };
+}
+
+describe.each(STAGES)('alarm topics of the %s stage', (stage) => {
+  const { template } = builtStage(stage);
+  const resources = template.toJSON().Resources as Record<string, Resource>;
+  const env = policyEnvironment(resources);
+  const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+  const alarms = ofType('AWS::CloudWatch::Alarm').map(([, r]) => r.Properties);
+  const topicPolicies = ofType('AWS::SNS::TopicPolicy').map(([, r]) => r.Properties);
+  const alarmArn = (name: string, account = ACCOUNT) =>
+    `arn:aws:cloudwatch:${REGION}:${account}:alarm:${name}`;
+
+  /** The one topic policy of a topic; SNS keeps one per topic and it replaces the default. */
+  function policyOf(topicId: string): unknown {
+    const policies = topicPolicies.filter((p) =>
+      (p.Topics as { Ref: string }[]).some((t) => t.Ref === topicId),
+    );
+    expect(policies, `topic ${topicId} has one topic policy`).toHaveLength(1);
+    return policies[0]!.PolicyDocument;
+  }
+
+  /** "May CloudWatch publish this alarm to this topic?", as SNS would answer it. */
+  function publish(
+    topicId: string,
+    facts: { alarm: string; account?: string; tls?: boolean; sourceAccount?: string },
+  ) {
+    return evaluatePolicy(
+      policyOf(topicId),
+      {
+        service: 'cloudwatch.amazonaws.com',
+        action: 'sns:Publish',
+        resource: env.refs[topicId]!,
+        context: {
+          'aws:SourceAccount': facts.sourceAccount ?? facts.account ?? ACCOUNT,
+          'aws:SourceArn': alarmArn(facts.alarm, facts.account),
+          'aws:SecureTransport': String(facts.tls ?? true),
+        },
+      },
+      env,
+    );
+  }
+
+  const actions = alarms.flatMap((a) =>
+    [...(a.AlarmActions as { Ref: string }[]), ...(a.OKActions as { Ref: string }[])].map(
+      (action) => [a.AlarmName as string, action.Ref] as const,
+    ),
+  );
+
+  it('has alarm actions to check', () => {
+    expect(actions.length).toBe(2 * ALARM_THRESHOLDS.length);
+  });
+
+  it.each(actions)('lets CloudWatch publish %s to its topic over TLS', (alarm, topicId) => {
+    expect(publish(topicId, { alarm })).toBe('allow');
+  });
+
+  it.each(actions)('refuses a plain-HTTP publish of %s', (alarm, topicId) => {
+    expect(publish(topicId, { alarm, tls: false })).toBe('explicit-deny');
+  });
+
+  it('refuses alarms of another account and of another stage', () => {
+    const topicId = actions[0]![1];
+    const alarm = alarmName(stage, { id: 'queue-backlog-high' });
+    expect(publish(topicId, { alarm, account: '444455556666' })).toBe('implicit-deny');
+    expect(publish(topicId, { alarm, sourceAccount: '444455556666' })).toBe('implicit-deny');
+    const otherStage = STAGES.find((s) => s !== stage)!;
+    expect(publish(topicId, { alarm: alarmName(otherStage, { id: 'queue-backlog-high' }) })).toBe(
+      'implicit-deny',
+    );
+  });
+
+  it('holds, in each topic policy, the Allow for CloudWatch with its conditions and the TLS Deny', () => {
+    expect(topicPolicies).toHaveLength(2);
+    for (const policy of topicPolicies) {
+      expect(policy.PolicyDocument).toMatchObject({
+        Statement: expect.arrayContaining([
+          expect.objectContaining({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: { 'aws:SourceArn': expect.anything() },
+            },
+          }),
+          expect.objectContaining({
+            Effect: 'Deny',
+            Principal: '*',
+            Action: 'sns:Publish',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      });
+    }
+  });
+
+  it('lets CloudWatch use the topic key to publish', () => {
+    const keys = ofType('AWS::KMS::Key').filter(([, r]) =>
+      String(r.Properties.Description).includes('alarm topics'),
+    );
+    expect(keys).toHaveLength(1);
+    for (const action of ['kms:Decrypt', 'kms:GenerateDataKey']) {
+      const decision = evaluatePolicy(
+        keys[0]![1].Properties.KeyPolicy,
+        { service: 'cloudwatch.amazonaws.com', action, resource: '*', context: {} },
+        env,
+      );
+      expect(decision, action).toBe('allow');
+    }
+  });
+});
+
+describe('alarms for failures that were silent', () => {
+  const { template, stack } = builtStage('prod');
+  const topic = (severity: 'critical' | 'warning') => ({
+    Ref: logicalId(stack, stack.alarms.topics[severity]),
+  });
+  const service = [{ Name: 'service', Value: 'whatsapp-notif' }];
+
+  it('pages when the scheduler has not run for two 5-minute periods, missing data counting as stopped', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'whatsapp-notif-prod-scheduler-stopped',
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Invocations',
+      Dimensions: [
+        { Name: 'FunctionName', Value: { Ref: logicalId(stack, stack.functions.scheduler) } },
+      ],
+      Statistic: 'Sum',
+      Period: 300,
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      EvaluationPeriods: 2,
+      TreatMissingData: 'breaching',
+      AlarmActions: [topic('critical')],
+    });
+  });
+
+  it.each([
+    ['warning', 5, 3],
+    ['critical', 10, 2],
+  ] as const)(
+    'alarms on WhatsApp API errors above %s %s%% of send attempts',
+    (severity, threshold, periods) => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `whatsapp-notif-prod-whatsapp-api-error-rate-${severity}`,
+        Threshold: threshold,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: periods,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topic(severity)],
+        Metrics: Match.arrayWith([
+          Match.objectLike({
+            Expression: 'IF(FILL(attempts, 0) >= 20, 100 * FILL(errors, 0) / FILL(attempts, 0), 0)',
+          }),
+          Match.objectLike({
+            Id: 'attempts',
+            MetricStat: Match.objectLike({
+              Metric: {
+                Namespace: 'WhatsAppNotif',
+                MetricName: 'WhatsAppSendAttempts',
+                Dimensions: service,
+              },
+              Period: 300,
+              Stat: 'Sum',
+            }),
+          }),
+        ]),
+      });
+    },
+  );
+
+  it('notifies on template failures from the TemplateFailures metric', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'whatsapp-notif-prod-template-failures',
+      Namespace: 'WhatsAppNotif',
+      MetricName: 'TemplateFailures',
+      Dimensions: service,
+      Statistic: 'Sum',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topic('warning')],
+    });
+  });
+
+  it('notifies when the token has less than 7 days left, and stays quiet when nothing is published', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'whatsapp-notif-prod-whatsapp-token-expiring',
+      Namespace: 'WhatsAppNotif',
+      MetricName: 'WhatsAppTokenDaysLeft',
+      Dimensions: service,
+      Statistic: 'Minimum',
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 7,
+      // Longer than the hour between checks, so one late check is not a gap.
+      Period: 6 * 3600,
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topic('warning')],
+    });
+  });
+
+  it('draws the thresholds of these alarms on the dashboard graphs they belong to', () => {
+    const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(dashboards).toHaveLength(1);
+    const body = dashboards[0]!.Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] };
+    const text = body['Fn::Join'][1].filter((p): p is string => typeof p === 'string').join('');
+    for (const label of [
+      'scheduler-stopped (critical)',
+      'whatsapp-api-error-rate-warning (warning)',
+      'whatsapp-api-error-rate-critical (critical)',
+      'template-failures (warning)',
+      'whatsapp-token-expiring (warning)',
+      'database-connections (warning)',
+    ]) {
+      expect(text).toContain(`"label":"${label}"`);
+    }
+    expect(text).toContain('WhatsAppApiErrorsByClass');
+  });
+
+  it.each(STAGES)('measures %s database connections against what the proxy may open', (stage) => {
+    const built = builtStage(stage);
+    const resources = Object.values(built.template.toJSON().Resources) as Resource[];
+    const targetGroups = resources.filter((r) => r.Type === 'AWS::RDS::DBProxyTargetGroup');
+    expect(targetGroups).toHaveLength(1);
+    const pool = targetGroups[0]!.Properties.ConnectionPoolConfigurationInfo as {
+      MaxConnectionsPercent: number;
+    };
+    const percent = pool.MaxConnectionsPercent;
+    const parameters = resources.find((r) => r.Type === 'AWS::RDS::DBParameterGroup')!.Properties
+      .Parameters as Record<string, string>;
+    const ceiling = (Number(parameters.max_connections) * percent) / 100;
+    expect(percent).toBeLessThan(100);
+    built.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: `whatsapp-notif-${stage}-database-connections`,
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: `100 * connections / ${ceiling}` }),
+      ]),
     });
   });
 });

@@ -372,7 +372,10 @@ export async function receiveUntil(
 
 // ------------------------------------------------------------------ the scheduler
 
-/** Scheduler dependencies for a test: its sleeps are instant and kept in `sleeps`. */
+/**
+ * Scheduler dependencies for a test: its sleeps are instant and kept in `sleeps`, and it has the
+ * time a Lambda with a generous timeout would have.
+ */
 export function testSchedulerDeps(
   input: Pick<SchedulerDeps, 'db' | 'queue' | 'whatsapp' | 'senderId'> & Partial<SchedulerDeps>,
 ): SchedulerDeps & { sleeps: number[] } {
@@ -382,6 +385,7 @@ export function testSchedulerDeps(
     sleep: async (ms) => {
       sleeps.push(ms);
     },
+    remainingMs: () => 15 * 60_000,
     logger: new Logger({ serviceName: 'whatsapp-notif-test', logLevel: 'SILENT' }),
     ...input,
     sleeps,
@@ -397,6 +401,9 @@ export function schedulerOptions(overrides: Partial<SchedulerOptions> = {}): Sch
   return {
     probesPerRun: 3,
     probeIntervalMs: 15_000,
+    graphCallMaxMs: 10_000,
+    reserveMs: 25_000,
+    tokenCheckIntervalMs: 3_600_000,
     lookaheadSeconds: 0,
     outboxAgeSeconds: 3_600,
     runIntervalSeconds: 0,

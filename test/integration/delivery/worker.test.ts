@@ -10,6 +10,7 @@ import { startSqsEventSource } from '../../../bin/local/sqs-event-source.ts';
 import { createDatabase } from '../../../lambdas/core/db/connect.ts';
 import { deliverBatch } from '../../../lambdas/core/deliver-batch.ts';
 import type { ErrorClass } from '../../../lambdas/core/error-class.ts';
+import { Metric } from '../../../lambdas/core/metric-names.ts';
 import { addOptOut, removeOptOut } from '../../../lambdas/core/opt-outs.ts';
 import { MAX_RECEIVE_COUNT } from '../../../lambdas/core/queues.ts';
 import { applyTransitions } from '../../../lambdas/core/transitions.ts';
@@ -28,6 +29,7 @@ import {
   testWebhookApp,
   visibleAndDelayed,
 } from '../../support/delivery.ts';
+import { recordingMetrics } from '../../support/delivery-control.ts';
 
 const db = testDatabase(6);
 afterAll(() => db.destroy());
@@ -424,6 +426,30 @@ describe('worker: batch shape', () => {
     expect((await r.row(permanent)).status).toBe('failed');
     for (const id of retry) expect((await r.row(id)).status).toBe('queued');
     expect(await countQueueMessages(r.sqs, r.queue.url)).toBe(2);
+  });
+
+  it("counts every send attempt, and as API errors only the failures on Meta's side", async () => {
+    // prepare
+    const recorded = recordingMetrics();
+    const r = await rig({ deps: { metrics: recorded.metrics } });
+    await Promise.all([
+      r.notify(uniqueRecipient()),
+      r.notify(uniqueRecipient()),
+      r.notify('+573000000001'), // invalid_recipient: the message's fault
+      r.notify('+573000000003'), // template: the message's fault
+      r.notify('+573000000011'), // upstream: Meta's
+    ]);
+    const total = (name: string) =>
+      recorded.values.filter((v) => v.name === name).reduce((sum, v) => sum + v.value, 0);
+
+    // act
+    await r.pass({ minMessages: 5 });
+
+    // assess
+    expect(total(Metric.WhatsAppSendAttempts)).toBe(5);
+    expect(total(Metric.WhatsAppApiErrors)).toBe(1);
+    expect(total(Metric.TemplateFailures)).toBe(1);
+    expect(total(Metric.NotificationsSent)).toBe(2);
   });
 
   it('reports a body that is not a notification id as a failure, and still sends the rest', async () => {
