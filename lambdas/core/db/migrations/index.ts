@@ -18,3 +18,6 @@ const MIGRATIONS: Record<string, Migration> = {
 export const staticMigrationProvider: MigrationProvider = {
   getMigrations: async () => MIGRATIONS,
 };
+
+/** Every migration's name, oldest first; the last is the schema this code expects. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS).sort();
