@@ -8,6 +8,7 @@ import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Grant } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import { LogLevel } from 'aws-cdk-lib/aws-stepfunctions';
 import { Provider } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { MIGRATION_NAMES } from '../lambdas/core/db/migrations/index.ts';
@@ -254,6 +255,16 @@ export class Functions extends Construct {
         retention: LOG_RETENTION,
         removalPolicy: props.logRemovalPolicy,
       }),
+      // Every poll of the wait, so a deploy stuck on a snapshot can be followed step by step
+      // (the framework turns this logging off unless told otherwise).
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: {
+        level: LogLevel.ALL,
+        destination: new LogGroup(this, 'MigrationWaiterLogs', {
+          retention: LOG_RETENTION,
+          removalPolicy: props.logRemovalPolicy,
+        }),
+      },
     });
     this.migration = new CustomResource(this, 'SchemaMigration', {
       serviceToken: this.migrationProvider.serviceToken,

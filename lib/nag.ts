@@ -3,7 +3,9 @@
  * construct with the reason a reviewer needs. Anything not listed here fails the synth and the
  * infrastructure test.
  */
-import { Validations } from 'aws-cdk-lib';
+import { Stack, Validations } from 'aws-cdk-lib';
+import type { Role } from 'aws-cdk-lib/aws-iam';
+import type { CfnFunction, Function } from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import type { WhatsAppNotifStack } from './stack.ts';
 
@@ -85,6 +87,46 @@ export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
     `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:snapshot:${database.instanceIdentifier}-pre-migration-*]`,
     'Pre-migration snapshot names carry the time they are taken, so the permission is scoped ' +
       'to the name prefix of this instance’s snapshots and to nothing else.',
+  );
+
+  // The custom-resources provider framework behind the deploy-time migration (lib/functions.ts).
+  const provider = functions.migrationProvider;
+  for (const name of ['framework-onEvent', 'framework-isComplete', 'framework-onTimeout']) {
+    const role = (provider.node.findChild(name) as Function).role!;
+    acknowledge(
+      role,
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'The provider framework’s own function writes only its logs; CDK creates its role with ' +
+        'this AWS-maintained minimum and it holds nothing else but the invoke below.',
+    );
+    acknowledge(
+      role,
+      `AwsSolutions-IAM5[Resource::<${Stack.of(functions).getLogicalId(functions.migrate.node.defaultChild as CfnFunction)}.Arn>:*]`,
+      'The framework invokes the migrate function by ARN; the trailing :* covers that one ' +
+        'function’s versions and aliases, nothing else.',
+    );
+  }
+  const waiterRole = (provider.node.findChild('waiter-state-machine').node.findChild('Role') as Role);
+  for (const step of ['framework-isComplete', 'framework-onTimeout']) {
+    const fn = provider.node.findChild(step) as Function;
+    acknowledge(
+      waiterRole,
+      `AwsSolutions-IAM5[Resource::<${Stack.of(functions).getLogicalId(fn.node.defaultChild as CfnFunction)}.Arn>:*]`,
+      'The waiter state machine invokes the framework’s own isComplete and onTimeout functions; ' +
+        'the trailing :* covers their versions only.',
+    );
+  }
+  acknowledge(
+    waiterRole,
+    'AwsSolutions-IAM5[Resource::*]',
+    'Step Functions log delivery (logs:CreateLogDelivery, PutResourcePolicy, DescribeLogGroups ' +
+      'and the like) does not support resource-level permissions; AWS documents "*" for them.',
+  );
+  acknowledge(
+    provider.node.findChild('waiter-state-machine'),
+    'AwsSolutions-SF2',
+    'The waiter only polls isComplete every 30 s during a deploy; its steps are in its log ' +
+      'group (level ALL) and the migrate function’s logs, and the provider offers no X-Ray switch.',
   );
 
   // API Gateway.
