@@ -5,7 +5,7 @@
  */
 import { Stack, Validations } from 'aws-cdk-lib';
 import type { Role } from 'aws-cdk-lib/aws-iam';
-import type { CfnFunction, Function } from 'aws-cdk-lib/aws-lambda';
+import type { CfnFunction, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import type { WhatsAppNotifStack } from './stack.ts';
 
@@ -92,7 +92,7 @@ export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
   // The custom-resources provider framework behind the deploy-time migration (lib/functions.ts).
   const provider = functions.migrationProvider;
   for (const name of ['framework-onEvent', 'framework-isComplete', 'framework-onTimeout']) {
-    const role = (provider.node.findChild(name) as Function).role!;
+    const role = (provider.node.findChild(name) as LambdaFunction).role!;
     acknowledge(
       role,
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
@@ -106,9 +106,9 @@ export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
         'function’s versions and aliases, nothing else.',
     );
   }
-  const waiterRole = (provider.node.findChild('waiter-state-machine').node.findChild('Role') as Role);
+  const waiterRole = provider.node.findChild('waiter-state-machine').node.findChild('Role') as Role;
   for (const step of ['framework-isComplete', 'framework-onTimeout']) {
-    const fn = provider.node.findChild(step) as Function;
+    const fn = provider.node.findChild(step) as LambdaFunction;
     acknowledge(
       waiterRole,
       `AwsSolutions-IAM5[Resource::<${Stack.of(functions).getLogicalId(fn.node.defaultChild as CfnFunction)}.Arn>:*]`,

@@ -160,7 +160,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     sandbox?.setWebhookUrl(`${baseUrl}/webhook/whatsapp`);
     await buildAs('api', () => fetch(`${baseUrl}/v1/health`).then((r) => r.arrayBuffer()));
     // A verification GET without a token: refused, but the webhook is built by then.
-    await buildAs('webhook', () => fetch(`${baseUrl}/webhook/whatsapp`).then((r) => r.arrayBuffer()));
+    await buildAs('webhook', () =>
+      fetch(`${baseUrl}/webhook/whatsapp`).then((r) => r.arrayBuffer()),
+    );
 
     if (options.worker ?? true) {
       const worker = await import('../../lambdas/worker/handler.ts');

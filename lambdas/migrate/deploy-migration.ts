@@ -93,10 +93,7 @@ export async function waitForConnection(
   }
 }
 
-function done(
-  event: CustomResourceEvent,
-  outcome: 'up_to_date' | 'skipped',
-): OnEventResponse {
+function done(event: CustomResourceEvent, outcome: 'up_to_date' | 'skipped'): OnEventResponse {
   return {
     PhysicalResourceId: event.PhysicalResourceId ?? PHYSICAL_ID,
     MigrationState: 'done',
@@ -132,7 +129,10 @@ export async function onMigrationEvent(
   }
 
   const db = deps.db();
-  await waitForConnection(db, { ...(deps.connect ?? DEFAULT_CONNECT), ...(logger ? { logger } : {}) });
+  await waitForConnection(db, {
+    ...(deps.connect ?? DEFAULT_CONNECT),
+    ...(logger ? { logger } : {}),
+  });
   const pending = await pendingMigrations(db);
   if (pending.length === 0) {
     logger?.info('schema up to date, nothing to migrate');
@@ -186,7 +186,11 @@ export async function isMigrationComplete(
     logger?.info('migrations applied', { applied, snapshotIdentifier });
     return {
       IsComplete: true,
-      Data: { Outcome: 'migrated', Applied: applied.join(' '), SnapshotIdentifier: snapshotIdentifier },
+      Data: {
+        Outcome: 'migrated',
+        Applied: applied.join(' '),
+        SnapshotIdentifier: snapshotIdentifier,
+      },
     };
   } catch (error) {
     // The snapshot is the way back: name it where on-call will look first.

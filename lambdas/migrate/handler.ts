@@ -33,7 +33,9 @@ function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
   return (
     typeof event === 'object' &&
     event !== null &&
-    ['Create', 'Update', 'Delete'].includes(String((event as { RequestType?: unknown }).RequestType))
+    ['Create', 'Update', 'Delete'].includes(
+      String((event as { RequestType?: unknown }).RequestType),
+    )
   );
 }
 

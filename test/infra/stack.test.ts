@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { adminRoutes } from '../../lambdas/api/admin-routes.ts';
 import { notificationRoutes } from '../../lambdas/api/app.ts';
 import { openApiRoute } from '../../lambdas/api/openapi.ts';
+import { MIGRATION_NAMES } from '../../lambdas/core/db/migrations/index.ts';
 import {
   DLQ_RETENTION_DAYS,
   MAX_RECEIVE_COUNT,
@@ -11,7 +12,6 @@ import {
   WORKER_BATCH_SIZE,
   WORKER_TIMEOUT_SECONDS,
 } from '../../lambdas/core/queues.ts';
-import { MIGRATION_NAMES } from '../../lambdas/core/db/migrations/index.ts';
 import { API_ROUTES, WEBHOOK_ROUTES } from '../../lib/api.ts';
 import { buildApp } from '../../lib/app.ts';
 import { STAGE_CONFIG, STAGES } from '../../lib/config.ts';
@@ -196,24 +196,27 @@ describe.each(STAGES)('the %s stack', (stage) => {
       });
     });
 
-    it.each(FUNCTIONS)('lets %s connect through the proxy as its own database user only', (name) => {
-      const policy =
-        template.toJSON().Resources[
-          logicalId(stack, stack.functions[name].role!.node.findChild('DefaultPolicy'))
-        ];
-      const statements = policy.Properties.PolicyDocument.Statement as {
-        Action: string | string[];
-        Resource: unknown;
-      }[];
-      const connects = statements.filter((s) => s.Action === 'rds-db:connect');
-      expect(connects).toHaveLength(1);
-      const users = [...JSON.stringify(connects[0]?.Resource).matchAll(/\/(notif_\w+)/g)].map(
-        (m) => m[1],
-      );
-      expect(users).toEqual([DATABASE_USERS[name]]);
-      // Least privilege: every statement names its resources.
-      for (const statement of statements) expect(statement.Resource).not.toEqual('*');
-    });
+    it.each(FUNCTIONS)(
+      'lets %s connect through the proxy as its own database user only',
+      (name) => {
+        const policy =
+          template.toJSON().Resources[
+            logicalId(stack, stack.functions[name].role!.node.findChild('DefaultPolicy'))
+          ];
+        const statements = policy.Properties.PolicyDocument.Statement as {
+          Action: string | string[];
+          Resource: unknown;
+        }[];
+        const connects = statements.filter((s) => s.Action === 'rds-db:connect');
+        expect(connects).toHaveLength(1);
+        const users = [...JSON.stringify(connects[0]?.Resource).matchAll(/\/(notif_\w+)/g)].map(
+          (m) => m[1],
+        );
+        expect(users).toEqual([DATABASE_USERS[name]]);
+        // Least privilege: every statement names its resources.
+        for (const statement of statements) expect(statement.Resource).not.toEqual('*');
+      },
+    );
 
     it('lets the worker put held-back records back on both delivery queues', () => {
       const policy =

@@ -15,10 +15,7 @@ import { writeAudit } from '../../../lambdas/core/audit.ts';
 import { createDatabase } from '../../../lambdas/core/db/connect.ts';
 import { migrateToLatest } from '../../../lambdas/core/db/migrate.ts';
 import * as functionRoles from '../../../lambdas/core/db/migrations/0004_function_roles.ts';
-import {
-  type DatabaseFunction,
-  FUNCTION_DATABASE_ROLES,
-} from '../../../lambdas/core/db/roles.ts';
+import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '../../../lambdas/core/db/roles.ts';
 import type { Database } from '../../../lambdas/core/db/schema.ts';
 import { addOptOut, removeOptOut } from '../../../lambdas/core/opt-outs.ts';
 import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
@@ -50,10 +47,13 @@ afterAll(async () => {
 });
 
 async function refusal(db: Kysely<Database>, statement: string): Promise<string> {
-  const error = await sql.raw(statement).execute(db).then(
-    () => undefined,
-    (e: unknown) => e as { code?: string },
-  );
+  const error = await sql
+    .raw(statement)
+    .execute(db)
+    .then(
+      () => undefined,
+      (e: unknown) => e as { code?: string },
+    );
   return error?.code ?? 'allowed';
 }
 
@@ -97,7 +97,10 @@ describe('the functions database roles', () => {
       truncate: await refusal(db, 'truncate notification_events'),
       index: await refusal(db, 'create index intruder_idx on notifications (recipient)'),
       trigger: await refusal(db, 'drop trigger notifications_record_transition on notifications'),
-      function: await refusal(db, `create function ${fn}_intruder() returns int language sql as 'select 1'`),
+      function: await refusal(
+        db,
+        `create function ${fn}_intruder() returns int language sql as 'select 1'`,
+      ),
     }).toEqual({
       create: DENIED,
       drop: DENIED,
@@ -146,7 +149,12 @@ describe('the functions database roles', () => {
     expect(await removeOptOut(webhook, recipient)).toBe(true);
 
     expect(await refusal(webhook, 'select * from api_keys')).toBe(DENIED);
-    expect(await refusal(webhook, 'insert into api_clients (id, name) values (gen_random_uuid(), $$x$$)')).toBe(DENIED);
+    expect(
+      await refusal(
+        webhook,
+        'insert into api_clients (id, name) values (gen_random_uuid(), $$x$$)',
+      ),
+    ).toBe(DENIED);
     expect(await refusal(webhook, 'delete from notifications')).toBe(DENIED);
     expect(await refusal(webhook, 'update rollout_settings set id = 1')).toBe(DENIED);
   });
