@@ -12,14 +12,26 @@ import {
 } from '../../../bin/local/database-roles.ts';
 import { authenticateApiKey } from '../../../lambdas/core/api-keys.ts';
 import { writeAudit } from '../../../lambdas/core/audit.ts';
+import { databaseGates } from '../../../lambdas/core/database-gates.ts';
 import { createDatabase } from '../../../lambdas/core/db/connect.ts';
 import { migrateToLatest } from '../../../lambdas/core/db/migrate.ts';
 import * as functionRoles from '../../../lambdas/core/db/migrations/0004_function_roles.ts';
 import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '../../../lambdas/core/db/roles.ts';
 import type { Database } from '../../../lambdas/core/db/schema.ts';
 import { addOptOut, removeOptOut } from '../../../lambdas/core/opt-outs.ts';
+import type { GraphClient } from '../../../lambdas/core/whatsapp/graph-client.ts';
 import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
+import { startDeliveryRig } from '../../support/delivery.ts';
+import {
+  injectedRollout,
+  recordingSqsClient,
+  runSchedulerWhenFree,
+  schedulerOptions,
+  testRollout,
+  testSchedulerDeps,
+  uniqueSenderId,
+} from '../../support/delivery-control.ts';
 
 const owner = testDatabase(2);
 const FUNCTIONS = Object.keys(FUNCTION_DATABASE_ROLES) as DatabaseFunction[];
@@ -157,6 +169,56 @@ describe('the functions database roles', () => {
     ).toBe(DENIED);
     expect(await refusal(webhook, 'delete from notifications')).toBe(DENIED);
     expect(await refusal(webhook, 'update rollout_settings set id = 1')).toBe(DENIED);
+  });
+
+  it('lets the worker role claim and send through the real worker rules, with the database gates', async () => {
+    const worker = asRole.worker;
+    const senderId = uniqueSenderId('roles');
+    // The api role accepts (as in AWS); the worker role does everything after.
+    const rig = await startDeliveryRig(asRole.api, {
+      deps: {
+        db: worker,
+        senderId,
+        gates: databaseGates({
+          db: worker,
+          senderId,
+          rollout: injectedRollout(testRollout({ recipientSpacingSeconds: 60 })),
+          failureThreshold: 5,
+        }),
+      },
+    });
+    try {
+      const id = await rig.notify(uniqueRecipient());
+
+      const pass = await rig.pass();
+
+      expect(pass.batchItemFailures).toEqual([]);
+      expect((await rig.row(id)).status).toBe('sent');
+    } finally {
+      await rig.stop();
+    }
+  });
+
+  it('lets the scheduler role run the scheduler: its run record, the sweeps and its sender row', async () => {
+    const scheduler = asRole.scheduler;
+    const deps = testSchedulerDeps({
+      db: scheduler,
+      // Records what it would enqueue; this test only needs the run to get through its queries.
+      queue: {
+        sqs: recordingSqsClient().sqs,
+        queueUrls: { high: 'https://sqs.local/high', bulk: 'https://sqs.local/bulk' },
+      },
+      whatsapp: {
+        probe: async () => {
+          throw new Error('the scheduler probed a closed circuit');
+        },
+      } as unknown as GraphClient,
+      senderId: uniqueSenderId('roles'),
+    });
+
+    const report = await runSchedulerWhenFree(deps, schedulerOptions());
+
+    expect(report.outcome).toBe('done');
   });
 
   it('keeps each role off the tables its function never touches', async () => {
