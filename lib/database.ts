@@ -3,10 +3,10 @@
  * the RDS Proxy the functions reach with IAM tokens, so hundreds of short-lived Lambda
  * environments share a bounded pool of database connections.
  */
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { ISecurityGroup, IVpc } from 'aws-cdk-lib/aws-ec2';
 import { InstanceType, Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
-import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import {
   CaCertificate,
@@ -14,6 +14,7 @@ import {
   DatabaseInstance,
   DatabaseInstanceEngine,
   DatabaseProxy,
+  DefaultAuthScheme,
   ParameterGroup,
   PostgresEngineVersion,
   ProxyTarget,
@@ -21,6 +22,7 @@ import {
 } from 'aws-cdk-lib/aws-rds';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '../lambdas/core/db/roles.ts';
 import type { StageConfig } from './config.ts';
 import { LOG_RETENTION } from './notif-function.ts';
 
@@ -31,8 +33,17 @@ export const DATABASE_NAME = 'whatsapp_notif';
  * RDS retires it, and a later edit of the pin would fight the upgraded instance.
  */
 export const POSTGRES_MAJOR_VERSION = '18';
-/** The master user, which the proxy signs in as; the functions connect as it through IAM. */
+/**
+ * The master user: it owns the schema, and only the migrate function connects as it. The other
+ * functions connect as their own roles (lambdas/core/db/roles.ts, created by a migration).
+ */
 export const DATABASE_USER = 'notif_admin';
+/** Who connects: the migrate function as the master user, every other function as its role. */
+export type DatabaseClient = DatabaseFunction | 'migrate';
+
+export function databaseUserOf(client: DatabaseClient): string {
+  return client === 'migrate' ? DATABASE_USER : FUNCTION_DATABASE_ROLES[client];
+}
 const POSTGRES_PORT = 5432;
 /**
  * The share of max_connections the RDS proxy may open. The database-connections alarm divides by
@@ -149,9 +160,34 @@ export class Database extends Construct {
       description: 'whatsapp-notif RDS proxy: reachable from the functions',
       allowAllOutbound: false,
     });
+    /*
+     * How each function signs in as its own role. Two ways exist: a Secrets Manager secret per
+     * role registered with the proxy (passwords to create, rotate and keep in step with the
+     * roles), or end-to-end IAM authentication (DefaultAuthScheme IAM_AUTH: the proxy signs in to
+     * PostgreSQL with IAM as the same user the client signed in as; the roles hold `rds_iam` and
+     * have no password at all). This stack uses end-to-end IAM for the function roles and keeps
+     * the master secret registered for notif_admin, whom only the migrate function uses: the
+     * master keeps its password (the rotation function and a human with psql need it) and must not
+     * be given rds_iam, which would end password sign-in for it.
+     * Sources: CDK `DatabaseProxyOptions.defaultAuthScheme` ("When set to IAM_AUTH, the proxy uses
+     * end-to-end IAM authentication"; CDK requires secrets only with NONE and accepts both), RDS
+     * User Guide "Configuring IAM authentication for RDS Proxy" (end-to-end needs rds-db:connect
+     * on the proxy's role for each database user) and "Migrating from standard IAM authentication
+     * to end-to-end IAM authentication" (the proxy keeps its secrets and gains rds-db:connect, so
+     * both coexist during the switch). A first deploy must confirm notif_admin still connects
+     * through the proxy by its secret; if not, the fallback is the migrate function connecting to
+     * the instance directly with the master secret (see the report on issue 11).
+     */
+    // Made here rather than by the proxy, to give it rds-db:connect below.
+    const proxyRole = new Role(this, 'ProxyRole', {
+      assumedBy: new ServicePrincipal('rds.amazonaws.com'),
+      description: `${props.prefix} RDS proxy: reads the master secret, signs in as the function roles`,
+    });
     this.proxy = new DatabaseProxy(this, 'Proxy', {
+      role: proxyRole,
       dbProxyName: props.prefix,
       proxyTarget: ProxyTarget.fromInstance(this.instance),
+      defaultAuthScheme: DefaultAuthScheme.IAM_AUTH,
       secrets: [this.secret],
       vpc: props.vpc,
       vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
@@ -162,6 +198,21 @@ export class Database extends Construct {
       maxConnectionsPercent: PROXY_MAX_CONNECTIONS_PERCENT,
       // A Lambda waits at most this long for a pooled connection, well inside its own timeout.
       borrowTimeout: Duration.seconds(10),
+    });
+
+    // End-to-end IAM: the proxy itself signs in to the instance as each function role.
+    const stack = Stack.of(this);
+    Grant.addToPrincipal({
+      grantee: proxyRole,
+      actions: ['rds-db:connect'],
+      resourceArns: Object.values(FUNCTION_DATABASE_ROLES).map((role) =>
+        stack.formatArn({
+          service: 'rds-db',
+          resource: 'dbuser',
+          resourceName: `${this.instance.instanceResourceId}/${role}`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ),
     });
 
     proxySecurityGroup.addEgressRule(
@@ -181,18 +232,18 @@ export class Database extends Construct {
     );
   }
 
-  /** IAM permission to connect through the proxy as the database user. */
-  grantConnect(grantee: IGrantable): void {
-    this.proxy.grantConnect(grantee, DATABASE_USER);
+  /** IAM permission to connect through the proxy as this client's database user, and no other. */
+  grantConnect(grantee: IGrantable, client: DatabaseClient): void {
+    this.proxy.grantConnect(grantee, databaseUserOf(client));
   }
 
-  /** The environment the functions' database configuration reads (lambdas/core/config.ts). */
-  connectionEnvironment(): Record<string, string> {
+  /** The environment the client's database configuration reads (lambdas/core/config.ts). */
+  connectionEnvironment(client: DatabaseClient): Record<string, string> {
     return {
       DB_HOST: this.proxy.endpoint,
       DB_PORT: String(POSTGRES_PORT),
       DB_NAME: DATABASE_NAME,
-      DB_USER: DATABASE_USER,
+      DB_USER: databaseUserOf(client),
       DB_IAM_AUTH: 'true',
     };
   }

@@ -1,14 +1,18 @@
 /**
  * The five functions, what starts them (API Gateway is wired in api.ts; here the SQS event sources,
- * the one-minute schedule and the deploy-time migration trigger) and what each may touch.
+ * the one-minute schedule and the deploy-time migration custom resource) and what each may touch.
  */
-import { ArnFormat, Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, CustomResource, Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { SubnetType } from 'aws-cdk-lib/aws-ec2';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Grant } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { InvocationType, Trigger } from 'aws-cdk-lib/triggers';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import { LogLevel } from 'aws-cdk-lib/aws-stepfunctions';
+import { Provider } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { MIGRATION_NAMES } from '../lambdas/core/db/migrations/index.ts';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.ts';
 import type { Priority } from '../lambdas/core/notification-request.ts';
 import { PRIORITIES, WORKER_BATCH_SIZE, WORKER_TIMEOUT_SECONDS } from '../lambdas/core/queues.ts';
@@ -16,15 +20,29 @@ import { preMigrationSnapshotPrefix } from '../lambdas/migrate/snapshot-name.ts'
 import type { DeployContext, StageConfig } from './config.ts';
 import type { Database } from './database.ts';
 import type { Network } from './network.ts';
-import { NotifFunction } from './notif-function.ts';
+import { LOG_RETENTION, NotifFunction } from './notif-function.ts';
 import type { DeliveryQueues } from './queues.ts';
 import type { WhatsAppSecrets } from './secrets.ts';
 
 /** Powertools' `service` dimension; the alarms filter on it. */
 export const SERVICE_NAME = 'whatsapp-notif';
 
-/** The migrate function's own budget; the trigger waits a little less than Lambda's 15 minutes. */
+/**
+ * One step of the migrate function (the first connection to a new proxy, or the migrations
+ * themselves); the snapshot wait happens between steps, outside this budget.
+ */
 const MIGRATE_TIMEOUT = Duration.minutes(14);
+/** How often the provider asks isComplete whether the pre-migration snapshot is available. */
+const MIGRATION_QUERY_INTERVAL = Duration.seconds(30);
+/**
+ * The longest the provider framework allows (its d.ts: "The maximum timeout is 1 hour"). A first
+ * manual snapshot copies every allocated block, and RDS publishes no rate: 100 GiB may take
+ * longer than an hour. Later snapshots are incremental and take minutes. If the hour runs out the
+ * resource fails and the deployment rolls back with the schema untouched; the snapshot keeps
+ * going in RDS, and the next deploy's onEvent reuses it while it is still `creating` (or takes a
+ * quick incremental one once it is available), so a retry completes.
+ */
+const MIGRATION_TOTAL_TIMEOUT = Duration.hours(1);
 
 export interface FunctionsProps {
   prefix: string;
@@ -44,7 +62,8 @@ export class Functions extends Construct {
   readonly scheduler: NotifFunction;
   readonly migrate: NotifFunction;
   readonly workerEventSources: Record<Priority, SqsEventSource>;
-  readonly migrationTrigger: Trigger;
+  readonly migration: CustomResource;
+  readonly migrationProvider: Provider;
   /** What every function's environment starts with (service name, stage, log level, ...). */
   readonly baseEnvironment: Record<string, string>;
 
@@ -61,10 +80,6 @@ export class Functions extends Construct {
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       POWERTOOLS_LOG_LEVEL: config.logLevel,
       ...(deploy.sentryDsn ? { SENTRY_DSN: deploy.sentryDsn } : {}),
-    };
-    const common: Record<string, string> = {
-      ...this.baseEnvironment,
-      ...database.connectionEnvironment(),
     };
     const queueUrls = { HIGH_QUEUE_URL: high.queue.queueUrl, BULK_QUEUE_URL: bulk.queue.queueUrl };
     const deadLetterUrls = {
@@ -92,7 +107,12 @@ export class Functions extends Construct {
         description,
         vpc: props.network.vpc,
         securityGroup: props.network.functionSecurityGroup,
-        environment: { ...common, ...environment },
+        // Each function connects as its own database user (lib/database.ts).
+        environment: {
+          ...this.baseEnvironment,
+          ...database.connectionEnvironment(name),
+          ...environment,
+        },
         timeout,
         memorySize,
         logRemovalPolicy: props.logRemovalPolicy,
@@ -118,7 +138,7 @@ export class Functions extends Construct {
       deadLetterQueue.grant(this.api, 'sqs:GetQueueAttributes');
     }
     secrets.accessToken.grantRead(this.api);
-    database.grantConnect(this.api);
+    database.grantConnect(this.api, 'api');
 
     this.webhook = fn(
       'webhook',
@@ -133,7 +153,7 @@ export class Functions extends Construct {
     );
     secrets.appSecret.grantRead(this.webhook);
     secrets.verifyToken.grantRead(this.webhook);
-    database.grantConnect(this.webhook);
+    database.grantConnect(this.webhook, 'webhook');
 
     this.worker = fn(
       'worker',
@@ -147,7 +167,7 @@ export class Functions extends Construct {
       1024,
     );
     secrets.accessToken.grantRead(this.worker);
-    database.grantConnect(this.worker);
+    database.grantConnect(this.worker, 'worker');
     // A record held back by the rate limits goes back on its queue as a new, delayed message.
     high.queue.grantSendMessages(this.worker);
     bulk.queue.grantSendMessages(this.worker);
@@ -186,7 +206,7 @@ export class Functions extends Construct {
     bulk.queue.grantSendMessages(this.scheduler);
     // The panic-mode probes call the Graph API with the same token as the worker.
     secrets.accessToken.grantRead(this.scheduler);
-    database.grantConnect(this.scheduler);
+    database.grantConnect(this.scheduler, 'scheduler');
     // A missed minute is made up by the next one; retrying an old tick would only overlap it.
     this.scheduler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
     new Rule(this, 'SchedulerTick', {
@@ -203,7 +223,7 @@ export class Functions extends Construct {
       MIGRATE_TIMEOUT,
       512,
     );
-    database.grantConnect(this.migrate);
+    database.grantConnect(this.migrate, 'migrate');
     const snapshotArn = Stack.of(this).formatArn({
       service: 'rds',
       resource: 'snapshot',
@@ -222,19 +242,54 @@ export class Functions extends Construct {
     });
     Grant.addToPrincipal({
       grantee: this.migrate,
-      actions: ['rds:AddTagsToResource', 'rds:DescribeDBSnapshots'],
+      actions: ['rds:AddTagsToResource'],
       resourceArns: [snapshotArn],
     });
-
-    // Runs when the migrate bundle changes (a new migration changes it), after the database and
-    // its proxy exist and before the other functions get their new code, so new code never meets
-    // an old schema. A failure fails the deployment, which CloudFormation rolls back.
-    this.migrationTrigger = new Trigger(this, 'MigrateOnDeploy', {
-      handler: this.migrate,
-      invocationType: InvocationType.REQUEST_RESPONSE,
-      timeout: MIGRATE_TIMEOUT,
-      executeAfter: [database],
-      executeBefore: [this.api, this.webhook, this.worker, this.scheduler],
+    // By name, and by instance to find a snapshot an earlier attempt left `creating`.
+    Grant.addToPrincipal({
+      grantee: this.migrate,
+      actions: ['rds:DescribeDBSnapshots'],
+      resourceArns: [database.instance.instanceArn, snapshotArn],
     });
+
+    // A custom resource whose onEvent starts the pre-migration snapshot and whose isComplete
+    // migrates once it is available (lambdas/migrate/deploy-migration.ts). It updates when the
+    // bundle brings a new migration (Target), after the database and its proxy exist and before
+    // the other functions get their new code, so new code never meets an old schema. A failure
+    // fails the deployment, which CloudFormation rolls back; the rollback's update with the old
+    // Target, and a delete, succeed without touching the database.
+    this.migrationProvider = new Provider(this, 'MigrationProvider', {
+      onEventHandler: this.migrate,
+      isCompleteHandler: this.migrate,
+      queryInterval: MIGRATION_QUERY_INTERVAL,
+      totalTimeout: MIGRATION_TOTAL_TIMEOUT,
+      // The framework's own functions run where ours do, not on the public Lambda network.
+      vpc: props.network.vpc,
+      vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [props.network.functionSecurityGroup],
+      logGroup: new LogGroup(this, 'MigrationProviderLogs', {
+        retention: LOG_RETENTION,
+        removalPolicy: props.logRemovalPolicy,
+      }),
+      // Every poll of the wait, so a deploy stuck on a snapshot can be followed step by step
+      // (the framework turns this logging off unless told otherwise).
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: {
+        level: LogLevel.ALL,
+        destination: new LogGroup(this, 'MigrationWaiterLogs', {
+          retention: LOG_RETENTION,
+          removalPolicy: props.logRemovalPolicy,
+        }),
+      },
+    });
+    this.migration = new CustomResource(this, 'SchemaMigration', {
+      serviceToken: this.migrationProvider.serviceToken,
+      resourceType: 'Custom::SchemaMigration',
+      properties: { Target: MIGRATION_NAMES.at(-1)! },
+    });
+    this.migration.node.addDependency(database);
+    for (const dependent of [this.api, this.webhook, this.worker, this.scheduler]) {
+      dependent.node.addDependency(this.migration);
+    }
   }
 }

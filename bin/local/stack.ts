@@ -12,6 +12,7 @@ import { migrateToLatest } from '../../lambdas/core/db/migrate.ts';
 import { enqueueNotifications } from '../../lambdas/core/queue.ts';
 import { PRIORITIES } from '../../lambdas/core/queues.ts';
 import { type SandboxHandle, startSandbox } from '../../lambdas/core/whatsapp/sandbox.ts';
+import { type FunctionDatabaseUrls, functionDatabaseUrls } from './database-roles.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
 import { localLambdaContext } from './lambda-context.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
@@ -117,6 +118,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const devKey = await issueDevelopmentKey(db);
     const requeued = await requeueInFlight(db, localSqsClient(sqs.endpoint), sqs.queueUrls);
     if (requeued) log(`re-queued ${requeued} notifications left queued or sending by the last run`);
+    // Each handler connects as its own database role, as in AWS, so a query its grants do not
+    // cover fails here too. A server where the owner cannot set passwords keeps the owner's URL.
+    const roleUrls = await functionDatabaseUrls(databaseUrl).catch((error: unknown) => {
+      log(`handlers connect as the database owner (no role passwords: ${String(error)})`);
+      return undefined;
+    });
+    /**
+     * The handlers read DATABASE_URL once, when their first invocation builds them; each is built
+     * here, one at a time, with its role's URL in the environment.
+     */
+    const buildAs = async (fn: keyof FunctionDatabaseUrls, build: () => Promise<unknown>) => {
+      if (!roleUrls) return build();
+      process.env.DATABASE_URL = roleUrls[fn];
+      try {
+        return await build();
+      } finally {
+        process.env.DATABASE_URL = databaseUrl;
+      }
+    };
 
     const api = await import('../../lambdas/api/handler.ts');
     const webhook = await import('../../lambdas/webhook/handler.ts');
@@ -138,9 +158,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const port = address && typeof address === 'object' ? address.port : options.port;
     const baseUrl = `http://127.0.0.1:${port}`;
     sandbox?.setWebhookUrl(`${baseUrl}/webhook/whatsapp`);
+    await buildAs('api', () => fetch(`${baseUrl}/v1/health`).then((r) => r.arrayBuffer()));
+    // A verification GET without a token: refused, but the webhook is built by then.
+    await buildAs('webhook', () =>
+      fetch(`${baseUrl}/webhook/whatsapp`).then((r) => r.arrayBuffer()),
+    );
 
     if (options.worker ?? true) {
       const worker = await import('../../lambdas/worker/handler.ts');
+      await buildAs('worker', () =>
+        (worker.handler as (e: unknown, c: unknown) => Promise<unknown>)(
+          { Records: [] },
+          localLambdaContext('worker', 30_000),
+        ),
+      );
       const sqsClient = localSqsClient(sqs.endpoint);
       const sources: EventSource[] = PRIORITIES.map((priority) =>
         startSqsEventSource({
@@ -169,8 +200,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           localLambdaContext('scheduler', 60_000),
         ).catch((error: unknown) => log(`scheduler failed: ${String(error)}`));
       };
+      // The first run builds the scheduler as its role; the timer starts after it.
+      await buildAs('scheduler', async () => {
+        tick();
+        await running;
+      });
       const timer = setInterval(tick, intervalMs);
-      tick();
       stops.push(async () => {
         clearInterval(timer);
         await running;

@@ -1,26 +1,53 @@
 /**
- * Entry point of the migrate function: invoked by the CDK trigger on deploy to migrate, and by an
- * operator once per stage to create the first admin key (see bootstrap-key.ts).
+ * Entry point of the migrate function: the deploy-time migration custom resource (its onEvent and
+ * isComplete steps, see deploy-migration.ts), and an operator's invocation that creates the first
+ * admin key of a stage (see bootstrap-key.ts).
  */
 import { RDSClient } from '@aws-sdk/client-rds';
 import type { Context } from 'aws-lambda';
+import type { Kysely } from 'kysely';
 import * as z from 'zod';
 import { ConfigError, loadDatabaseConfig } from '../core/config.ts';
 import { createDatabase } from '../core/db/connect.ts';
+import { MIGRATION_NAMES } from '../core/db/migrations/index.ts';
+import type { Database } from '../core/db/schema.ts';
 import { logger } from '../core/observability.ts';
 import {
   type BootstrapKeyResult,
   createBootstrapAdminKey,
   isBootstrapKeyEvent,
 } from './bootstrap-key.ts';
-import { type MigrationRun, snapshotThenMigrate } from './snapshot-then-migrate.ts';
+import {
+  type CustomResourceEvent,
+  type DeployMigrationDeps,
+  type IsCompleteEvent,
+  type IsCompleteResponse,
+  isMigrationComplete,
+  type OnEventResponse,
+  onMigrationEvent,
+} from './deploy-migration.ts';
 
 const migrateEnv = z.object({ DB_INSTANCE_IDENTIFIER: z.string().min(1) });
+
+function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
+  return (
+    typeof event === 'object' &&
+    event !== null &&
+    ['Create', 'Update', 'Delete'].includes(
+      String((event as { RequestType?: unknown }).RequestType),
+    )
+  );
+}
+
+/** isComplete's event carries what onEvent returned, MigrationState included; onEvent's does not. */
+function isCompleteStep(event: CustomResourceEvent): event is IsCompleteEvent {
+  return 'MigrationState' in event;
+}
 
 export async function handler(
   event: unknown,
   context?: Context,
-): Promise<MigrationRun | BootstrapKeyResult> {
+): Promise<OnEventResponse | IsCompleteResponse | BootstrapKeyResult> {
   if (isBootstrapKeyEvent(event)) {
     const db = createDatabase(loadDatabaseConfig());
     try {
@@ -31,22 +58,33 @@ export async function handler(
       await db.destroy();
     }
   }
+  if (!isCustomResourceEvent(event)) {
+    throw new Error(
+      'the migrate function runs the deploy-time migration custom resource, or {"action": "create-admin-key", "name": "<who>"}',
+    );
+  }
   const env = migrateEnv.safeParse(process.env);
   if (!env.success) {
     throw new ConfigError('invalid configuration: DB_INSTANCE_IDENTIFIER is not set');
   }
-  const db = createDatabase(loadDatabaseConfig());
+  let db: Kysely<Database> | undefined;
+  const deps: DeployMigrationDeps = {
+    db: () => {
+      db ??= createDatabase(loadDatabaseConfig());
+      return db;
+    },
+    rds: new RDSClient({}),
+    instanceIdentifier: env.data.DB_INSTANCE_IDENTIFIER,
+    knownMigrations: MIGRATION_NAMES,
+    now: () => new Date(),
+    logger,
+  };
   try {
-    // A throw fails the trigger, and with it the deployment; the result is logged either way.
-    return await snapshotThenMigrate({
-      db,
-      rds: new RDSClient({}),
-      instanceIdentifier: env.data.DB_INSTANCE_IDENTIFIER,
-      now: () => new Date(),
-      logger,
-      ...(context ? { remainingMs: () => context.getRemainingTimeInMillis() } : {}),
-    });
+    // A throw fails the resource, and with it the deployment, which CloudFormation rolls back.
+    return isCompleteStep(event)
+      ? await isMigrationComplete(event, deps)
+      : await onMigrationEvent(event, deps);
   } finally {
-    await db.destroy();
+    await db?.destroy();
   }
 }

@@ -5,8 +5,10 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../bin/local/stack.ts';
+import { FUNCTION_DATABASE_ROLES } from '../../lambdas/core/db/roles.ts';
 
 let stack: LocalStack;
 const dataDir = join(process.cwd(), '.local', `e2e-numbers-${process.pid}`);
@@ -141,5 +143,23 @@ describe('the local stack with the WhatsApp sandbox', () => {
     expect(health.status).toBe(503);
     const body = (await health.json()) as { checks: { whatsapp: { status: string } } };
     expect(body.checks.whatsapp.status).toBe('down');
+  });
+
+  it('runs every handler as its own database role, as in AWS, not as the owner', async () => {
+    // By now each handler has served this file's tests through its own pool.
+    const owner = new pg.Client({ connectionString: stack.databaseUrl });
+    await owner.connect();
+    try {
+      const { rows } = await owner.query<{ usename: string }>(
+        'select distinct usename from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      );
+      const users = rows.map((r) => r.usename).sort();
+      expect(users).toEqual(expect.arrayContaining(Object.values(FUNCTION_DATABASE_ROLES).sort()));
+      // Besides the roles, at most the stack's own set-up pool (migrations, the development key).
+      const others = users.filter((u) => !u.startsWith('notif_'));
+      expect(others.filter((u) => u !== new URL(stack.databaseUrl).username)).toEqual([]);
+    } finally {
+      await owner.end();
+    }
   });
 });

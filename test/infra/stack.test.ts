@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { adminRoutes } from '../../lambdas/api/admin-routes.ts';
 import { notificationRoutes } from '../../lambdas/api/app.ts';
 import { openApiRoute } from '../../lambdas/api/openapi.ts';
+import { MIGRATION_NAMES } from '../../lambdas/core/db/migrations/index.ts';
 import {
   DLQ_RETENTION_DAYS,
   MAX_RECEIVE_COUNT,
@@ -17,6 +18,14 @@ import { STAGE_CONFIG, STAGES } from '../../lib/config.ts';
 import { builtStage, logicalId } from './stages.ts';
 
 const FUNCTIONS = ['api', 'webhook', 'worker', 'scheduler', 'migrate'] as const;
+/** The database user each function connects as: its own role, the master for migrate only. */
+const DATABASE_USERS: Record<(typeof FUNCTIONS)[number], string> = {
+  api: 'notif_api',
+  webhook: 'notif_webhook',
+  worker: 'notif_worker',
+  scheduler: 'notif_scheduler',
+  migrate: 'notif_admin',
+};
 const DAY = 24 * 60 * 60;
 
 describe.each(STAGES)('the %s stack', (stage) => {
@@ -179,7 +188,7 @@ describe.each(STAGES)('the %s stack', (stage) => {
       expect(fn.VpcConfig.SubnetIds).toEqual(privateSubnets);
       expect(fn.Environment.Variables).toMatchObject({
         DB_HOST: { 'Fn::GetAtt': [logicalId(stack, stack.database.proxy), 'Endpoint'] },
-        DB_USER: 'notif_admin',
+        DB_USER: DATABASE_USERS[name],
         DB_IAM_AUTH: 'true',
         STAGE: stage,
         POWERTOOLS_SERVICE_NAME: 'whatsapp-notif',
@@ -187,20 +196,27 @@ describe.each(STAGES)('the %s stack', (stage) => {
       });
     });
 
-    it.each(FUNCTIONS)('lets %s connect through the proxy as the database user only', (name) => {
-      const policy =
-        template.toJSON().Resources[
-          logicalId(stack, stack.functions[name].role!.node.findChild('DefaultPolicy'))
-        ];
-      const statements = policy.Properties.PolicyDocument.Statement as {
-        Action: string | string[];
-        Resource: unknown;
-      }[];
-      const connect = statements.find((s) => s.Action === 'rds-db:connect');
-      expect(JSON.stringify(connect?.Resource)).toContain('/notif_admin');
-      // Least privilege: every statement names its resources.
-      for (const statement of statements) expect(statement.Resource).not.toEqual('*');
-    });
+    it.each(FUNCTIONS)(
+      'lets %s connect through the proxy as its own database user only',
+      (name) => {
+        const policy =
+          template.toJSON().Resources[
+            logicalId(stack, stack.functions[name].role!.node.findChild('DefaultPolicy'))
+          ];
+        const statements = policy.Properties.PolicyDocument.Statement as {
+          Action: string | string[];
+          Resource: unknown;
+        }[];
+        const connects = statements.filter((s) => s.Action === 'rds-db:connect');
+        expect(connects).toHaveLength(1);
+        const users = [...JSON.stringify(connects[0]?.Resource).matchAll(/\/(notif_\w+)/g)].map(
+          (m) => m[1],
+        );
+        expect(users).toEqual([DATABASE_USERS[name]]);
+        // Least privilege: every statement names its resources.
+        for (const statement of statements) expect(statement.Resource).not.toEqual('*');
+      },
+    );
 
     it('lets the worker put held-back records back on both delivery queues', () => {
       const policy =
@@ -303,28 +319,39 @@ describe.each(STAGES)('the %s stack', (stage) => {
   });
 
   describe('migrations at deploy', () => {
-    it('runs the migrate trigger after the database and proxy, before the other functions', () => {
-      const triggerId = logicalId(
-        stack,
-        stack.functions.migrationTrigger.node.findChild('Default'),
-      );
+    const migrationId = () => logicalId(stack, stack.functions.migration.node.findChild('Default'));
+
+    it('migrates through a custom resource that waits for the snapshot up to the provider maximum', () => {
       const resources = template.toJSON().Resources;
-      const trigger = resources[triggerId];
-      expect(trigger.Type).toBe('Custom::Trigger');
-      expect(trigger.DependsOn).toEqual(
+      const migration = resources[migrationId()];
+      expect(migration.Type).toBe('Custom::SchemaMigration');
+      // The newest migration of the bundle: a new one updates the resource, a rollback restores
+      // the older name, which the function recognises and leaves alone.
+      expect(migration.Properties.Target).toBe(MIGRATION_NAMES.at(-1));
+      expect(migration.DependsOn).toEqual(
         expect.arrayContaining([
           logicalId(stack, stack.database.instance),
           logicalId(stack, stack.database.proxy),
           logicalId(stack, stack.database.proxy.node.findChild('ProxyTargetGroup')),
         ]),
       );
-      // The current version, so a new migration (a new bundle) runs the trigger again.
-      const version = resources[trigger.Properties.HandlerArn.Ref];
-      expect(version.Type).toBe('AWS::Lambda::Version');
-      expect(version.Properties.FunctionName).toEqual({ Ref: fnId('migrate') });
-      expect(trigger.Properties.InvocationType).toBe('RequestResponse');
+      // onEvent and isComplete are both the migrate function.
+      const provider = stack.functions.migrationProvider;
+      const framework = resources[logicalId(stack, provider.node.findChild('framework-onEvent'))];
+      expect(JSON.stringify(framework.Properties.Environment.Variables)).toContain(fnId('migrate'));
+      // The waiter polls every 30 s for an hour (the framework's maximum): 120 attempts.
+      const waiter = Object.values(resources).find(
+        (r) => (r as { Type: string }).Type === 'AWS::StepFunctions::StateMachine',
+      ) as { Properties: { DefinitionString: unknown } };
+      const definition = JSON.stringify(waiter.Properties.DefinitionString);
+      expect(definition).toContain('\\"IntervalSeconds\\":30');
+      expect(definition).toContain('\\"MaxAttempts\\":120');
+    });
+
+    it('gives the other functions their new code only after the migration', () => {
+      const resources = template.toJSON().Resources;
       for (const name of ['api', 'webhook', 'worker', 'scheduler'] as const) {
-        expect(resources[fnId(name)].DependsOn).toContain(triggerId);
+        expect(resources[fnId(name)].DependsOn).toContain(migrationId());
       }
     });
   });

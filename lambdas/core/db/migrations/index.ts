@@ -6,13 +6,18 @@ import type { Migration, MigrationProvider } from 'kysely/migration';
 import * as m0001 from './0001_initial.ts';
 import * as m0002 from './0002_delivery_control.ts';
 import * as m0003 from './0003_reclaim_events.ts';
+import * as m0004 from './0004_function_roles.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_delivery_control': m0002,
   '0003_reclaim_events': m0003,
+  '0004_function_roles': m0004,
 };
 
 export const staticMigrationProvider: MigrationProvider = {
   getMigrations: async () => MIGRATIONS,
 };
+
+/** Every migration's name, oldest first; the last is the schema this code expects. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS).sort();

@@ -1,0 +1,278 @@
+/**
+ * The functions' database roles (migration 0004_function_roles) on the suite's PostgreSQL: each
+ * signs in with a local password (in AWS it uses IAM), does what its function does through the
+ * real code, and is refused schema changes and the tables its function never touches.
+ */
+import { type Kysely, sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type FunctionDatabaseUrls,
+  functionDatabaseUrls,
+} from '../../../bin/local/database-roles.ts';
+import { authenticateApiKey } from '../../../lambdas/core/api-keys.ts';
+import { writeAudit } from '../../../lambdas/core/audit.ts';
+import { databaseGates } from '../../../lambdas/core/database-gates.ts';
+import { createDatabase } from '../../../lambdas/core/db/connect.ts';
+import { migrateToLatest } from '../../../lambdas/core/db/migrate.ts';
+import * as functionRoles from '../../../lambdas/core/db/migrations/0004_function_roles.ts';
+import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '../../../lambdas/core/db/roles.ts';
+import type { Database } from '../../../lambdas/core/db/schema.ts';
+import { addOptOut, removeOptOut } from '../../../lambdas/core/opt-outs.ts';
+import type { GraphClient } from '../../../lambdas/core/whatsapp/graph-client.ts';
+import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
+import { testDatabase } from '../../support/database.ts';
+import { startDeliveryRig } from '../../support/delivery.ts';
+import {
+  injectedRollout,
+  recordingSqsClient,
+  runSchedulerWhenFree,
+  schedulerOptions,
+  testRollout,
+  testSchedulerDeps,
+  uniqueSenderId,
+} from '../../support/delivery-control.ts';
+
+const owner = testDatabase(2);
+const FUNCTIONS = Object.keys(FUNCTION_DATABASE_ROLES) as DatabaseFunction[];
+let urls: FunctionDatabaseUrls;
+const asRole = {} as Record<DatabaseFunction, Kysely<Database>>;
+
+function connect(url: string): Kysely<Database> {
+  return createDatabase({
+    DATABASE_URL: url,
+    DB_POOL_MAX: 2,
+    DB_PORT: 5432,
+    DB_NAME: '',
+    DB_IAM_AUTH: false,
+  });
+}
+
+beforeAll(async () => {
+  urls = await functionDatabaseUrls(process.env.DATABASE_URL!);
+  for (const fn of FUNCTIONS) asRole[fn] = connect(urls[fn]);
+});
+
+afterAll(async () => {
+  for (const fn of FUNCTIONS) await asRole[fn]?.destroy();
+  await owner.destroy();
+});
+
+async function refusal(db: Kysely<Database>, statement: string): Promise<string> {
+  const error = await sql
+    .raw(statement)
+    .execute(db)
+    .then(
+      () => undefined,
+      (e: unknown) => e as { code?: string },
+    );
+  return error?.code ?? 'allowed';
+}
+
+/** 42501: insufficient_privilege; 42501 is also what PostgreSQL answers to DDL without rights. */
+const DENIED = '42501';
+
+describe('the functions database roles', () => {
+  it('exist as plain login roles, one per function, with no power over roles, databases or the schema', async () => {
+    const { rows } = await sql<{
+      rolname: string;
+      rolsuper: boolean;
+      rolcreaterole: boolean;
+      rolcreatedb: boolean;
+      rolcanlogin: boolean;
+      owns: number;
+    }>`
+      select rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin,
+        (select count(*)::int from pg_class c where c.relowner = r.oid) as owns
+      from pg_roles r where rolname like 'notif\\_%' order by rolname`.execute(owner);
+    expect(rows).toEqual(
+      Object.values(FUNCTION_DATABASE_ROLES)
+        .sort()
+        .map((rolname) => ({
+          rolname,
+          rolsuper: false,
+          rolcreaterole: false,
+          rolcreatedb: false,
+          rolcanlogin: true,
+          owns: 0,
+        })),
+    );
+  });
+
+  it.each(FUNCTIONS)('refuses schema changes and TRUNCATE to the %s role', async (fn) => {
+    const db = asRole[fn];
+    expect(await refusal(db, 'select 1')).toBe('allowed');
+    expect({
+      create: await refusal(db, `create table ${fn}_intruder (id int)`),
+      drop: await refusal(db, 'drop table audit_log'),
+      alter: await refusal(db, 'alter table notifications add column intruder int'),
+      truncate: await refusal(db, 'truncate notification_events'),
+      index: await refusal(db, 'create index intruder_idx on notifications (recipient)'),
+      trigger: await refusal(db, 'drop trigger notifications_record_transition on notifications'),
+      function: await refusal(
+        db,
+        `create function ${fn}_intruder() returns int language sql as 'select 1'`,
+      ),
+    }).toEqual({
+      create: DENIED,
+      drop: DENIED,
+      alter: DENIED,
+      truncate: DENIED,
+      index: DENIED,
+      trigger: DENIED,
+      function: DENIED,
+    });
+  });
+
+  it('lets the api role accept a notification and authenticate a key through the real API app', async () => {
+    const api = asRole.api;
+    const client = await createTestClient(api, ['notifications:write', 'notifications:read']);
+    expect(await authenticateApiKey(api, client.key, new Date())).toMatchObject({ ok: true });
+
+    const response = await testApiApp(api)(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/notifications',
+        headers: { 'x-api-key': client.key },
+        body: {
+          to: uniqueRecipient(),
+          template: { name: 'appointment_reminder', language: 'es', components: [] },
+        },
+      }),
+    );
+
+    expect(response.statusCode).toBe(202);
+    const { id } = JSON.parse(response.body) as { id: string };
+    // The trigger wrote the event under the api role's privileges.
+    const events = await owner
+      .selectFrom('notification_events')
+      .select('to_status')
+      .where('notification_id', '=', id)
+      .orderBy('id')
+      .execute();
+    expect(events.map((e) => e.to_status)).toEqual(['accepted', 'queued']);
+  });
+
+  it('lets the webhook role record and lift an opt-out and audit it, and nothing about keys', async () => {
+    const webhook = asRole.webhook;
+    const recipient = uniqueRecipient();
+    await addOptOut(webhook, recipient, 'keyword');
+    await writeAudit(webhook, { actor: 'webhook', action: 'opt_out', outcome: 'ok' });
+    expect(await removeOptOut(webhook, recipient)).toBe(true);
+
+    expect(await refusal(webhook, 'select * from api_keys')).toBe(DENIED);
+    expect(
+      await refusal(
+        webhook,
+        'insert into api_clients (id, name) values (gen_random_uuid(), $$x$$)',
+      ),
+    ).toBe(DENIED);
+    expect(await refusal(webhook, 'delete from notifications')).toBe(DENIED);
+    expect(await refusal(webhook, 'update rollout_settings set id = 1')).toBe(DENIED);
+  });
+
+  it('lets the worker role claim and send through the real worker rules, with the database gates', async () => {
+    const worker = asRole.worker;
+    const senderId = uniqueSenderId('roles');
+    // The api role accepts (as in AWS); the worker role does everything after.
+    const rig = await startDeliveryRig(asRole.api, {
+      deps: {
+        db: worker,
+        senderId,
+        gates: databaseGates({
+          db: worker,
+          senderId,
+          rollout: injectedRollout(testRollout({ recipientSpacingSeconds: 60 })),
+          failureThreshold: 5,
+        }),
+      },
+    });
+    try {
+      const id = await rig.notify(uniqueRecipient());
+
+      const pass = await rig.pass();
+
+      expect(pass.batchItemFailures).toEqual([]);
+      expect((await rig.row(id)).status).toBe('sent');
+    } finally {
+      await rig.stop();
+    }
+  });
+
+  it('lets the scheduler role run the scheduler: its run record, the sweeps and its sender row', async () => {
+    const scheduler = asRole.scheduler;
+    const deps = testSchedulerDeps({
+      db: scheduler,
+      // Records what it would enqueue; this test only needs the run to get through its queries.
+      queue: {
+        sqs: recordingSqsClient().sqs,
+        queueUrls: { high: 'https://sqs.local/high', bulk: 'https://sqs.local/bulk' },
+      },
+      whatsapp: {
+        probe: async () => {
+          throw new Error('the scheduler probed a closed circuit');
+        },
+      } as unknown as GraphClient,
+      senderId: uniqueSenderId('roles'),
+    });
+
+    const report = await runSchedulerWhenFree(deps, schedulerOptions());
+
+    expect(report.outcome).toBe('done');
+  });
+
+  it('keeps each role off the tables its function never touches', async () => {
+    expect({
+      apiOptOuts: await refusal(asRole.api, 'select * from opt_outs'),
+      apiPacing: await refusal(asRole.api, 'select * from recipient_pacing'),
+      workerKeys: await refusal(asRole.worker, 'select * from api_keys'),
+      workerAuditRead: await refusal(asRole.worker, 'select * from audit_log'),
+      schedulerKeys: await refusal(asRole.scheduler, 'select * from api_clients'),
+      schedulerRollout: await refusal(asRole.scheduler, 'update rollout_settings set id = 1'),
+      noneDeletesNotifications: await Promise.all(
+        FUNCTIONS.map((fn) => refusal(asRole[fn], 'delete from notifications')),
+      ),
+    }).toEqual({
+      apiOptOuts: DENIED,
+      apiPacing: DENIED,
+      workerKeys: DENIED,
+      workerAuditRead: DENIED,
+      schedulerKeys: DENIED,
+      schedulerRollout: DENIED,
+      noneDeletesNotifications: FUNCTIONS.map(() => DENIED),
+    });
+  });
+});
+
+describe('migration 0004_function_roles', () => {
+  it('grants in a new database on a server that already has the roles, and takes them back on down()', async () => {
+    const admin = new pg.Client({ connectionString: process.env.TEST_PG_ADMIN_URL });
+    await admin.connect();
+    const name = `roles_${crypto.randomUUID().replaceAll('-', '')}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(process.env.DATABASE_URL!);
+    url.pathname = `/${name}`;
+    const fresh = connect(url.toString());
+    const workerUrl = new URL(urls.worker);
+    workerUrl.pathname = `/${name}`;
+    const worker = connect(workerUrl.toString());
+    try {
+      await migrateToLatest(fresh);
+      const before = await refusal(worker, 'select count(*) from notifications');
+
+      await functionRoles.down(fresh);
+      const after = await refusal(worker, 'select count(*) from notifications');
+
+      expect({ before, after }).toEqual({ before: 'allowed', after: DENIED });
+      // The roles stay: the suite's own database still grants them.
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_roles where rolname like 'notif\\_%'`.execute(fresh);
+      expect(rows[0]?.n).toBe(FUNCTIONS.length);
+    } finally {
+      await worker.destroy();
+      await fresh.destroy();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});
