@@ -11,11 +11,11 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Kysely } from 'kysely';
-import { createDatabase } from '../lambdas/core/db/connect.ts';
-import type { Database } from '../lambdas/core/db/schema.ts';
-import type { QueueTargets } from '../lambdas/core/queue.ts';
-import { WORKER_BATCH_SIZE } from '../lambdas/core/queues.ts';
-import { updateRollout } from '../lambdas/core/rollout.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import type { Database } from '#core/db/schema.ts';
+import { updateRollout } from '#core/delivery/rollout.ts';
+import type { QueueTargets } from '#core/notifications/enqueue.ts';
+import { WORKER_BATCH_SIZE } from '#core/notifications/queue-settings.ts';
 import { bundleEntry, measureBundles } from './bench/bundles.ts';
 import { measureCeiling } from './bench/ceiling.ts';
 import {

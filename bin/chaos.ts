@@ -9,8 +9,8 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SANDBOX_FAULTS } from '../lambdas/core/whatsapp/sandbox.ts';
 import { type ChaosReport, runChaos } from './chaos/run-chaos.ts';
+import { SANDBOX_FAULTS } from './sandbox/sandbox.ts';
 
 const { values } = parseArgs({
   options: {

@@ -21,7 +21,7 @@ import type { DatabaseInstance } from 'aws-cdk-lib/aws-rds';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, Metric as ServiceMetric } from '../lambdas/core/metric-names.ts';
+import { METRICS_NAMESPACE, Metric as ServiceMetric } from '#core/platform/metric-names.ts';
 import type { Severity, Stage, StageConfig } from './config.ts';
 import { PROXY_MAX_CONNECTIONS_PERCENT } from './database.ts';
 import { SERVICE_NAME } from './functions.ts';

@@ -55,7 +55,7 @@ export const LAMBDA_BUNDLING = {
    * (SSO, shared files, web identity, instance metadata: about 100 KiB a bundle) is cut to that.
    */
   aliases: {
-    '@aws-sdk/credential-provider-node': './lambdas/core/lambda-credentials.ts',
+    '@aws-sdk/credential-provider-node': './lambdas/core/platform/lambda-credentials.ts',
   } as Readonly<Record<string, string>>,
   /** ESM output still meets CommonJS dependencies (pg, ...) that call require(). */
   banner:

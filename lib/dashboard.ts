@@ -16,9 +16,9 @@ import {
   TextWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
-import { ERROR_CLASSES } from '../lambdas/core/error-class.ts';
-import { Metric as ServiceMetric } from '../lambdas/core/metric-names.ts';
-import { PRIORITIES } from '../lambdas/core/queues.ts';
+import { ERROR_CLASSES } from '#core/model/error-class.ts';
+import { PRIORITIES } from '#core/notifications/queue-settings.ts';
+import { Metric as ServiceMetric } from '#core/platform/metric-names.ts';
 import { type MonitoredResources, metricFor, serviceMetric } from './alarms.ts';
 import type { StageConfig } from './config.ts';
 import type { NotifFunction } from './notif-function.ts';

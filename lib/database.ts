@@ -22,7 +22,7 @@ import {
 } from 'aws-cdk-lib/aws-rds';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '../lambdas/core/db/roles.ts';
+import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '#core/db/roles.ts';
 import type { StageConfig } from './config.ts';
 import { LOG_RETENTION } from './notif-function.ts';
 
@@ -237,7 +237,7 @@ export class Database extends Construct {
     this.proxy.grantConnect(grantee, databaseUserOf(client));
   }
 
-  /** The environment the client's database configuration reads (lambdas/core/config.ts). */
+  /** The environment the client's database configuration reads (lambdas/core/platform/config.ts). */
   connectionEnvironment(client: DatabaseClient): Record<string, string> {
     return {
       DB_HOST: this.proxy.endpoint,

@@ -12,10 +12,14 @@ import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { LogLevel } from 'aws-cdk-lib/aws-stepfunctions';
 import { Provider } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { MIGRATION_NAMES } from '../lambdas/core/db/migrations/index.ts';
-import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.ts';
-import type { Priority } from '../lambdas/core/notification-request.ts';
-import { PRIORITIES, WORKER_BATCH_SIZE, WORKER_TIMEOUT_SECONDS } from '../lambdas/core/queues.ts';
+import { MIGRATION_NAMES } from '#core/db/migrations/index.ts';
+import type { Priority } from '#core/model/notification-request.ts';
+import {
+  PRIORITIES,
+  WORKER_BATCH_SIZE,
+  WORKER_TIMEOUT_SECONDS,
+} from '#core/notifications/queue-settings.ts';
+import { METRICS_NAMESPACE } from '#core/platform/metric-names.ts';
 import { preMigrationSnapshotPrefix } from '../lambdas/migrate/snapshot-name.ts';
 import type { DeployContext, StageConfig } from './config.ts';
 import type { Database } from './database.ts';

@@ -1,11 +1,11 @@
 /**
  * The two delivery queues (high, bulk), each with its dead-letter queue, built from the settings
- * the local emulator also uses (lambdas/core/queues.ts) so both behave alike.
+ * the local emulator also uses (lambdas/core/notifications/queue-settings.ts) so both behave alike.
  */
 import { Duration } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { Priority } from '../lambdas/core/notification-request.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 import {
   DLQ_RETENTION_DAYS,
   deadLetterQueueName,
@@ -15,7 +15,7 @@ import {
   queueName,
   RECEIVE_WAIT_SECONDS,
   VISIBILITY_TIMEOUT_SECONDS,
-} from '../lambdas/core/queues.ts';
+} from '#core/notifications/queue-settings.ts';
 
 export interface DeliveryQueue {
   queue: Queue;

@@ -2,9 +2,10 @@
  * The one table of alarm thresholds: the alarms, the dashboard annotations and the runbook test all
  * read it, so a number changed here changes everywhere or fails the build.
  */
-import type { MetricName } from '../lambdas/core/metric-names.ts';
-import { Metric } from '../lambdas/core/metric-names.ts';
-import type { Priority } from '../lambdas/core/notification-request.ts';
+
+import type { Priority } from '#core/model/notification-request.ts';
+import type { MetricName } from '#core/platform/metric-names.ts';
+import { Metric } from '#core/platform/metric-names.ts';
 import type { Severity } from './config.ts';
 
 export const RUNBOOKS = [

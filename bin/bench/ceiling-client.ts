@@ -6,7 +6,7 @@
  * argv: <sandboxUrl> <phoneNumberId> <accessToken> <concurrency> <durationMs>
  */
 import { performance } from 'node:perf_hooks';
-import { createGraphClient } from '../../lambdas/core/whatsapp/graph-client.ts';
+import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 
 export interface CeilingResult {
   sent: number;

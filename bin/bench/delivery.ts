@@ -4,9 +4,9 @@
  * to the sandbox. Counted from the moment the worker polls to the moment the last send is recorded.
  */
 import { type Kysely, sql } from 'kysely';
-import type { Database } from '../../lambdas/core/db/schema.ts';
-import { uuidv7 } from '../../lambdas/core/ids.ts';
-import { enqueueNotifications, type QueueTargets } from '../../lambdas/core/queue.ts';
+import type { Database } from '#core/db/schema.ts';
+import { enqueueNotifications, type QueueTargets } from '#core/notifications/enqueue.ts';
+import { uuidv7 } from '#core/platform/ids.ts';
 import type { WorkerStats } from '../chaos/worker-process.ts';
 import { percentile } from './stats.ts';
 

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Kysely } from 'kysely';
-import type { Database } from '../../lambdas/core/db/schema.ts';
+import type { Database } from '#core/db/schema.ts';
 import type { LoadResult, LoadSpec } from './load-generator.ts';
 import { type Latencies, summarize } from './stats.ts';
 

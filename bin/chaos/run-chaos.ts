@@ -22,16 +22,16 @@ import {
 import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { Pool } from 'undici';
-import { createDatabase } from '../../lambdas/core/db/connect.ts';
-import type { Database } from '../../lambdas/core/db/schema.ts';
-import { updateRollout } from '../../lambdas/core/rollout.ts';
-import { DEFAULT_SCHEDULER_OPTIONS, runScheduler } from '../../lambdas/core/scheduler.ts';
-import { createGraphClient } from '../../lambdas/core/whatsapp/graph-client.ts';
-import type { SandboxFault } from '../../lambdas/core/whatsapp/sandbox.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import type { Database } from '#core/db/schema.ts';
+import { updateRollout } from '#core/delivery/rollout.ts';
+import { DEFAULT_SCHEDULER_OPTIONS, runScheduler } from '#core/delivery/scheduler.ts';
+import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 import { freePort } from '../local/free-port.ts';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../local/postgres.ts';
 import { localSqsClient } from '../local/sqs.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import type { SandboxFault } from '../sandbox/sandbox.ts';
 import { startWebhookTee, type WebhookTee } from './webhook-tee.ts';
 import { startWorkerChild, type WorkerChild } from './worker-child.ts';
 

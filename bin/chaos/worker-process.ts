@@ -14,8 +14,8 @@
  */
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import pg from 'pg';
-import { createSqsClient } from '../../lambdas/core/aws-clients.ts';
-import { loadQueueConfig } from '../../lambdas/core/config.ts';
+import { createSqsClient } from '#core/platform/aws-clients.ts';
+import { loadQueueConfig } from '#core/platform/config.ts';
 import { shapeOfQueryCall } from '../bench/statement-shape.ts';
 import {
   type EventSource,

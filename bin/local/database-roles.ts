@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import pg from 'pg';
-import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '../../lambdas/core/db/roles.ts';
+import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '#core/db/roles.ts';
 
 export type FunctionDatabaseUrls = Record<DatabaseFunction, string>;
 

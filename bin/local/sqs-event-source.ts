@@ -10,7 +10,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { RECEIVE_WAIT_SECONDS, WORKER_BATCH_SIZE } from '../../lambdas/core/queues.ts';
+import { RECEIVE_WAIT_SECONDS, WORKER_BATCH_SIZE } from '#core/notifications/queue-settings.ts';
 import { localLambdaContext } from './lambda-context.ts';
 
 export type SqsHandler = (

@@ -4,7 +4,7 @@
  */
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
-import type { Priority } from '../../lambdas/core/notification-request.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 import {
   DLQ_RETENTION_DAYS,
   deadLetterQueueName,
@@ -13,7 +13,7 @@ import {
   QUEUE_RETENTION_DAYS,
   queueName,
   VISIBILITY_TIMEOUT_SECONDS,
-} from '../../lambdas/core/queues.ts';
+} from '#core/notifications/queue-settings.ts';
 
 export interface LocalQueues {
   endpoint: string;

@@ -6,12 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { type CreatedKey, createApiClient, revokeApiKey } from '../../lambdas/core/api-keys.ts';
-import { createDatabase } from '../../lambdas/core/db/connect.ts';
-import { migrateToLatest } from '../../lambdas/core/db/migrate.ts';
-import { enqueueNotifications } from '../../lambdas/core/queue.ts';
-import { PRIORITIES } from '../../lambdas/core/queues.ts';
-import { type SandboxHandle, startSandbox } from '../../lambdas/core/whatsapp/sandbox.ts';
+import { type CreatedKey, createApiClient, revokeApiKey } from '#core/admin/api-keys.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import { migrateToLatest } from '#core/db/migrate.ts';
+import { enqueueNotifications } from '#core/notifications/enqueue.ts';
+import { PRIORITIES } from '#core/notifications/queue-settings.ts';
+import { type SandboxHandle, startSandbox } from '../sandbox/sandbox.ts';
 import { type FunctionDatabaseUrls, functionDatabaseUrls } from './database-roles.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
 import { localLambdaContext } from './lambda-context.ts';

@@ -5,8 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
-import type { AdminStatus } from '../../lambdas/core/admin-status.ts';
-import type { Priority } from '../../lambdas/core/notification-request.ts';
+import type { AdminStatus } from '#core/admin/admin-status.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 import { ApiError } from './api-client.ts';
 import {
   type Command,

@@ -1,5 +1,5 @@
 /** `ops panic status|enable|disable`: panic mode (the circuit of each sender) through the admin API. */
-import type { PanicState } from '../../lambdas/core/panic-mode.ts';
+import type { PanicState } from '#core/delivery/panic-mode.ts';
 import { type Command, type CommandContext, requiredFlag, stringFlag } from './command.ts';
 import { formatTime, sinceIso, table } from './output.ts';
 import { UsageError } from './target.ts';

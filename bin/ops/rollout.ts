@@ -1,5 +1,5 @@
 /** `ops rollout get|set`: the kill switch, dry run, pilot allow-list and sending limits. */
-import type { Rollout, RolloutPatch } from '../../lambdas/core/rollout.ts';
+import type { Rollout, RolloutPatch } from '#core/delivery/rollout.ts';
 import { type Command, type CommandContext, stringFlag } from './command.ts';
 import { cell, formatTime, keyValues, table } from './output.ts';
 import { UsageError } from './target.ts';

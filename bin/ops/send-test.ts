@@ -4,7 +4,7 @@
  * is never printed, only the masked form the API answers with.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NotificationView } from '../../lambdas/core/notification-view.ts';
+import type { NotificationView } from '#core/notifications/notification-view.ts';
 import { type Command, positiveNumberFlag, stringFlag } from './command.ts';
 import { keyValues } from './output.ts';
 import { UsageError } from './target.ts';

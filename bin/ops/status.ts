@@ -2,7 +2,7 @@
  * `ops status` and `ops queue status`: the admin status, read the way on-call reads it, with the
  * alarm lines from lib/thresholds.ts next to the numbers they watch.
  */
-import type { AdminStatus, QueueStatus } from '../../lambdas/core/admin-status.ts';
+import type { AdminStatus, QueueStatus } from '#core/admin/admin-status.ts';
 import type { AlarmThreshold } from '../../lib/thresholds.ts';
 import type { Command } from './command.ts';
 import { formatAge, keyValues, sinceIso, table } from './output.ts';

@@ -7,7 +7,7 @@ import type {
   CloudFormationClient,
   DescribeStacksCommandOutput,
 } from '@aws-sdk/client-cloudformation';
-import type { Priority } from '../../lambdas/core/notification-request.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 
 export class UsageError extends Error {
   constructor(message: string) {

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { APIGatewayClient } from '@aws-sdk/client-api-gateway';
 import { IAMClient } from '@aws-sdk/client-iam';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
-import { logger } from '../core/observability.ts';
+import { logger } from '#core/platform/observability.ts';
 import { ensureApiGatewayLoggingRole } from './ensure-role.ts';
 
 /** One physical id for the one account setting, so an update never looks like a replacement. */

@@ -6,23 +6,23 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import * as z from 'zod';
-import { readAdminStatus, readPanicStatus } from '../core/admin-status.ts';
+import { readAdminStatus, readPanicStatus } from '#core/admin/admin-status.ts';
 import {
   createApiClient,
   DEFAULT_CLIENT_SCOPES,
   listApiKeys,
   revokeApiKey,
   rotateApiKey,
-} from '../core/api-keys.ts';
-import { writeAudit } from '../core/audit.ts';
-import type { ApiScope } from '../core/db/schema.ts';
-import { HttpError, jsonResponse, type Route, rawBody } from '../core/http.ts';
-import { isUuid } from '../core/ids.ts';
-import { toNotificationView } from '../core/notification-view.ts';
-import { closeCircuit, openCircuit } from '../core/panic-mode.ts';
-import { maskPhonesIn } from '../core/phone.ts';
-import { getRollout, rolloutPatchSchema, updateRollout } from '../core/rollout.ts';
-import type { GraphClient, GraphFailureResult } from '../core/whatsapp/graph-client.ts';
+} from '#core/admin/api-keys.ts';
+import type { ApiScope } from '#core/db/schema.ts';
+import { closeCircuit, openCircuit } from '#core/delivery/panic-mode.ts';
+import { getRollout, rolloutPatchSchema, updateRollout } from '#core/delivery/rollout.ts';
+import { writeAudit } from '#core/notifications/audit.ts';
+import { toNotificationView } from '#core/notifications/notification-view.ts';
+import { HttpError, jsonResponse, type Route, rawBody } from '#core/platform/http.ts';
+import { isUuid } from '#core/platform/ids.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
+import type { GraphClient, GraphFailureResult } from '#core/whatsapp/graph-client.ts';
 import { parseJsonBody, type RequestContext, requireScope } from './app.ts';
 
 // ------------------------------------------------------------------ request schemas

@@ -8,6 +8,17 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
 import type * as z from 'zod';
+import { authenticateApiKey } from '#core/admin/api-keys.ts';
+import { checkReadiness } from '#core/admin/health.ts';
+import type { ApiScope, Database } from '#core/db/schema.ts';
+import {
+  batchRequestSchema,
+  IDEMPOTENCY_KEY,
+  MAX_BATCH_BODY_BYTES,
+  MAX_BODY_BYTES,
+  notificationRequestSchema,
+  type Priority,
+} from '#core/model/notification-request.ts';
 import {
   type AcceptDeps,
   type AcceptOutcome,
@@ -15,11 +26,10 @@ import {
   acceptNotificationBatch,
   type BatchItem,
   findNotification,
-} from '../core/accept-notification.ts';
-import { authenticateApiKey } from '../core/api-keys.ts';
-import { writeAudit } from '../core/audit.ts';
-import type { ApiScope, Database } from '../core/db/schema.ts';
-import { checkReadiness } from '../core/health.ts';
+} from '#core/notifications/accept-notification.ts';
+import { writeAudit } from '#core/notifications/audit.ts';
+import type { QueueTargets } from '#core/notifications/enqueue.ts';
+import type { NotificationView } from '#core/notifications/notification-view.ts';
 import {
   errorFields,
   errorResponse,
@@ -29,22 +39,12 @@ import {
   type Route,
   Router,
   rawBody,
-} from '../core/http.ts';
-import { isUuid, pickRequestId } from '../core/ids.ts';
-import { findUnstorableJson } from '../core/json-input.ts';
-import { Metric } from '../core/metric-names.ts';
-import {
-  batchRequestSchema,
-  IDEMPOTENCY_KEY,
-  MAX_BATCH_BODY_BYTES,
-  MAX_BODY_BYTES,
-  notificationRequestSchema,
-  type Priority,
-} from '../core/notification-request.ts';
-import type { NotificationView } from '../core/notification-view.ts';
-import type { QueueTargets } from '../core/queue.ts';
-import { reportError } from '../core/sentry.ts';
-import type { GraphClient } from '../core/whatsapp/graph-client.ts';
+} from '#core/platform/http.ts';
+import { isUuid, pickRequestId } from '#core/platform/ids.ts';
+import { findUnstorableJson } from '#core/platform/json-input.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import { reportError } from '#core/platform/sentry.ts';
+import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;

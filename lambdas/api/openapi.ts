@@ -5,15 +5,15 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import * as z from 'zod';
-import { ERROR_CLASSES } from '../core/error-class.ts';
-import type { Route } from '../core/http.ts';
-import { NOTIFICATION_STATUSES } from '../core/lifecycle.ts';
+import { rolloutPatchSchema } from '#core/delivery/rollout.ts';
+import { ERROR_CLASSES } from '#core/model/error-class.ts';
+import { NOTIFICATION_STATUSES } from '#core/model/lifecycle.ts';
 import {
   batchItemDocumentSchema,
   MAX_BATCH_SIZE,
   notificationRequestSchema,
-} from '../core/notification-request.ts';
-import { rolloutPatchSchema } from '../core/rollout.ts';
+} from '#core/model/notification-request.ts';
+import type { Route } from '#core/platform/http.ts';
 import {
   auditQuerySchema,
   createKeyRequestSchema,

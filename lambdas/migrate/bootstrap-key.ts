@@ -6,9 +6,9 @@
  */
 import type { Kysely } from 'kysely';
 import * as z from 'zod';
-import { createApiClient } from '../core/api-keys.ts';
-import { writeAudit } from '../core/audit.ts';
-import type { Database } from '../core/db/schema.ts';
+import { createApiClient } from '#core/admin/api-keys.ts';
+import type { Database } from '#core/db/schema.ts';
+import { writeAudit } from '#core/notifications/audit.ts';
 
 export const bootstrapKeyEventSchema = z.strictObject({
   action: z.literal('create-admin-key'),

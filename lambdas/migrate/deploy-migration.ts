@@ -13,8 +13,8 @@ import {
   type RDSClient,
 } from '@aws-sdk/client-rds';
 import { type Kysely, sql } from 'kysely';
-import { migrateToLatest, pendingMigrations } from '../core/db/migrate.ts';
-import type { Database } from '../core/db/schema.ts';
+import { migrateToLatest, pendingMigrations } from '#core/db/migrate.ts';
+import type { Database } from '#core/db/schema.ts';
 import { preMigrationSnapshotIdentifier, preMigrationSnapshotPrefix } from './snapshot-name.ts';
 
 /** The resource's properties: the newest migration of the bundle the stack was synthesized with. */

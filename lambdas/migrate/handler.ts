@@ -7,11 +7,11 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import type { Context } from 'aws-lambda';
 import type { Kysely } from 'kysely';
 import * as z from 'zod';
-import { ConfigError, loadDatabaseConfig } from '../core/config.ts';
-import { createDatabase } from '../core/db/connect.ts';
-import { MIGRATION_NAMES } from '../core/db/migrations/index.ts';
-import type { Database } from '../core/db/schema.ts';
-import { logger } from '../core/observability.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import { MIGRATION_NAMES } from '#core/db/migrations/index.ts';
+import type { Database } from '#core/db/schema.ts';
+import { ConfigError, loadDatabaseConfig } from '#core/platform/config.ts';
+import { logger } from '#core/platform/observability.ts';
 import {
   type BootstrapKeyResult,
   createBootstrapAdminKey,

@@ -4,21 +4,25 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { createSqsClient, queueTargets } from '../core/aws-clients.ts';
-import { loadDatabaseConfig, loadDeliveryControlConfig, loadQueueConfig } from '../core/config.ts';
-import { createDatabase } from '../core/db/connect.ts';
-import { memoizeUntilFailure } from '../core/memoize.ts';
-import { logger, metrics } from '../core/observability.ts';
+import { createDatabase } from '#core/db/connect.ts';
 import {
   DEFAULT_SCHEDULER_OPTIONS,
   runScheduler,
   type SchedulerDeps,
   type SchedulerOptions,
   type TokenCheckState,
-} from '../core/scheduler.ts';
-import { reportErrorsToSentry } from '../core/sentry.ts';
-import { createGraphClient } from '../core/whatsapp/graph-client.ts';
-import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
+} from '#core/delivery/scheduler.ts';
+import { createSqsClient, queueTargets } from '#core/platform/aws-clients.ts';
+import {
+  loadDatabaseConfig,
+  loadDeliveryControlConfig,
+  loadQueueConfig,
+} from '#core/platform/config.ts';
+import { memoizeUntilFailure } from '#core/platform/memoize.ts';
+import { logger, metrics } from '#core/platform/observability.ts';
+import { reportErrorsToSentry } from '#core/platform/sentry.ts';
+import { loadGraphClientConfig } from '#core/whatsapp/config.ts';
+import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 
 async function build() {
   const control = loadDeliveryControlConfig();

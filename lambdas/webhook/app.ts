@@ -7,17 +7,17 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
-import { applyStatusUpdates } from '../core/apply-status-update.ts';
-import { writeAudit } from '../core/audit.ts';
-import { classifyGraphError } from '../core/classify-graph-error.ts';
-import type { Database } from '../core/db/schema.ts';
-import { addClassMetric } from '../core/deliver-batch.ts';
-import { errorResponse, HttpError, header, jsonResponse, rawBody } from '../core/http.ts';
-import { pickRequestId } from '../core/ids.ts';
-import { Metric } from '../core/metric-names.ts';
-import { addOptOut, keywordIntent, removeOptOut, toE164 } from '../core/opt-outs.ts';
-import { parseWebhookPayload } from '../core/whatsapp/webhook-payload.ts';
-import { verifyWebhookSignature } from '../core/whatsapp/webhook-signature.ts';
+import type { Database } from '#core/db/schema.ts';
+import { addClassMetric } from '#core/delivery/deliver-batch.ts';
+import { applyStatusUpdates } from '#core/notifications/apply-status-update.ts';
+import { writeAudit } from '#core/notifications/audit.ts';
+import { addOptOut, keywordIntent, removeOptOut, toE164 } from '#core/notifications/opt-outs.ts';
+import { errorResponse, HttpError, header, jsonResponse, rawBody } from '#core/platform/http.ts';
+import { pickRequestId } from '#core/platform/ids.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
+import { parseWebhookPayload } from '#core/whatsapp/webhook-payload.ts';
+import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
 
 export interface WebhookDeps {
   db: Kysely<Database>;

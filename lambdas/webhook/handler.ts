@@ -3,12 +3,12 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { loadDatabaseConfig } from '../core/config.ts';
-import { createDatabase } from '../core/db/connect.ts';
-import { memoizeUntilFailure } from '../core/memoize.ts';
-import { logger, metrics } from '../core/observability.ts';
-import { requireSecret } from '../core/secrets.ts';
-import { reportErrorsToSentry } from '../core/sentry.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import { loadDatabaseConfig } from '#core/platform/config.ts';
+import { memoizeUntilFailure } from '#core/platform/memoize.ts';
+import { logger, metrics } from '#core/platform/observability.ts';
+import { requireSecret } from '#core/platform/secrets.ts';
+import { reportErrorsToSentry } from '#core/platform/sentry.ts';
 import { createWebhookApp } from './app.ts';
 
 async function build() {

@@ -3,17 +3,21 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { createSqsClient } from '../core/aws-clients.ts';
-import { loadDatabaseConfig, loadDeliveryControlConfig, loadQueueConfig } from '../core/config.ts';
-import { databaseGates } from '../core/database-gates.ts';
-import { createDatabase } from '../core/db/connect.ts';
-import { type DeliveryDeps, deliverBatch } from '../core/deliver-batch.ts';
-import { memoizeUntilFailure } from '../core/memoize.ts';
-import { logger, metrics } from '../core/observability.ts';
-import { cachedRollout } from '../core/rollout.ts';
-import { reportErrorsToSentry } from '../core/sentry.ts';
-import { createGraphClient } from '../core/whatsapp/graph-client.ts';
-import { loadGraphClientConfig } from '../core/whatsapp-config.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import { databaseGates } from '#core/delivery/database-gates.ts';
+import { type DeliveryDeps, deliverBatch } from '#core/delivery/deliver-batch.ts';
+import { cachedRollout } from '#core/delivery/rollout.ts';
+import { createSqsClient } from '#core/platform/aws-clients.ts';
+import {
+  loadDatabaseConfig,
+  loadDeliveryControlConfig,
+  loadQueueConfig,
+} from '#core/platform/config.ts';
+import { memoizeUntilFailure } from '#core/platform/memoize.ts';
+import { logger, metrics } from '#core/platform/observability.ts';
+import { reportErrorsToSentry } from '#core/platform/sentry.ts';
+import { loadGraphClientConfig } from '#core/whatsapp/config.ts';
+import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 import { toDeliveryRecord } from './records.ts';
 
 async function build() {

@@ -1,6 +1,6 @@
 /** Turns SQS event records into delivery records, finding each record's queue URL from its ARN. */
 import type { SQSRecord } from 'aws-lambda';
-import type { DeliveryRecord } from '../core/deliver-batch.ts';
+import type { DeliveryRecord } from '#core/delivery/deliver-batch.ts';
 
 /** `arn:aws:sqs:region:account:name` and `https://…/account/name` share the queue name. */
 export function queueUrlForArn(arn: string, queueUrls: readonly string[]): string {

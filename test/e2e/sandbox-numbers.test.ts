@@ -7,8 +7,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FUNCTION_DATABASE_ROLES } from '#core/db/roles.ts';
 import { type LocalStack, startLocalStack } from '../../bin/local/stack.ts';
-import { FUNCTION_DATABASE_ROLES } from '../../lambdas/core/db/roles.ts';
 
 let stack: LocalStack;
 const dataDir = join(process.cwd(), '.local', `e2e-numbers-${process.pid}`);

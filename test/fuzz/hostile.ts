@@ -100,7 +100,7 @@ export function recipientFactory(): () => string {
   return () => `+57319${String(n++ % 10_000_000).padStart(7, '0')}`;
 }
 
-// E.164 or a bare run of 10–15 digits standing alone, as Meta writes numbers (see lambdas/core/phone.ts).
+// E.164 or a bare run of 10–15 digits standing alone, as Meta writes numbers (see lambdas/core/platform/phone.ts).
 const PHONE_LIKE = /\+\d[\d ]{5,17}\d|(?<![\w:.\-/+])\d{10,15}(?![\w.\-:])/;
 const STACK_TRACE = /\n\s+at\s|\bat\s\S+\s\(.*:\d+:\d+\)|node_modules|\.ts:\d+|file:\/\//;
 

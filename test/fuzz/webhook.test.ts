@@ -8,7 +8,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { signWebhookBody } from '../../lambdas/core/whatsapp/webhook-signature.ts';
+import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { createWebhookApp } from '../../lambdas/webhook/app.ts';
 import { apiEvent } from '../support/api.ts';
 import { testDatabase } from '../support/database.ts';

@@ -4,7 +4,7 @@
  * (Each function's DB_USER and rds-db:connect resource are checked in stack.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
-import { FUNCTION_DATABASE_ROLES } from '../../lambdas/core/db/roles.ts';
+import { FUNCTION_DATABASE_ROLES } from '#core/db/roles.ts';
 import { STAGES } from '../../lib/config.ts';
 import { builtStage, logicalId } from './stages.ts';
 

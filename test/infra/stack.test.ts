@@ -1,17 +1,17 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Method } from 'aws-cdk-lib/aws-apigateway';
 import { describe, expect, it } from 'vitest';
-import { adminRoutes } from '../../lambdas/api/admin-routes.ts';
-import { notificationRoutes } from '../../lambdas/api/app.ts';
-import { openApiRoute } from '../../lambdas/api/openapi.ts';
-import { MIGRATION_NAMES } from '../../lambdas/core/db/migrations/index.ts';
+import { MIGRATION_NAMES } from '#core/db/migrations/index.ts';
 import {
   DLQ_RETENTION_DAYS,
   MAX_RECEIVE_COUNT,
   QUEUE_RETENTION_DAYS,
   WORKER_BATCH_SIZE,
   WORKER_TIMEOUT_SECONDS,
-} from '../../lambdas/core/queues.ts';
+} from '#core/notifications/queue-settings.ts';
+import { adminRoutes } from '../../lambdas/api/admin-routes.ts';
+import { notificationRoutes } from '../../lambdas/api/app.ts';
+import { openApiRoute } from '../../lambdas/api/openapi.ts';
 import { API_ROUTES, WEBHOOK_ROUTES } from '../../lib/api.ts';
 import { buildApp } from '../../lib/app.ts';
 import { STAGE_CONFIG, STAGES } from '../../lib/config.ts';

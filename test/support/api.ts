@@ -5,9 +5,9 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import type { Kysely } from 'kysely';
+import { createApiClient } from '#core/admin/api-keys.ts';
+import type { ApiScope, Database } from '#core/db/schema.ts';
 import { type ApiDeps, createApiApp } from '../../lambdas/api/app.ts';
-import { createApiClient } from '../../lambdas/core/api-keys.ts';
-import type { ApiScope, Database } from '../../lambdas/core/db/schema.ts';
 
 export function testSqsClient(endpoint = process.env.SQS_ENDPOINT): SQSClient {
   return new SQSClient({

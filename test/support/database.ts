@@ -1,7 +1,7 @@
 /** Database handles for tests, on the suite's embedded PostgreSQL. */
 import type { Kysely } from 'kysely';
-import { createDatabase } from '../../lambdas/core/db/connect.ts';
-import type { Database } from '../../lambdas/core/db/schema.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import type { Database } from '#core/db/schema.ts';
 
 export function testDatabase(poolMax = 4): Kysely<Database> {
   const url = process.env.DATABASE_URL;

@@ -15,21 +15,21 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type Kysely, sql } from 'kysely';
-import type { SqsHandler } from '../../bin/local/sqs-event-source.ts';
-import { databaseGates } from '../../lambdas/core/database-gates.ts';
-import type { Database, NotificationRow } from '../../lambdas/core/db/schema.ts';
-import { type DeliveryDeps, deliverBatch } from '../../lambdas/core/deliver-batch.ts';
-import type { Priority } from '../../lambdas/core/notification-request.ts';
-import { ensureSender } from '../../lambdas/core/panic-mode.ts';
-import { getRollout, type Rollout } from '../../lambdas/core/rollout.ts';
+import type { Database, NotificationRow } from '#core/db/schema.ts';
+import { databaseGates } from '#core/delivery/database-gates.ts';
+import { type DeliveryDeps, deliverBatch } from '#core/delivery/deliver-batch.ts';
+import { ensureSender } from '#core/delivery/panic-mode.ts';
+import { getRollout, type Rollout } from '#core/delivery/rollout.ts';
 import {
   runScheduler,
   type SchedulerDeps,
   type SchedulerOptions,
   type SchedulerReport,
-} from '../../lambdas/core/scheduler.ts';
-import type { GraphClient } from '../../lambdas/core/whatsapp/graph-client.ts';
-import type { SandboxHandle, SandboxOptions } from '../../lambdas/core/whatsapp/sandbox.ts';
+} from '#core/delivery/scheduler.ts';
+import type { Priority } from '#core/model/notification-request.ts';
+import type { GraphClient } from '#core/whatsapp/graph-client.ts';
+import type { SqsHandler } from '../../bin/local/sqs-event-source.ts';
+import type { SandboxHandle, SandboxOptions } from '../../bin/sandbox/sandbox.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
 import {

@@ -19,28 +19,24 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
-import { startLocalHttpServer } from '../../bin/local/http-server.ts';
-import { toSqsRecord } from '../../bin/local/sqs-event-source.ts';
-import { DEFAULT_BACKOFF } from '../../lambdas/core/backoff.ts';
-import type { Database, NotificationRow } from '../../lambdas/core/db/schema.ts';
-import {
-  type BatchResult,
-  type DeliveryDeps,
-  deliverBatch,
-} from '../../lambdas/core/deliver-batch.ts';
-import { openGates } from '../../lambdas/core/delivery-gates.ts';
+import type { Database, NotificationRow } from '#core/db/schema.ts';
+import { DEFAULT_BACKOFF } from '#core/delivery/backoff.ts';
+import { type BatchResult, type DeliveryDeps, deliverBatch } from '#core/delivery/deliver-batch.ts';
+import { openGates } from '#core/delivery/delivery-gates.ts';
 import {
   MAX_RECEIVE_COUNT,
   VISIBILITY_TIMEOUT_SECONDS,
   WORKER_BATCH_SIZE,
-} from '../../lambdas/core/queues.ts';
-import { createGraphClient, type GraphClient } from '../../lambdas/core/whatsapp/graph-client.ts';
+} from '#core/notifications/queue-settings.ts';
+import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
+import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
+import { startLocalHttpServer } from '../../bin/local/http-server.ts';
+import { toSqsRecord } from '../../bin/local/sqs-event-source.ts';
 import {
   type SandboxHandle,
   type SandboxOptions,
   startSandbox,
-} from '../../lambdas/core/whatsapp/sandbox.ts';
-import { signWebhookBody } from '../../lambdas/core/whatsapp/webhook-signature.ts';
+} from '../../bin/sandbox/sandbox.ts';
 import { createWebhookApp } from '../../lambdas/webhook/app.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';

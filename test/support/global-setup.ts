@@ -6,10 +6,10 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { createDatabase } from '#core/db/connect.ts';
+import { migrateToLatest } from '#core/db/migrate.ts';
 import { startEmbeddedPostgres } from '../../bin/local/postgres.ts';
 import { startLocalSqs } from '../../bin/local/sqs.ts';
-import { createDatabase } from '../../lambdas/core/db/connect.ts';
-import { migrateToLatest } from '../../lambdas/core/db/migrate.ts';
 
 export default async function setup(project: TestProject) {
   const dataDir = join(process.cwd(), '.local', `test-pg-${process.pid}`);

@@ -1,8 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  credentialsTreatedAsExpired,
-  defaultProvider,
-} from '../../lambdas/core/lambda-credentials.ts';
+import { credentialsTreatedAsExpired, defaultProvider } from '#core/platform/lambda-credentials.ts';
 
 describe('the Lambda credential chain', () => {
   afterEach(() => {

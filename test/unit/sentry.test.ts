@@ -8,7 +8,7 @@ import {
   reportErrorsToSentry,
   resetSentryForTests,
   scrubDeep,
-} from '../../lambdas/core/sentry.ts';
+} from '#core/platform/sentry.ts';
 
 const KEY = `wn_0123456789ab_${'A'.repeat(43)}`;
 

@@ -11,7 +11,7 @@ import {
   type GetSecretValueCommandOutput,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { createGraphClient } from '../../../lambdas/core/whatsapp/graph-client.ts';
+import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 import { awsFailure, type CheckResult, errorName, fail, ok, warn } from './check.ts';
 
 export const REQUIRED_SCOPES = ['whatsapp_business_messaging', 'whatsapp_business_management'];

@@ -9,7 +9,7 @@ import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-l
 import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { DEFAULT_GRAPH_API_URL } from '../../../lambdas/core/whatsapp-config.ts';
+import { DEFAULT_GRAPH_API_URL } from '#core/whatsapp/config.ts';
 import {
   DEFAULT_GRAPH_VERSION,
   resourcePrefix,

@@ -2,8 +2,8 @@
 import { Signer } from '@aws-sdk/rds-signer';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import type { DatabaseConfig } from '../config.ts';
-import type { Database } from './schema.ts';
+import type { Database } from '#core/db/schema.ts';
+import type { DatabaseConfig } from '#core/platform/config.ts';
 
 export function createPool(config: DatabaseConfig): pg.Pool {
   const pool = openPool(config);

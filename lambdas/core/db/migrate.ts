@@ -1,8 +1,8 @@
 /** Applies and inspects the schema migrations with Kysely's Migrator. */
 import type { Kysely } from 'kysely';
 import { type MigrationResultSet, Migrator } from 'kysely/migration';
-import { staticMigrationProvider } from './migrations/index.ts';
-import type { Database } from './schema.ts';
+import { staticMigrationProvider } from '#core/db/migrations/index.ts';
+import type { Database } from '#core/db/schema.ts';
 
 export class MigrationFailedError extends Error {
   readonly migrationName: string | undefined;

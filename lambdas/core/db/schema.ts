@@ -1,8 +1,8 @@
 /** The typed shape of the database, as the migrations leave it. Kysely reads it for every query. */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { ErrorClass } from '../error-class.ts';
-import type { NotificationStatus } from '../lifecycle.ts';
-import type { Priority } from '../notification-request.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
+import type { NotificationStatus } from '#core/model/lifecycle.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;

@@ -3,9 +3,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { classifyGraphError } from '../classify-graph-error.ts';
-import type { ErrorClass } from '../error-class.ts';
-import { maskPhone, maskPhonesIn } from '../phone.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
+import { maskPhone, maskPhonesIn } from '#core/platform/phone.ts';
+import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
 
 export interface GraphClientConfig {
   /** e.g. https://graph.facebook.com, or the sandbox's URL. */

@@ -1,7 +1,7 @@
 /** Meta's webhook POST body: zod schemas, a parser into status updates and inbound messages, and builders. */
 import * as z from 'zod';
-import { isStorableText } from '../json-input.ts';
-import { maskPhonesIn } from '../phone.ts';
+import { isStorableText } from '#core/platform/json-input.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 
 export const STATUS_VALUES = ['sent', 'delivered', 'read', 'failed'] as const;
 export type WebhookStatus = (typeof STATUS_VALUES)[number];

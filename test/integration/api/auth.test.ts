@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { revokeApiKey } from '../../../lambdas/core/api-keys.ts';
+import { revokeApiKey } from '#core/admin/api-keys.ts';
 import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 

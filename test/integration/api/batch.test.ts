@@ -3,7 +3,7 @@
  * on its own, the good ones are stored and queued, the bad ones write nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NotificationView } from '../../../lambdas/core/notification-view.ts';
+import type { NotificationView } from '#core/notifications/notification-view.ts';
 import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 

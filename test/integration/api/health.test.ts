@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDatabase } from '../../../lambdas/core/db/connect.ts';
+import { createDatabase } from '#core/db/connect.ts';
 import { apiEvent, testApiApp, testSqsClient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 

@@ -1,6 +1,6 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NotificationView } from '../../../lambdas/core/notification-view.ts';
+import type { NotificationView } from '#core/notifications/notification-view.ts';
 import {
   apiEvent,
   createTestClient,

@@ -6,20 +6,20 @@
 import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authenticateApiKey } from '#core/admin/api-keys.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import { migrateToLatest } from '#core/db/migrate.ts';
+import * as functionRoles from '#core/db/migrations/0004_function_roles.ts';
+import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '#core/db/roles.ts';
+import type { Database } from '#core/db/schema.ts';
+import { databaseGates } from '#core/delivery/database-gates.ts';
+import { writeAudit } from '#core/notifications/audit.ts';
+import { addOptOut, removeOptOut } from '#core/notifications/opt-outs.ts';
+import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import {
   type FunctionDatabaseUrls,
   functionDatabaseUrls,
 } from '../../../bin/local/database-roles.ts';
-import { authenticateApiKey } from '../../../lambdas/core/api-keys.ts';
-import { writeAudit } from '../../../lambdas/core/audit.ts';
-import { databaseGates } from '../../../lambdas/core/database-gates.ts';
-import { createDatabase } from '../../../lambdas/core/db/connect.ts';
-import { migrateToLatest } from '../../../lambdas/core/db/migrate.ts';
-import * as functionRoles from '../../../lambdas/core/db/migrations/0004_function_roles.ts';
-import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '../../../lambdas/core/db/roles.ts';
-import type { Database } from '../../../lambdas/core/db/schema.ts';
-import { addOptOut, removeOptOut } from '../../../lambdas/core/opt-outs.ts';
-import type { GraphClient } from '../../../lambdas/core/whatsapp/graph-client.ts';
 import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 import { startDeliveryRig } from '../../support/delivery.ts';

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { pendingMigrations } from '../../../lambdas/core/db/migrate.ts';
+import { pendingMigrations } from '#core/db/migrate.ts';
 import { testDatabase } from '../../support/database.ts';
 
 const db = testDatabase();

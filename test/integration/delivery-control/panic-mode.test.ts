@@ -10,7 +10,7 @@ import {
   GOOD_PROBES_TO_CLOSE,
   listPanicStates,
   openCircuit,
-} from '../../../lambdas/core/panic-mode.ts';
+} from '#core/delivery/panic-mode.ts';
 import { testDatabase } from '../../support/database.ts';
 import {
   auditRows,

@@ -5,8 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { openGates } from '#core/delivery/delivery-gates.ts';
 import { type EventSource, startSqsEventSource } from '../../../bin/local/sqs-event-source.ts';
-import { openGates } from '../../../lambdas/core/delivery-gates.ts';
 import { testSqsClient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 import {

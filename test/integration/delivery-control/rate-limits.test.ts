@@ -7,8 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { startSqsEventSource } from '../../../bin/local/sqs-event-source.ts';
-import { ensureSender } from '../../../lambdas/core/panic-mode.ts';
+import { ensureSender } from '#core/delivery/panic-mode.ts';
 import {
   type BucketLimits,
   claimRecipientSlots,
@@ -17,8 +16,9 @@ import {
   startOfNextUtcDay,
   type TokenGrant,
   takeSendTokens,
-} from '../../../lambdas/core/rate-limits.ts';
-import type { Rollout } from '../../../lambdas/core/rollout.ts';
+} from '#core/delivery/rate-limits.ts';
+import type { Rollout } from '#core/delivery/rollout.ts';
+import { startSqsEventSource } from '../../../bin/local/sqs-event-source.ts';
 import { testDatabase } from '../../support/database.ts';
 import { countQueueMessages, visibleAndDelayed } from '../../support/delivery.ts';
 import {

@@ -13,7 +13,7 @@ import {
   type Rollout,
   rolloutPatchSchema,
   updateRollout,
-} from '../../../lambdas/core/rollout.ts';
+} from '#core/delivery/rollout.ts';
 import { testDatabase } from '../../support/database.ts';
 import {
   digits,

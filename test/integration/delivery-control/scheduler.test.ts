@@ -7,17 +7,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { Metric } from '../../../lambdas/core/metric-names.ts';
-import { GOOD_PROBES_TO_CLOSE, openCircuit } from '../../../lambdas/core/panic-mode.ts';
+import { GOOD_PROBES_TO_CLOSE, openCircuit } from '#core/delivery/panic-mode.ts';
 import {
   runScheduler,
   type SchedulerReport,
   type TokenCheckState,
-} from '../../../lambdas/core/scheduler.ts';
-import type {
-  ProbeResult,
-  TokenStatusResult,
-} from '../../../lambdas/core/whatsapp/graph-client.ts';
+} from '#core/delivery/scheduler.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import type { ProbeResult, TokenStatusResult } from '#core/whatsapp/graph-client.ts';
 import { testSqsClient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 import {

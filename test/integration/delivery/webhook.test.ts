@@ -13,15 +13,15 @@ import type {
   UnknownRow,
 } from 'kysely';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { applyPendingStatuses } from '../../../lambdas/core/apply-status-update.ts';
-import { applyTransitions } from '../../../lambdas/core/transitions.ts';
-import type { SendResult } from '../../../lambdas/core/whatsapp/graph-client.ts';
+import { applyPendingStatuses } from '#core/notifications/apply-status-update.ts';
+import { applyTransitions } from '#core/notifications/transitions.ts';
+import type { SendResult } from '#core/whatsapp/graph-client.ts';
 import {
   buildInboundTextWebhook,
   buildStatusWebhook,
   type StatusError,
   type WebhookStatus,
-} from '../../../lambdas/core/whatsapp/webhook-payload.ts';
+} from '#core/whatsapp/webhook-payload.ts';
 import { uniqueRecipient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 import {

@@ -8,8 +8,8 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { authenticateApiKey } from '#core/admin/api-keys.ts';
 import { runCli } from '../../../bin/ops/cli.ts';
-import { authenticateApiKey } from '../../../lambdas/core/api-keys.ts';
 import { handler } from '../../../lambdas/migrate/handler.ts';
 import { testDatabase } from '../../support/database.ts';
 

@@ -14,10 +14,10 @@ import { mockClient } from 'aws-sdk-client-mock';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { createDatabase } from '../../../lambdas/core/db/connect.ts';
-import { pendingMigrations } from '../../../lambdas/core/db/migrate.ts';
-import { MIGRATION_NAMES } from '../../../lambdas/core/db/migrations/index.ts';
-import type { Database } from '../../../lambdas/core/db/schema.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import { pendingMigrations } from '#core/db/migrate.ts';
+import { MIGRATION_NAMES } from '#core/db/migrations/index.ts';
+import type { Database } from '#core/db/schema.ts';
 import {
   type CustomResourceEvent,
   type DeployMigrationDeps,

@@ -6,6 +6,10 @@
 import { ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiClient } from '#core/admin/api-keys.ts';
+import { createDatabase } from '#core/db/connect.ts';
+import type { Database } from '#core/db/schema.ts';
+import { addTallies } from '#core/notifications/tallies.ts';
 import type { LocalStack } from '../../../bin/local/stack.ts';
 import {
   adminNotificationSchema,
@@ -22,10 +26,6 @@ import {
   templatesSchema,
   tokenStatusSchema,
 } from '../../../lambdas/api/openapi.ts';
-import { createApiClient } from '../../../lambdas/core/api-keys.ts';
-import { createDatabase } from '../../../lambdas/core/db/connect.ts';
-import type { Database } from '../../../lambdas/core/db/schema.ts';
-import { addTallies } from '../../../lambdas/core/tallies.ts';
 import { testSqsClient, uniqueRecipient } from '../../support/api.ts';
 import { type OwnStack, startOwnStack } from '../../support/ops-stack.ts';
 

@@ -6,15 +6,15 @@ import {
   createGraphClient,
   type GraphClientConfig,
   type OutboundMessage,
-} from '../../../lambdas/core/whatsapp/graph-client.ts';
+} from '#core/whatsapp/graph-client.ts';
+import { parseWebhookPayload } from '#core/whatsapp/webhook-payload.ts';
+import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
 import {
   describeSandboxTestNumbers,
   SANDBOX_TEST_NUMBERS,
   type SandboxOptions,
   startSandbox,
-} from '../../../lambdas/core/whatsapp/sandbox.ts';
-import { parseWebhookPayload } from '../../../lambdas/core/whatsapp/webhook-payload.ts';
-import { verifyWebhookSignature } from '../../../lambdas/core/whatsapp/webhook-signature.ts';
+} from '../../../bin/sandbox/sandbox.ts';
 
 const TOKEN = 'sandbox-token-0123456789abcdef';
 const APP_SECRET = 'sandbox-app-secret';

@@ -5,7 +5,7 @@ import {
   DEFAULT_BACKOFF,
   MAX_VISIBILITY_SECONDS,
   nextBackoffDelay,
-} from '../../../lambdas/core/backoff.ts';
+} from '#core/delivery/backoff.ts';
 
 const attempt = fc.integer({ min: 0, max: 200 });
 const policy = fc.record({

@@ -8,7 +8,7 @@ import {
   NOTIFICATION_STATUSES,
   type NotificationStatus,
   TERMINAL_STATUSES,
-} from '../../../lambdas/core/lifecycle.ts';
+} from '#core/model/lifecycle.ts';
 
 type WebhookStatus = DeliveryProgress | 'failed';
 

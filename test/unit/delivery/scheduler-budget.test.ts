@@ -8,7 +8,7 @@ import {
   DEFAULT_SCHEDULER_OPTIONS,
   probeFits,
   type SchedulerOptions,
-} from '../../../lambdas/core/scheduler.ts';
+} from '#core/delivery/scheduler.ts';
 import { builtStage, logicalId } from '../../infra/stages.ts';
 
 const options: SchedulerOptions = {

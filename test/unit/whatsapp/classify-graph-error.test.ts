@@ -1,8 +1,8 @@
 /** Tests that every Graph failure of DESIGN §4 lands in its error class, code before status. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifyGraphError } from '../../../lambdas/core/classify-graph-error.ts';
-import type { ErrorClass } from '../../../lambdas/core/error-class.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
+import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
 
 /** The code column of DESIGN §4, with the HTTP status Meta usually sends it with. */
 const CODE_ROWS: [code: number, httpStatus: number, expected: ErrorClass][] = [

@@ -4,7 +4,7 @@ import {
   buildInboundTextWebhook,
   buildStatusWebhook,
   parseWebhookPayload,
-} from '../../../lambdas/core/whatsapp/webhook-payload.ts';
+} from '#core/whatsapp/webhook-payload.ts';
 
 const PHONE_NUMBER_ID = '106540352242922';
 const RECIPIENT = '573001234567';

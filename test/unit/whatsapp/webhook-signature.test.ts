@@ -1,9 +1,6 @@
 /** Tests the X-Hub-Signature-256 check: raw bytes only, constant-time, fail closed. */
 import { describe, expect, it } from 'vitest';
-import {
-  signWebhookBody,
-  verifyWebhookSignature,
-} from '../../../lambdas/core/whatsapp/webhook-signature.ts';
+import { signWebhookBody, verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
 
 const SECRET = 'app-secret-for-tests';
 const RAW = '{"object":"whatsapp_business_account", "entry":[{"id":"1","changes":[]}]}';

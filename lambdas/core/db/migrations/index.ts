@@ -3,10 +3,10 @@
  * Migrator never scans a folder. Append new ones here in name order.
  */
 import type { Migration, MigrationProvider } from 'kysely/migration';
-import * as m0001 from './0001_initial.ts';
-import * as m0002 from './0002_delivery_control.ts';
-import * as m0003 from './0003_reclaim_events.ts';
-import * as m0004 from './0004_function_roles.ts';
+import * as m0001 from '#core/db/migrations/0001_initial.ts';
+import * as m0002 from '#core/db/migrations/0002_delivery_control.ts';
+import * as m0003 from '#core/db/migrations/0003_reclaim_events.ts';
+import * as m0004 from '#core/db/migrations/0004_function_roles.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import type { MiddlewareObj } from '@middy/core';
-import { maskPhonesIn } from './phone.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 
 type SentrySdk = typeof import('@sentry/aws-serverless');
 type SentryOptions = Parameters<SentrySdk['init']>[0] & {};

@@ -1,6 +1,6 @@
 /** How a notification looks to API clients: camelCase, the recipient masked, errors grouped. */
-import type { NotificationRow } from './db/schema.ts';
-import { maskPhone } from './phone.ts';
+import type { NotificationRow } from '#core/db/schema.ts';
+import { maskPhone } from '#core/platform/phone.ts';
 
 export interface NotificationView {
   id: string;

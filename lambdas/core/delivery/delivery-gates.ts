@@ -1,6 +1,6 @@
 /** The gates a notification passes before a send: opt-out is checked by the worker; these decide the rest. */
-import type { NotificationRow } from './db/schema.ts';
-import type { ErrorClass } from './error-class.ts';
+import type { NotificationRow } from '#core/db/schema.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
 
 export type GateDecision =
   | { kind: 'send' }

@@ -2,7 +2,7 @@
  * Queue settings shared by the CDK stack and the local stack, so the emulator behaves like the
  * deployed queues: names, batch size, visibility and redrive.
  */
-import type { Priority } from './notification-request.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 
 export const PRIORITIES = ['high', 'bulk'] as const satisfies readonly Priority[];
 

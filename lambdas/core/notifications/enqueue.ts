@@ -1,6 +1,6 @@
 /** Putting notifications on the delivery queues: the message body is the id, the request id rides along. */
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Priority } from './notification-request.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 
 export interface QueueTargets {
   sqs: SQSClient;

@@ -4,8 +4,8 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { METRICS_NAMESPACE } from './metric-names.ts';
-import { maskPhonesIn } from './phone.ts';
+import { METRICS_NAMESPACE } from '#core/platform/metric-names.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 
 export const SERVICE_NAME = 'whatsapp-notif';
 

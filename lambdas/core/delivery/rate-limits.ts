@@ -3,7 +3,7 @@
  * phone number with per-minute and daily caps, and a minimum spacing per recipient.
  */
 import { type Kysely, sql } from 'kysely';
-import type { Database } from './db/schema.ts';
+import type { Database } from '#core/db/schema.ts';
 
 export interface BucketLimits {
   ratePerSecond: number;

@@ -5,14 +5,18 @@
  */
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
-import type { Database } from './db/schema.ts';
-import type { ErrorClass } from './error-class.ts';
-import type { Priority } from './notification-request.ts';
-import { listPanicStates, type PanicState } from './panic-mode.ts';
-import { maskPhonesIn } from './phone.ts';
-import { DLQ_RETENTION_DAYS, MAX_RECEIVE_COUNT, PRIORITIES } from './queues.ts';
-import { getRollout, type Rollout } from './rollout.ts';
-import { readTallies } from './tallies.ts';
+import type { Database } from '#core/db/schema.ts';
+import { listPanicStates, type PanicState } from '#core/delivery/panic-mode.ts';
+import { getRollout, type Rollout } from '#core/delivery/rollout.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
+import type { Priority } from '#core/model/notification-request.ts';
+import {
+  DLQ_RETENTION_DAYS,
+  MAX_RECEIVE_COUNT,
+  PRIORITIES,
+} from '#core/notifications/queue-settings.ts';
+import { readTallies } from '#core/notifications/tallies.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 
 export const STATUS_WINDOW_HOURS = 24;
 

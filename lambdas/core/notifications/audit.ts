@@ -1,6 +1,6 @@
 /** The audit log: who was denied or changed what, written once per event, never with a secret or a number. */
 import type { Kysely } from 'kysely';
-import type { Database } from './db/schema.ts';
+import type { Database } from '#core/db/schema.ts';
 
 export interface AuditEvent {
   actor: string;

@@ -1,6 +1,6 @@
 /** Hourly counters of delivery events that are not status transitions, for the 24 h admin view. */
 import { type Kysely, sql } from 'kysely';
-import type { Database, TallyKind } from './db/schema.ts';
+import type { Database, TallyKind } from '#core/db/schema.ts';
 
 /** Adds a batch's counts in one statement; nothing is written when every count is zero. */
 export async function addTallies(

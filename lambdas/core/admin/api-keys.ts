@@ -4,8 +4,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { ApiScope, Database } from './db/schema.ts';
-import { uuidv7 } from './ids.ts';
+import type { ApiScope, Database } from '#core/db/schema.ts';
+import { uuidv7 } from '#core/platform/ids.ts';
 
 export const API_SCOPES: readonly ApiScope[] = [
   'notifications:write',

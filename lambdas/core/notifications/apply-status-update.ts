@@ -3,10 +3,10 @@
  * before delivery), harmless twice, and kept aside when the wamid is not stored yet.
  */
 import { type Kysely, sql } from 'kysely';
-import { classifyGraphError } from './classify-graph-error.ts';
-import type { Database } from './db/schema.ts';
-import { webhookPredecessors } from './lifecycle.ts';
-import { addOptOut } from './opt-outs.ts';
+import type { Database } from '#core/db/schema.ts';
+import { webhookPredecessors } from '#core/model/lifecycle.ts';
+import { addOptOut } from '#core/notifications/opt-outs.ts';
+import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
 
 export interface StatusReport {
   wamid: string;

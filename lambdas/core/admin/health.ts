@@ -4,8 +4,8 @@
  */
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
-import type { Database } from './db/schema.ts';
-import type { Priority } from './notification-request.ts';
+import type { Database } from '#core/db/schema.ts';
+import type { Priority } from '#core/model/notification-request.ts';
 
 export interface HealthDeps {
   db: Kysely<Database>;

@@ -4,8 +4,8 @@
  */
 import type { Kysely } from 'kysely';
 import * as z from 'zod';
-import { writeAudit } from './audit.ts';
-import type { Database, RolloutSettingsRow } from './db/schema.ts';
+import type { Database, RolloutSettingsRow } from '#core/db/schema.ts';
+import { writeAudit } from '#core/notifications/audit.ts';
 
 export interface Rollout {
   /** Kill switch: false means nothing is sent and rows wait as `deferred`. */

@@ -2,15 +2,15 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Agent, request } from 'undici';
-import type { ErrorClass } from '../error-class.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
 import {
   buildInboundTextWebhook,
   buildStatusesWebhook,
   buildStatusWebhook,
   type StatusWebhookInput,
   type WebhookStatus,
-} from './webhook-payload.ts';
-import { signWebhookBody } from './webhook-signature.ts';
+} from '#core/whatsapp/webhook-payload.ts';
+import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 
 export type SandboxFault = '429' | '5xx' | 'timeout' | 'slow' | 'reset';
 

@@ -4,10 +4,9 @@
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Kysely } from 'kysely';
-import type { Database, NotificationRow } from './db/schema.ts';
-import type { DeliveryGates, GateDecision, SendReport } from './delivery-gates.ts';
-import { memoizeUntilFailure } from './memoize.ts';
-import { ensureSender, openCircuit, recordSendResults } from './panic-mode.ts';
+import type { Database, NotificationRow } from '#core/db/schema.ts';
+import type { DeliveryGates, GateDecision, SendReport } from '#core/delivery/delivery-gates.ts';
+import { ensureSender, openCircuit, recordSendResults } from '#core/delivery/panic-mode.ts';
 import {
   claimRecipientSlots,
   releaseRecipientSlots,
@@ -16,8 +15,9 @@ import {
   secondsUntilTokens,
   startOfNextUtcDay,
   takeSendTokens,
-} from './rate-limits.ts';
-import { inPilot, type Rollout } from './rollout.ts';
+} from '#core/delivery/rate-limits.ts';
+import { inPilot, type Rollout } from '#core/delivery/rollout.ts';
+import { memoizeUntilFailure } from '#core/platform/memoize.ts';
 
 export interface DatabaseGatesOptions {
   db: Kysely<Database>;

@@ -3,7 +3,7 @@
  * `{error: {code, message, field?, requestId}}`, JSON answers, and a small method + path router.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { maskPhonesIn } from './phone.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 
 export class HttpError extends Error {
   readonly status: number;

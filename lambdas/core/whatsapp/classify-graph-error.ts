@@ -1,5 +1,5 @@
 /** Turns a failed Graph API call (HTTP status, Graph error code, network error) into an error class. */
-import type { ErrorClass } from './error-class.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
 
 export interface GraphFailure {
   httpStatus?: number;

@@ -1,7 +1,7 @@
 /** AWS SDK clients built from configuration, with the emulator endpoint when one is configured. */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type { QueueConfig } from './config.ts';
-import type { QueueTargets } from './queue.ts';
+import type { QueueTargets } from '#core/notifications/enqueue.ts';
+import type { QueueConfig } from '#core/platform/config.ts';
 
 export function createSqsClient(config: QueueConfig): SQSClient {
   return new SQSClient({

@@ -5,11 +5,14 @@
  */
 import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import type { Database, NewNotification, NotificationRow } from './db/schema.ts';
-import { uuidv7 } from './ids.ts';
-import { checkSendAt, type NotificationRequest } from './notification-request.ts';
-import { type NotificationView, toNotificationView } from './notification-view.ts';
-import { enqueueNotifications, type QueueTargets } from './queue.ts';
+import type { Database, NewNotification, NotificationRow } from '#core/db/schema.ts';
+import { checkSendAt, type NotificationRequest } from '#core/model/notification-request.ts';
+import { enqueueNotifications, type QueueTargets } from '#core/notifications/enqueue.ts';
+import {
+  type NotificationView,
+  toNotificationView,
+} from '#core/notifications/notification-view.ts';
+import { uuidv7 } from '#core/platform/ids.ts';
 
 export interface AcceptDeps {
   db: Kysely<Database>;

@@ -3,7 +3,7 @@
  * tests), otherwise read once from Secrets Manager by the ARN in `<NAME>_SECRET_ARN`.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ConfigError } from './config.ts';
+import { ConfigError } from '#core/platform/config.ts';
 
 let client: SecretsManagerClient | undefined;
 

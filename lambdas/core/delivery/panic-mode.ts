@@ -7,9 +7,9 @@
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type Kysely, sql } from 'kysely';
-import { writeAudit } from './audit.ts';
-import type { Database, SenderStateRow } from './db/schema.ts';
-import { Metric } from './metric-names.ts';
+import type { Database, SenderStateRow } from '#core/db/schema.ts';
+import { writeAudit } from '#core/notifications/audit.ts';
+import { Metric } from '#core/platform/metric-names.ts';
 
 export const GOOD_PROBES_TO_CLOSE = 3;
 export const DEFAULT_FAILURE_THRESHOLD = 5;

@@ -3,9 +3,9 @@
  * is still in one of the statuses the caller expects, so concurrent writers cannot move it backwards.
  */
 import { type Kysely, sql } from 'kysely';
-import type { Database } from './db/schema.ts';
-import type { ErrorClass } from './error-class.ts';
-import type { NotificationStatus } from './lifecycle.ts';
+import type { Database } from '#core/db/schema.ts';
+import type { ErrorClass } from '#core/model/error-class.ts';
+import type { NotificationStatus } from '#core/model/lifecycle.ts';
 
 export interface Transition {
   id: string;

@@ -1,8 +1,8 @@
 /** WhatsApp Cloud API settings, validated once at cold start; the token and app secret come from secrets. */
 import * as z from 'zod';
-import { ConfigError } from './config.ts';
-import { requireSecret } from './secrets.ts';
-import type { GraphClientConfig } from './whatsapp/graph-client.ts';
+import { ConfigError } from '#core/platform/config.ts';
+import { requireSecret } from '#core/platform/secrets.ts';
+import type { GraphClientConfig } from '#core/whatsapp/graph-client.ts';
 
 export const DEFAULT_GRAPH_API_URL = 'https://graph.facebook.com';
 export const DEFAULT_GRAPH_VERSION = 'v25.0';

@@ -1,6 +1,6 @@
 /** Opt-outs: recipients who asked not to be messaged, by keyword or through Meta's 131050. */
 import type { Kysely } from 'kysely';
-import type { Database, OptOutTable } from './db/schema.ts';
+import type { Database, OptOutTable } from '#core/db/schema.ts';
 
 /** Keywords in the languages of our senders' users; compared after trimming and upper-casing. */
 export const OPT_OUT_KEYWORDS = new Set([

@@ -7,14 +7,18 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type Kysely, sql } from 'kysely';
-import { applyPendingStatuses } from './apply-status-update.ts';
-import type { Database } from './db/schema.ts';
-import { Metric } from './metric-names.ts';
-import { emitPanicMetric, ensureSender, recordProbe } from './panic-mode.ts';
-import { enqueueNotifications, type QueuedNotification, type QueueTargets } from './queue.ts';
-import { SQS_MAX_DELAY_SECONDS } from './queues.ts';
-import { getRollout } from './rollout.ts';
-import type { GraphClient } from './whatsapp/graph-client.ts';
+import type { Database } from '#core/db/schema.ts';
+import { emitPanicMetric, ensureSender, recordProbe } from '#core/delivery/panic-mode.ts';
+import { getRollout } from '#core/delivery/rollout.ts';
+import { applyPendingStatuses } from '#core/notifications/apply-status-update.ts';
+import {
+  enqueueNotifications,
+  type QueuedNotification,
+  type QueueTargets,
+} from '#core/notifications/enqueue.ts';
+import { SQS_MAX_DELAY_SECONDS } from '#core/notifications/queue-settings.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 
 export interface SchedulerDeps {
   db: Kysely<Database>;

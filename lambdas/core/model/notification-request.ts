@@ -3,7 +3,7 @@
  * document, so the two cannot disagree.
  */
 import * as z from 'zod';
-import { checkRecipient } from './phone.ts';
+import { checkRecipient } from '#core/platform/phone.ts';
 
 export type Priority = 'high' | 'bulk';
 

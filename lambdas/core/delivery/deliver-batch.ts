@@ -7,20 +7,27 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
-import { applyPendingStatuses } from './apply-status-update.ts';
-import { type BackoffPolicy, MAX_VISIBILITY_SECONDS, nextBackoffDelay } from './backoff.ts';
-import type { Database, NotificationRow } from './db/schema.ts';
-import type { DeliveryGates, GateDecision, SendReport } from './delivery-gates.ts';
-import { ERROR_CLASS_POLICY, type ErrorClass } from './error-class.ts';
-import { isUuid } from './ids.ts';
-import { ALREADY_SENT_STATUSES, type NotificationStatus } from './lifecycle.ts';
-import { Metric } from './metric-names.ts';
-import { addOptOut } from './opt-outs.ts';
-import { sendToQueues } from './queue.ts';
-import { SQS_MAX_DELAY_SECONDS, WORKER_TIMEOUT_SECONDS } from './queues.ts';
-import { addTallies } from './tallies.ts';
-import { applyTransitions, type Transition } from './transitions.ts';
-import type { GraphClient, OutboundMessage, SendResult } from './whatsapp/graph-client.ts';
+import type { Database, NotificationRow } from '#core/db/schema.ts';
+import {
+  type BackoffPolicy,
+  MAX_VISIBILITY_SECONDS,
+  nextBackoffDelay,
+} from '#core/delivery/backoff.ts';
+import type { DeliveryGates, GateDecision, SendReport } from '#core/delivery/delivery-gates.ts';
+import { ERROR_CLASS_POLICY, type ErrorClass } from '#core/model/error-class.ts';
+import { ALREADY_SENT_STATUSES, type NotificationStatus } from '#core/model/lifecycle.ts';
+import { applyPendingStatuses } from '#core/notifications/apply-status-update.ts';
+import { sendToQueues } from '#core/notifications/enqueue.ts';
+import { addOptOut } from '#core/notifications/opt-outs.ts';
+import {
+  SQS_MAX_DELAY_SECONDS,
+  WORKER_TIMEOUT_SECONDS,
+} from '#core/notifications/queue-settings.ts';
+import { addTallies } from '#core/notifications/tallies.ts';
+import { applyTransitions, type Transition } from '#core/notifications/transitions.ts';
+import { isUuid } from '#core/platform/ids.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import type { GraphClient, OutboundMessage, SendResult } from '#core/whatsapp/graph-client.ts';
 
 export interface DeliveryRecord {
   messageId: string;
