@@ -132,7 +132,11 @@ function registerWebhook(registry: OpenAPIRegistry) {
     description,
     content: { 'text/plain': { schema: z.string() } },
   });
-  const error = (description: string) => ({ description, content: json(errorSchema) });
+  const error = (description: string) => ({
+    description,
+    headers: headerRefs(['X-Request-ID']),
+    content: json(errorSchema),
+  });
   registry.registerPath({
     method: 'get',
     path: '/webhook/whatsapp',
