@@ -1,8 +1,8 @@
-/** `npm run openapi`: writes docs/openapi.json from the request schemas (a test checks it is in step). */
+/** `npm run openapi`: writes docs/openapi.json from the route list (a test checks it is in step). */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { renderOpenApiDocument } from '../lambdas/api/openapi.ts';
+import { renderApiDocument } from '../lambdas/api/routes/index.ts';
 
 const target = join(import.meta.dirname, '..', 'docs', 'openapi.json');
-await writeFile(target, renderOpenApiDocument());
+await writeFile(target, renderApiDocument());
 console.log(`wrote ${target}`);

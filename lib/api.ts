@@ -26,7 +26,7 @@ import type { ApiLoggingRole } from './api-logging-role.ts';
 import type { Stage, StageConfig } from './config.ts';
 import { LOG_RETENTION, logGroupName } from './notif-function.ts';
 
-/** Every route of the API function: path → methods. */
+/** Every route of the API function: path → methods (test/infra/stack.test.ts checks it against lambdas/api/routes). */
 export const API_ROUTES: Record<string, readonly string[]> = {
   '/health': ['GET'],
   '/v1/health': ['GET'],

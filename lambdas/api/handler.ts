@@ -11,9 +11,7 @@ import { logger, metrics } from '#core/platform/observability.ts';
 import { reportErrorsToSentry } from '#core/platform/sentry.ts';
 import { loadGraphClientConfig } from '#core/whatsapp/config.ts';
 import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
-import { adminRoutes } from './admin-routes.ts';
 import { createApiApp } from './app.ts';
-import { openApiRoute } from './openapi.ts';
 
 let app: ReturnType<typeof createApiApp> | undefined;
 
@@ -28,27 +26,24 @@ function appFromEnvironment(): ReturnType<typeof createApiApp> {
   const service = loadServiceConfig();
   const queueConfig = loadQueueConfig();
   const sqs = createSqsClient(queueConfig);
-  app = createApiApp(
-    {
-      db: createDatabase(loadDatabaseConfig()),
-      sqs,
-      queue: queueTargets(sqs, queueConfig),
-      now: () => new Date(),
-      version: service.SERVICE_VERSION,
-      logger,
-      metrics,
-      deadLetterQueueUrls: {
-        ...(queueConfig.HIGH_DLQ_URL ? { high: queueConfig.HIGH_DLQ_URL } : {}),
-        ...(queueConfig.BULK_DLQ_URL ? { bulk: queueConfig.BULK_DLQ_URL } : {}),
-      },
-      ...(process.env.WHATSAPP_PHONE_NUMBER_ID
-        ? { senderId: process.env.WHATSAPP_PHONE_NUMBER_ID }
-        : {}),
-      ...(queueConfig.SQS_ENDPOINT ? { sqsEndpoint: queueConfig.SQS_ENDPOINT } : {}),
-      whatsapp: lazyGraphClient(),
+  app = createApiApp({
+    db: createDatabase(loadDatabaseConfig()),
+    sqs,
+    queue: queueTargets(sqs, queueConfig),
+    now: () => new Date(),
+    version: service.SERVICE_VERSION,
+    logger,
+    metrics,
+    deadLetterQueueUrls: {
+      ...(queueConfig.HIGH_DLQ_URL ? { high: queueConfig.HIGH_DLQ_URL } : {}),
+      ...(queueConfig.BULK_DLQ_URL ? { bulk: queueConfig.BULK_DLQ_URL } : {}),
     },
-    [...adminRoutes, openApiRoute],
-  );
+    ...(process.env.WHATSAPP_PHONE_NUMBER_ID
+      ? { senderId: process.env.WHATSAPP_PHONE_NUMBER_ID }
+      : {}),
+    ...(queueConfig.SQS_ENDPOINT ? { sqsEndpoint: queueConfig.SQS_ENDPOINT } : {}),
+    whatsapp: lazyGraphClient(),
+  });
   return app;
 }
 

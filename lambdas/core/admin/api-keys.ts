@@ -5,6 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ApiScope, Database } from '#core/db/schema.ts';
+import { inTransaction } from '#core/db/transaction.ts';
 import { uuidv7 } from '#core/platform/ids.ts';
 
 export const API_SCOPES: readonly ApiScope[] = [
@@ -82,7 +83,7 @@ export async function createApiClient(
   input: { name: string; scopes: ApiScope[] },
 ): Promise<CreatedKey> {
   const clientId = uuidv7();
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     await trx.insertInto('api_clients').values({ id: clientId, name: input.name }).execute();
     return insertKey(trx, clientId, input.scopes);
   });
@@ -118,7 +119,7 @@ export async function rotateApiKey(
   graceSeconds: number,
   now: Date,
 ): Promise<(CreatedKey & { oldKeyExpiresAt: Date }) | undefined> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     const old = await trx
       .selectFrom('api_keys')
       .select(['id', 'client_id', 'scopes', 'revoked_at'])

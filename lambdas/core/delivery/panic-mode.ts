@@ -8,6 +8,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type Kysely, sql } from 'kysely';
 import type { Database, SenderStateRow } from '#core/db/schema.ts';
+import { inTransaction } from '#core/db/transaction.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 
@@ -56,66 +57,83 @@ export function emitPanicMetric(metrics: Metrics | undefined, active: boolean): 
   metrics?.addMetric(Metric.PanicModeActive, MetricUnit.Count, active ? 1 : 0);
 }
 
-/** Opens the circuit unless it already is; returns true when this call opened it. */
+/**
+ * Opens the circuit unless it already is; returns true when this call opened it. The change and
+ * its audit entry are one transaction; the metric follows the commit.
+ */
 export async function openCircuit(
   db: Kysely<Database>,
-  input: { senderId: string; actor: string; reason: string; requestId?: string; metrics?: Metrics },
+  input: {
+    senderId: string;
+    actor: string;
+    reason: string;
+    requestId?: string;
+    metrics?: Metrics;
+  },
 ): Promise<boolean> {
   await ensureSender(db, input.senderId);
-  const opened = await db
-    .updateTable('sender_state')
-    .set({
-      circuit: 'open',
-      opened_at: sql`now()`,
-      opened_by: input.actor,
-      open_reason: input.reason.slice(0, 500),
-      good_probes: 0,
-      updated_at: sql`now()`,
-    })
-    .where('sender_id', '=', input.senderId)
-    .where('circuit', '=', 'closed')
-    .executeTakeFirst();
-  const changed = opened.numUpdatedRows > 0n;
-  if (changed) {
-    await writeAudit(db, {
+  const changed = await inTransaction(db, async (trx) => {
+    const opened = await trx
+      .updateTable('sender_state')
+      .set({
+        circuit: 'open',
+        opened_at: sql`now()`,
+        opened_by: input.actor,
+        open_reason: input.reason.slice(0, 500),
+        good_probes: 0,
+        updated_at: sql`now()`,
+      })
+      .where('sender_id', '=', input.senderId)
+      .where('circuit', '=', 'closed')
+      .executeTakeFirst();
+    if (opened.numUpdatedRows === 0n) return false;
+    await writeAudit(trx, {
       actor: input.actor,
       action: 'panic.enable',
       outcome: 'ok',
       requestId: input.requestId ?? null,
       detail: { senderId: input.senderId, reason: input.reason },
     });
-    emitPanicMetric(input.metrics, true);
-  }
+    return true;
+  });
+  if (changed) emitPanicMetric(input.metrics, true);
   return changed;
 }
 
-/** Closes the circuit unless it already is closed; returns true when this call closed it. */
+/** Closes the circuit unless it already is closed; returns true when this call closed it (audited in the same transaction). */
 export async function closeCircuit(
   db: Kysely<Database>,
-  input: { senderId: string; actor: string; reason: string; requestId?: string; metrics?: Metrics },
+  input: {
+    senderId: string;
+    actor: string;
+    reason: string;
+    requestId?: string;
+    metrics?: Metrics;
+  },
 ): Promise<boolean> {
-  const closed = await db
-    .updateTable('sender_state')
-    .set({
-      circuit: 'closed',
-      consecutive_failures: 0,
-      good_probes: 0,
-      updated_at: sql`now()`,
-    })
-    .where('sender_id', '=', input.senderId)
-    .where('circuit', '=', 'open')
-    .executeTakeFirst();
-  const changed = closed.numUpdatedRows > 0n;
-  if (changed) {
-    await writeAudit(db, {
+  const changed = await inTransaction(db, async (trx) => {
+    const closed = await trx
+      .updateTable('sender_state')
+      .set({
+        circuit: 'closed',
+        consecutive_failures: 0,
+        good_probes: 0,
+        updated_at: sql`now()`,
+      })
+      .where('sender_id', '=', input.senderId)
+      .where('circuit', '=', 'open')
+      .executeTakeFirst();
+    if (closed.numUpdatedRows === 0n) return false;
+    await writeAudit(trx, {
       actor: input.actor,
       action: 'panic.disable',
       outcome: 'ok',
       requestId: input.requestId ?? null,
       detail: { senderId: input.senderId, reason: input.reason },
     });
-    emitPanicMetric(input.metrics, false);
-  }
+    return true;
+  });
+  if (changed) emitPanicMetric(input.metrics, false);
   return changed;
 }
 

@@ -100,14 +100,11 @@ export const batchRequestSchema = z
   .strict();
 
 /** One item as the OpenAPI document shows it (validation splits off the key, then uses the request schema). */
-export const batchItemDocumentSchema = z.intersection(
-  notificationRequestSchema,
-  z.object({
-    idempotencyKey: z.string().regex(IDEMPOTENCY_KEY).optional().meta({
-      description: 'Same key and body: the first answer again; different body: 422',
-    }),
+export const batchItemDocumentSchema = notificationRequestSchema.safeExtend({
+  idempotencyKey: z.string().regex(IDEMPOTENCY_KEY).optional().meta({
+    description: 'Same key and body: the first answer again; different body: 422',
   }),
-);
+});
 
 export type ScheduleCheck = { ok: true; sendAt: Date | null } | { ok: false; message: string };
 

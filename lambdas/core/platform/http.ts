@@ -102,13 +102,31 @@ export class Router<C> {
       pathKnown = true;
       if (route.method !== method) continue;
       const params: Record<string, string> = {};
-      route.names.forEach((name, i) => {
-        params[name] = decodeURIComponent(found[i + 1] ?? '');
-      });
+      for (const [i, name] of route.names.entries()) {
+        const decoded = decodePathSegment(found[i + 1] ?? '');
+        if (decoded === undefined) {
+          return new HttpError(
+            400,
+            'validation_error',
+            `${name} is not valid percent-encoding`,
+            name,
+          );
+        }
+        params[name] = decoded;
+      }
       return { handle: route.handle, params };
     }
     return pathKnown
       ? new HttpError(405, 'method_not_allowed', `${method} is not allowed on this path`)
       : new HttpError(404, 'not_found', 'no such route');
+  }
+}
+
+/** A path segment decoded, or undefined when its percent-encoding is broken (`%E0%A4%A`): a 400, not a 500. */
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }

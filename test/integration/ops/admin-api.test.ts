@@ -11,21 +11,19 @@ import { createDatabase } from '#core/db/connect.ts';
 import type { Database } from '#core/db/schema.ts';
 import { addTallies } from '#core/notifications/tallies.ts';
 import type { LocalStack } from '../../../bin/local/stack.ts';
+import { auditPageSchema } from '../../../lambdas/api/routes/admin/audit.ts';
 import {
-  adminNotificationSchema,
-  adminStatusSchema,
-  auditPageSchema,
   createdKeySchema,
-  errorSchema,
   keyListSchema,
-  panicChangeSchema,
-  panicStatusSchema,
   revokedKeySchema,
-  rolloutSchema,
   rotatedKeySchema,
-  templatesSchema,
-  tokenStatusSchema,
-} from '../../../lambdas/api/openapi.ts';
+} from '../../../lambdas/api/routes/admin/keys.ts';
+import { adminNotificationSchema } from '../../../lambdas/api/routes/admin/notifications.ts';
+import { panicChangeSchema, panicStatusSchema } from '../../../lambdas/api/routes/admin/panic.ts';
+import { rolloutSchema } from '../../../lambdas/api/routes/admin/rollout.ts';
+import { adminStatusSchema } from '../../../lambdas/api/routes/admin/status.ts';
+import { templatesSchema, tokenStatusSchema } from '../../../lambdas/api/routes/admin/whatsapp.ts';
+import { errorSchema } from '../../../lambdas/api/routes/shared.ts';
 import { testSqsClient, uniqueRecipient } from '../../support/api.ts';
 import { type OwnStack, startOwnStack } from '../../support/ops-stack.ts';
 

@@ -1,0 +1,39 @@
+/**
+ * Every route of the API function, in one list: the adapter serves it, the OpenAPI document is
+ * generated from it, and the stack test checks API Gateway routes exactly these.
+ */
+import { buildOpenApiDocument } from '../openapi.ts';
+import type { ApiRoute } from '../route.ts';
+import { auditRoutes } from './admin/audit.ts';
+import { keyRoutes } from './admin/keys.ts';
+import { adminNotificationRoutes } from './admin/notifications.ts';
+import { panicRoutes } from './admin/panic.ts';
+import { rolloutRoutes } from './admin/rollout.ts';
+import { statusRoutes } from './admin/status.ts';
+import { whatsappRoutes } from './admin/whatsapp.ts';
+import { documentRoute } from './document.ts';
+import { healthRoutes } from './health.ts';
+import { notificationRoutes } from './notifications.ts';
+
+export const apiRoutes: readonly ApiRoute[] = [
+  ...healthRoutes,
+  ...notificationRoutes,
+  documentRoute(() => JSON.stringify(apiDocument())),
+  ...statusRoutes,
+  ...panicRoutes,
+  ...rolloutRoutes,
+  ...keyRoutes,
+  ...whatsappRoutes,
+  ...adminNotificationRoutes,
+  ...auditRoutes,
+];
+
+/** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */
+export function apiDocument() {
+  return buildOpenApiDocument(apiRoutes);
+}
+
+/** The document as committed in docs/openapi.json: two-space JSON and a final newline. */
+export function renderApiDocument(): string {
+  return `${JSON.stringify(apiDocument(), null, 2)}\n`;
+}
