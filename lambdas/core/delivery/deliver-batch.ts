@@ -57,13 +57,14 @@ export async function deliverBatch(
   const now = deps.now();
 
   // 1. Triage: what the rows, read in one query, settle on their own (a redelivery sends nothing).
-  const triaged = triage(records, await loadRows(deps.db, notificationIds(records)), now);
+  const rows = await loadRows(deps.db, notificationIds(records));
+  const triaged = triage(records, rows, now);
   announce(deps, triaged.settled);
 
   // 2. Admit: rollout, panic mode and rate limits decide for the rest.
   const admission = await admit(deps.gates, triaged.candidates, now);
   announce(deps, admission.settled);
-  // Opt-outs, rollout skips and parked rows move together, in one statement.
+  // Opt-outs, rollout skips and parked rows move together, once the gates have spoken: one statement.
   await applyTransitions(deps.db, transitionsOf([...triaged.settled, ...admission.settled]));
 
   // 3. Claim: `sending` is written before the call, so a redelivery cannot send twice.

@@ -57,9 +57,10 @@ async function claimRows(
   senderId: string,
 ): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map();
-  // Guarded on the status read by triage's rules, not on the row triage saw: the row may have
-  // moved since, and only the statement's own check is atomic. A crash after this leaves
-  // `sending`, which a redelivery re-sends only once the claim is older than a worker can live.
+  // The guard repeats triage's rule (claimable, or `sending` with a stale claim) inside the
+  // statement: the row may have moved since it was read, and only this check is atomic, so of two
+  // workers one wins. A crash after this leaves `sending`, which a redelivery re-sends only once
+  // the claim is older than a worker can live.
   const rows = await db
     .updateTable('notifications')
     .set((eb) => ({
