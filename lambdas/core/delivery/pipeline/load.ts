@@ -1,0 +1,29 @@
+/** The pipeline's first statement: every row of the batch and its recipient's opt-out, in one query. */
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '#core/db/schema.ts';
+import { isUuid } from '#core/platform/ids.ts';
+import type { DeliveryRecord, LoadedRow } from './verdict.ts';
+
+/** The notification ids the records name; a body that is not one is left to triage to report. */
+export function notificationIds(records: readonly DeliveryRecord[]): string[] {
+  return [...new Set(records.filter((r) => isUuid(r.body)).map((r) => r.body))];
+}
+
+export async function loadRows(
+  db: Kysely<Database>,
+  ids: readonly string[],
+): Promise<Map<string, LoadedRow>> {
+  if (ids.length === 0) return new Map();
+  // The opt-out check rides along as a subquery so that triage needs no second round trip.
+  const rows = await db
+    .selectFrom('notifications as n')
+    .selectAll('n')
+    .select(
+      sql<boolean>`exists (select 1 from opt_outs o where o.recipient = n.recipient)`.as(
+        'opted_out',
+      ),
+    )
+    .where('n.id', 'in', ids)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}

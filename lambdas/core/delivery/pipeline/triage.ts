@@ -1,0 +1,119 @@
+/**
+ * Triage, the first stage and a pure one: from the records and their stored rows alone, settles
+ * every record that must not be sent (bad body, missing row, duplicate in the batch, already
+ * handled, scheduled, claimed by another worker, opted out) and passes the rest on as candidates.
+ */
+
+import { ALREADY_SENT_STATUSES } from '#core/model/lifecycle.ts';
+import { WORKER_TIMEOUT_SECONDS } from '#core/notifications/queue-settings.ts';
+import { isUuid } from '#core/platform/ids.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import {
+  type Candidate,
+  CLAIMABLE,
+  type DeliveryRecord,
+  infoLine,
+  type LoadedRow,
+  type Verdict,
+} from './verdict.ts';
+
+/** A `sending` claim younger than this belongs to a worker that may still be alive. */
+export const STALE_CLAIM_SECONDS = WORKER_TIMEOUT_SECONDS + 5;
+/** How long a record waits when another worker is sending the same row right now. */
+export const BUSY_RETRY_SECONDS = 30;
+
+export interface Triage {
+  /** Records decided here, in the order they were met. */
+  settled: Verdict[];
+  candidates: Candidate[];
+}
+
+export function triage(
+  records: readonly DeliveryRecord[],
+  rows: ReadonlyMap<string, LoadedRow>,
+  now: Date,
+): Triage {
+  const settled: Verdict[] = [];
+  const candidates: Candidate[] = [];
+  const valid = records.filter((record) => {
+    if (isUuid(record.body)) return true;
+    // Nothing we wrote looks like this; let it reach the DLQ where someone can look at it.
+    settled.push({
+      record,
+      outcome: 'bad_body',
+      log: {
+        level: 'error',
+        message: 'queue message body is not a notification id',
+        fields: { messageId: record.messageId, requestId: record.requestId },
+      },
+    });
+    return false;
+  });
+  const seen = new Set<string>();
+  for (const record of valid) {
+    const row = rows.get(record.body);
+    if (!row) {
+      settled.push({
+        record,
+        outcome: 'missing',
+        log: {
+          level: 'warn',
+          message: 'no notification for queue message',
+          fields: { notificationId: record.body, requestId: record.requestId },
+        },
+      });
+      continue;
+    }
+    // Two messages for one row in a batch (a redelivery beside its original): only the first counts.
+    if (seen.has(row.id)) {
+      settled.push({ record, outcome: 'skipped_duplicate' });
+      continue;
+    }
+    seen.add(row.id);
+    const verdict = triageRow({ record, row }, now);
+    if (verdict) settled.push(verdict);
+    else candidates.push({ record, row });
+  }
+  return { settled, candidates };
+}
+
+/** What the row's own state says about one record: a verdict, or nothing when it may be sent. */
+function triageRow({ record, row }: Candidate, now: Date): Verdict | undefined {
+  if (
+    (ALREADY_SENT_STATUSES as readonly string[]).includes(row.status) ||
+    row.status === 'failed' ||
+    row.status === 'skipped'
+  ) {
+    return {
+      record,
+      outcome: 'skipped_duplicate',
+      metrics: [{ name: Metric.SkippedDuplicate, unit: 'Count', value: 1 }],
+      log: infoLine(record, 'already handled; nothing sent', { status: row.status }),
+    };
+  }
+  if (row.status === 'scheduled') {
+    // The scheduler enqueues scheduled rows when they fall due; an early message is dropped.
+    return { record, outcome: 'skipped' };
+  }
+  if (
+    row.status === 'sending' &&
+    now.getTime() - row.updated_at.getTime() < STALE_CLAIM_SECONDS * 1000
+  ) {
+    return { record, outcome: 'busy', holdBackSeconds: BUSY_RETRY_SECONDS };
+  }
+  if (row.opted_out) {
+    return {
+      record,
+      outcome: 'skipped',
+      transition: {
+        id: row.id,
+        to: 'skipped',
+        from: [...CLAIMABLE, 'sending'],
+        reason: 'opted_out',
+      },
+      metrics: [{ name: Metric.SkippedOptOut, unit: 'Count', value: 1 }],
+      log: infoLine(record, 'recipient opted out; skipped'),
+    };
+  }
+  return undefined;
+}

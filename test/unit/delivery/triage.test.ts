@@ -1,0 +1,175 @@
+/** Triage, the pipeline's first stage: every reason a record is settled before the gates, as one table. */
+import { describe, expect, it } from 'vitest';
+import { BUSY_RETRY_SECONDS, STALE_CLAIM_SECONDS, triage } from '#core/delivery/pipeline/triage.ts';
+import type { LoadedRow, Verdict } from '#core/delivery/pipeline/verdict.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import { NOW, queueRecord, storedRow } from './pipeline-fixtures.ts';
+
+const secondsAgo = (s: number) => new Date(NOW.getTime() - s * 1000);
+
+interface Case {
+  name: string;
+  body?: string;
+  /** The stored row; `null` when there is none. */
+  row: Partial<LoadedRow> | null;
+  /** The verdict without its record, or `'candidate'` when triage passes the record on. */
+  expected: Omit<Verdict, 'record'> | 'candidate';
+}
+
+const handled = (status: LoadedRow['status']): Case => ({
+  name: `settles a row already ${status} as a duplicate that sends nothing`,
+  row: { status },
+  expected: {
+    outcome: 'skipped_duplicate',
+    metrics: [{ name: Metric.SkippedDuplicate, unit: 'Count', value: 1 }],
+    log: {
+      level: 'info',
+      message: 'already handled; nothing sent',
+      fields: expect.objectContaining({ status }),
+    },
+  },
+});
+
+const cases: Case[] = [
+  {
+    name: 'sends nothing for a body that is not a notification id and lets it reach the DLQ',
+    body: 'not-a-uuid',
+    row: null,
+    expected: {
+      outcome: 'bad_body',
+      log: {
+        level: 'error',
+        message: 'queue message body is not a notification id',
+        fields: { messageId: expect.any(String), requestId: expect.any(String) },
+      },
+    },
+  },
+  {
+    name: 'reports a queue message whose notification is not stored',
+    row: null,
+    expected: {
+      outcome: 'missing',
+      log: {
+        level: 'warn',
+        message: 'no notification for queue message',
+        fields: { notificationId: expect.any(String), requestId: expect.any(String) },
+      },
+    },
+  },
+  handled('sent'),
+  handled('delivered'),
+  handled('read'),
+  handled('failed'),
+  handled('skipped'),
+  {
+    name: 'drops an early message for a scheduled row, which the scheduler enqueues when due',
+    row: { status: 'scheduled' },
+    expected: { outcome: 'skipped' },
+  },
+  {
+    name: 'holds back a row another worker claimed moments ago',
+    row: { status: 'sending', updated_at: secondsAgo(10) },
+    expected: { outcome: 'busy', holdBackSeconds: BUSY_RETRY_SECONDS },
+  },
+  {
+    name: 'holds back a claim exactly one second younger than a worker can live',
+    row: { status: 'sending', updated_at: secondsAgo(STALE_CLAIM_SECONDS - 1) },
+    expected: { outcome: 'busy', holdBackSeconds: BUSY_RETRY_SECONDS },
+  },
+  {
+    name: 'passes on a claim older than a worker can live: its worker died',
+    row: { status: 'sending', updated_at: secondsAgo(STALE_CLAIM_SECONDS) },
+    expected: 'candidate',
+  },
+  {
+    name: 'skips a row whose recipient opted out, moving it to skipped from any sendable status',
+    row: { status: 'queued', opted_out: true },
+    expected: {
+      outcome: 'skipped',
+      transition: {
+        id: expect.any(String),
+        to: 'skipped',
+        from: ['accepted', 'queued', 'deferred', 'sending'],
+        reason: 'opted_out',
+      },
+      metrics: [{ name: Metric.SkippedOptOut, unit: 'Count', value: 1 }],
+      log: {
+        level: 'info',
+        message: 'recipient opted out; skipped',
+        fields: expect.any(Object),
+      },
+    },
+  },
+  { name: 'passes on an accepted row', row: { status: 'accepted' }, expected: 'candidate' },
+  { name: 'passes on a queued row', row: { status: 'queued' }, expected: 'candidate' },
+  { name: 'passes on a deferred row', row: { status: 'deferred' }, expected: 'candidate' },
+];
+
+describe('triage', () => {
+  it.each(cases)('$name', ({ body, row, expected }) => {
+    // prepare
+    const record = queueRecord(body === undefined ? {} : { body });
+    const rows = new Map(row ? [[record.body, storedRow(record.body, row)]] : []);
+
+    // act
+    const result = triage([record], rows, NOW);
+
+    // assess
+    if (expected === 'candidate') {
+      expect(result.settled).toEqual([]);
+      expect(result.candidates).toEqual([{ record, row: rows.get(record.body) }]);
+    } else {
+      expect(result.candidates).toEqual([]);
+      expect(result.settled).toEqual([{ record, ...expected }]);
+    }
+  });
+
+  it('sends a row named twice in one batch once, settling the second message as a duplicate', () => {
+    // prepare
+    const first = queueRecord();
+    const second = queueRecord({ body: first.body });
+    const rows = new Map([[first.body, storedRow(first.body)]]);
+
+    // act
+    const result = triage([first, second], rows, NOW);
+
+    // assess: no metric or log for it; the first is still a candidate
+    expect(result.candidates.map((c) => c.record)).toEqual([first]);
+    expect(result.settled).toEqual([{ record: second, outcome: 'skipped_duplicate' }]);
+  });
+
+  it('names the request, the queue message and the notification in its info lines, never the recipient', () => {
+    // prepare
+    const record = queueRecord();
+    const row = storedRow(record.body, { opted_out: true });
+
+    // act
+    const [verdict] = triage([record], new Map([[record.body, row]]), NOW).settled;
+
+    // assess
+    expect(verdict?.log?.fields).toEqual({
+      requestId: record.requestId,
+      messageId: record.messageId,
+      notificationId: record.body,
+    });
+    expect(JSON.stringify(verdict?.log)).not.toContain(row.recipient.slice(1));
+  });
+
+  it('settles bad bodies first, then the rest in the order of the batch', () => {
+    // prepare
+    const missing = queueRecord();
+    const bad = queueRecord({ body: '42' });
+    const scheduled = queueRecord();
+    const rows = new Map([[scheduled.body, storedRow(scheduled.body, { status: 'scheduled' })]]);
+
+    // act
+    const result = triage([missing, bad, scheduled], rows, NOW);
+
+    // assess
+    expect(result.settled.map((v) => [v.record, v.outcome])).toEqual([
+      [bad, 'bad_body'],
+      [missing, 'missing'],
+      [scheduled, 'skipped'],
+    ]);
+  });
+});
