@@ -6,8 +6,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -20,14 +18,15 @@ import {
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
 import type { Database, NotificationRow } from '#core/db/schema.ts';
-import { DEFAULT_BACKOFF } from '#core/delivery/backoff.ts';
 import { type BatchResult, type DeliveryDeps, deliverBatch } from '#core/delivery/deliver-batch.ts';
 import { openGates } from '#core/delivery/delivery-gates.ts';
+import { createWorkerDeps, type WorkerSettings } from '#core/delivery/worker-deps.ts';
 import {
   MAX_RECEIVE_COUNT,
   VISIBILITY_TIMEOUT_SECONDS,
   WORKER_BATCH_SIZE,
 } from '#core/notifications/queue-settings.ts';
+import { loadDeliveryControlConfig } from '#core/platform/config.ts';
 import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
 import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { startLocalHttpServer } from '../../bin/local/http-server.ts';
@@ -40,19 +39,14 @@ import {
 import { createWebhookApp } from '../../lambdas/webhook/app.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
+import { silentLogger, testMetrics } from './observability.ts';
 
 export const SANDBOX_TOKEN = 'sandbox-token-for-delivery-tests';
 export const SANDBOX_APP_SECRET = 'sandbox-app-secret-for-delivery-tests';
 export const SANDBOX_PHONE_NUMBER_ID = '106540352242922';
 export const WEBHOOK_VERIFY_TOKEN = 'verify-token-for-delivery-tests';
 
-export function silentLogger(): Logger {
-  return new Logger({ serviceName: 'whatsapp-notif-test', logLevel: 'SILENT' });
-}
-
-export function testMetrics(): Metrics {
-  return new Metrics({ namespace: 'WhatsAppNotifTest', serviceName: 'test' });
-}
+export { silentLogger, testMetrics } from './observability.ts';
 
 // ------------------------------------------------------------------ queues
 
@@ -183,18 +177,29 @@ export function sandboxGraphClient(sandbox: SandboxHandle, timeoutMs = 5_000): G
   });
 }
 
+/** The worker's settings at their deployed defaults (an empty environment through config.ts). */
+export const TEST_WORKER_SETTINGS: WorkerSettings = loadDeliveryControlConfig({});
+
+/**
+ * The worker's dependencies as the handler builds them (createWorkerDeps), with open gates unless
+ * the test gives others: most delivery tests study the send, not the rollout or the rate limits.
+ */
 export function deliveryDeps(
   input: Pick<DeliveryDeps, 'db' | 'sqs' | 'whatsapp'> & Partial<DeliveryDeps>,
 ): DeliveryDeps {
   return {
-    senderId: SANDBOX_PHONE_NUMBER_ID,
-    gates: openGates,
-    backoff: DEFAULT_BACKOFF,
-    now: () => new Date(),
-    // Zero jitter: a retried record is visible again at once, so a test needs no waiting.
-    random: () => 0,
-    logger: silentLogger(),
-    metrics: testMetrics(),
+    ...createWorkerDeps({
+      db: input.db,
+      sqs: input.sqs,
+      whatsapp: input.whatsapp,
+      senderId: SANDBOX_PHONE_NUMBER_ID,
+      settings: TEST_WORKER_SETTINGS,
+      gates: openGates,
+      // Zero jitter: a retried record is visible again at once, so a test needs no waiting.
+      random: () => 0,
+      logger: silentLogger(),
+      metrics: testMetrics(),
+    }),
     ...input,
   };
 }
