@@ -7,10 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  CreateQueueCommand,
   DeleteMessageBatchCommand,
   DeleteQueueCommand,
-  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   type SQSClient,
@@ -21,15 +19,13 @@ import type { Database, NotificationRow } from '#core/db/schema.ts';
 import { type BatchResult, type DeliveryDeps, deliverBatch } from '#core/delivery/deliver-batch.ts';
 import { openGates } from '#core/delivery/delivery-gates.ts';
 import { createWorkerDeps, type WorkerSettings } from '#core/delivery/worker-deps.ts';
-import {
-  MAX_RECEIVE_COUNT,
-  VISIBILITY_TIMEOUT_SECONDS,
-  WORKER_BATCH_SIZE,
-} from '#core/notifications/queue-settings.ts';
+import { WORKER_BATCH_SIZE } from '#core/notifications/queue-settings.ts';
 import { loadDeliveryControlConfig } from '#core/platform/config.ts';
+import { messagesOnQueue, queueDepth } from '#core/platform/sqs.ts';
 import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
 import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { startLocalHttpServer } from '../../bin/local/http-server.ts';
+import { createQueueWithDeadLetter, type QueueWithDeadLetter } from '../../bin/local/sqs.ts';
 import { toSqsRecord } from '../../bin/local/sqs-event-source.ts';
 import {
   type SandboxHandle,
@@ -50,25 +46,7 @@ export { silentLogger, testMetrics } from './observability.ts';
 
 // ------------------------------------------------------------------ queues
 
-export interface TestQueue {
-  url: string;
-  arn: string;
-  dlqUrl: string;
-  dlqArn: string;
-}
-
-/** The emulator answers with `sqs.<region>.<host>` URLs; address it directly, as bin/local does. */
-function onEndpoint(queueUrl: string): string {
-  const endpoint = process.env.SQS_ENDPOINT!;
-  return `${endpoint}${queueUrl.replace(/^[a-z]+:\/\/[^/]+/, '')}`;
-}
-
-async function queueArn(sqs: SQSClient, url: string): Promise<string> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
-  );
-  return answer.Attributes!.QueueArn!;
-}
+export type TestQueue = QueueWithDeadLetter;
 
 /**
  * A delivery queue of our own with its DLQ, redriven after MAX_RECEIVE_COUNT receives as the
@@ -76,23 +54,10 @@ async function queueArn(sqs: SQSClient, url: string): Promise<string> {
  */
 export async function createTestQueues(sqs: SQSClient, label = 'delivery'): Promise<TestQueue> {
   const name = `test-${label}-${randomUUID().slice(0, 8)}`;
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-  const dlqUrl = onEndpoint(dlq.QueueUrl!);
-  const dlqArn = await queueArn(sqs, dlqUrl);
-  const queue = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      Attributes: {
-        VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS),
-        RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: dlqArn,
-          maxReceiveCount: MAX_RECEIVE_COUNT,
-        }),
-      },
-    }),
-  );
-  const url = onEndpoint(queue.QueueUrl!);
-  return { url, arn: await queueArn(sqs, url), dlqUrl, dlqArn };
+  return createQueueWithDeadLetter(sqs, process.env.SQS_ENDPOINT!, {
+    name,
+    deadLetterName: `${name}-dlq`,
+  });
 }
 
 export async function deleteTestQueues(sqs: SQSClient, queue: TestQueue): Promise<void> {
@@ -102,52 +67,23 @@ export async function deleteTestQueues(sqs: SQSClient, queue: TestQueue): Promis
   ]);
 }
 
-/** Messages on a queue whatever their state: visible, in flight (received, not deleted) or delayed. */
 /** How many messages wait on a queue visible now, and how many wait out a delay. */
 export async function visibleAndDelayed(
   sqs: SQSClient,
   queueUrl: string,
 ): Promise<{ visible: number; delayed: number }> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed'],
-    }),
-  );
-  return {
-    visible: Number(answer.Attributes?.ApproximateNumberOfMessages ?? 0),
-    delayed: Number(answer.Attributes?.ApproximateNumberOfMessagesDelayed ?? 0),
-  };
+  const { visible, delayed } = await queueDepth(sqs, queueUrl);
+  return { visible, delayed };
 }
 
+/** Messages on a queue whatever their state: visible, in flight (received, not deleted) or delayed. */
 export async function countQueueMessages(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  const a = answer.Attributes ?? {};
-  return (
-    Number(a.ApproximateNumberOfMessages ?? 0) +
-    Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
-    Number(a.ApproximateNumberOfMessagesDelayed ?? 0)
-  );
+  return messagesOnQueue(await queueDepth(sqs, queueUrl));
 }
 
 /** Only the visible messages: what a receive right now could get. */
 export async function countVisibleMessages(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages'],
-    }),
-  );
-  return Number(answer.Attributes?.ApproximateNumberOfMessages ?? 0);
+  return (await queueDepth(sqs, queueUrl)).visible;
 }
 
 // ------------------------------------------------------------------ sandbox and worker
