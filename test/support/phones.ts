@@ -1,14 +1,19 @@
 /**
  * The one source of recipient numbers for tests: valid Colombian mobiles outside the sandbox's
- * test-number block (+5730000000xx), random in their last seven digits so parallel test files
- * never share a recipient (one chance in ten million per pair).
+ * test-number block (+5730000000xx). Each test process counts on from a random point of the seven
+ * last digits: no number comes twice in one file, and two files running side by side meet only
+ * if their random starts fall within the few hundred numbers each uses.
  */
 import { randomInt } from 'node:crypto';
 
-/** A mobile under `prefix` (`+57` and three digits), random in its last seven digits. */
+const LAST_DIGITS = 10_000_000;
+let next = randomInt(0, LAST_DIGITS);
+
+/** A mobile under `prefix` (`+57` and three digits) that this process has not handed out before. */
 export function uniqueMobile(prefix = '+57316'): string {
   if (!/^\+573\d\d$/.test(prefix)) throw new Error(`expected +573xx, got ${prefix}`);
-  return `${prefix}${String(randomInt(0, 10_000_000)).padStart(7, '0')}`;
+  next = (next + 1) % LAST_DIGITS;
+  return `${prefix}${String(next).padStart(7, '0')}`;
 }
 
 /** The API tests' recipients, under a prefix of their own. */
