@@ -161,8 +161,7 @@ describe('POST /v1/notifications/batch', () => {
 
   it('refuses a whole batch that is not one: empty, over 100, not JSON, or without the scope', async ({
     db,
-    app,
-    key,
+    asClient,
     rowCount,
     postBatch,
   }) => {
@@ -173,14 +172,11 @@ describe('POST /v1/notifications/batch', () => {
       expect(response.statusCode).toBe(400);
       expect(JSON.parse(response.body).error.field).toBeDefined();
     }
-    const notJson = await app(
-      apiEvent({
-        method: 'POST',
-        path: '/v1/notifications/batch',
-        headers: { 'X-API-Key': key },
-        rawBody: '{"notifications": [',
-      }),
-    );
+    const notJson = await asClient({
+      method: 'POST',
+      path: '/v1/notifications/batch',
+      rawBody: '{"notifications": [',
+    });
     expect(notJson.statusCode).toBe(400);
     const readOnly = await createTestClient(db, ['notifications:read']);
     const forbidden = await postBatch(

@@ -184,16 +184,13 @@ describe('POST /v1/notifications', () => {
     },
   );
 
-  it('rejects a body that is not JSON', async ({ app, key, rowCount }) => {
+  it('rejects a body that is not JSON', async ({ asClient, rowCount }) => {
     const before = await rowCount();
-    const response = await app(
-      apiEvent({
-        method: 'POST',
-        path: '/v1/notifications',
-        headers: { 'X-API-Key': key },
-        rawBody: '{"to": ',
-      }),
-    );
+    const response = await asClient({
+      method: 'POST',
+      path: '/v1/notifications',
+      rawBody: '{"to": ',
+    });
     expect(response.statusCode).toBe(400);
     expect(JSON.parse(response.body).error.code).toBe('invalid_json');
     expect(await rowCount()).toBe(before);
