@@ -171,11 +171,19 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
   const version = config.graphVersion;
   // The tokens this client has sent, newest last: scrubbed from every message that leaves it.
   const tokensUsed: string[] = [];
+  // Set by an auth failure, cleared by any other answer. While set, each call asks the reader to
+  // read the secret again (it limits how often that reaches AWS): a token replaced after a refusal
+  // is then used by the next call, for instance the first send after the probes close the circuit,
+  // rather than once the cache's maximum age has passed.
+  let tokenRefused = false;
 
   /** The token for the next call; undefined when the reader failed (the call is not made). */
   async function currentToken(): Promise<string | undefined> {
     try {
-      const token = await currentSecret(config.accessToken);
+      const token =
+        tokenRefused && typeof config.accessToken === 'function'
+          ? await config.accessToken({ refresh: true })
+          : await currentSecret(config.accessToken);
       if (tokensUsed.at(-1) !== token) {
         tokensUsed.push(token);
         if (tokensUsed.length > 2) tokensUsed.shift();
@@ -269,6 +277,10 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
       } catch {
         parsed = undefined;
       }
+      tokenRefused =
+        res.status >= 400 &&
+        classifyGraphError({ httpStatus: res.status, code: readMetaError(parsed)?.code }) ===
+          'auth';
       return { kind: 'answer', status: res.status, body: parsed, latencyMs: elapsed() };
     } catch (error) {
       return { kind: 'network', networkError: networkErrorName(error), latencyMs: elapsed() };
@@ -292,11 +304,6 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
     const meta = readMetaError(answer.body);
     const code = meta?.code;
     const errorClass = classifyGraphError({ httpStatus: answer.status, code });
-    // A refused token may have been replaced in Secrets Manager already: ask again now rather than
-    // at the end of the cache's maximum age (the reader limits how often this reaches AWS).
-    if (errorClass === 'auth' && typeof config.accessToken === 'function') {
-      void config.accessToken({ refresh: true }).catch(() => {});
-    }
     let message: string;
     if (meta?.message) {
       const details = meta.details && !meta.message.includes(meta.details) ? meta.details : '';
