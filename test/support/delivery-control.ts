@@ -6,12 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import {
-  DeleteMessageBatchCommand,
-  type Message,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
 import { type Kysely, sql } from 'kysely';
 import type { Database, NotificationRow } from '#core/db/schema.ts';
@@ -26,6 +21,7 @@ import {
 } from '#core/delivery/scheduler.ts';
 import { createWorkerDeps } from '#core/delivery/worker-deps.ts';
 import type { Priority } from '#core/model/notification-request.ts';
+import { deleteMessages } from '#core/platform/sqs.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import type { SqsHandler } from '../../bin/local/sqs-event-source.ts';
 import type { SandboxHandle, SandboxOptions } from '../../bin/sandbox/sandbox.ts';
@@ -307,11 +303,10 @@ export async function receiveUntil(
     const messages = answer.Messages ?? [];
     for (const message of messages) receipts.push({ message, receivedAt });
     if (messages.length > 0) {
-      await sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: queueUrl,
-          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-        }),
+      await deleteMessages(
+        sqs,
+        queueUrl,
+        messages.map((m) => m.ReceiptHandle!),
       );
     } else {
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  DeleteMessageBatchCommand,
   DeleteQueueCommand,
   type Message,
   ReceiveMessageCommand,
@@ -21,7 +20,7 @@ import { openGates } from '#core/delivery/delivery-gates.ts';
 import { createWorkerDeps, type WorkerSettings } from '#core/delivery/worker-deps.ts';
 import { WORKER_BATCH_SIZE } from '#core/notifications/queue-settings.ts';
 import { loadDeliveryControlConfig } from '#core/platform/config.ts';
-import { messagesOnQueue, queueDepth } from '#core/platform/sqs.ts';
+import { deleteMessages, messagesOnQueue, queueDepth } from '#core/platform/sqs.ts';
 import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
 import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { startLocalHttpServer } from '../../bin/local/http-server.ts';
@@ -177,14 +176,11 @@ export async function runWorkerPass(
   const result = await deliverBatch(deps, records);
   const failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
   const done = records.filter((r) => !failed.has(r.messageId));
-  if (done.length > 0) {
-    await deps.sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: queue.url,
-        Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-      }),
-    );
-  }
+  await deleteMessages(
+    deps.sqs,
+    queue.url,
+    done.map((r) => r.receiptHandle),
+  );
   return { messages, ...result };
 }
 

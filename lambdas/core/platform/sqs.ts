@@ -1,9 +1,10 @@
 /**
  * The SQS chores written once for the functions, the ops CLI, the local stack, the benchmark and
- * the tests: a queue's depth, its ARN, SQS's batch calls cut into calls of ten, and moving a
- * message from one queue to another (a DLQ redrive).
+ * the tests: a queue's depth, its ARN, SQS's batch calls cut into calls of ten (deleting what a
+ * batch handled), and moving a message from one queue to another (a DLQ redrive).
  */
 import {
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   type Message,
@@ -22,6 +23,26 @@ export function inSqsBatches<T>(items: readonly T[]): T[][] {
     batches.push(items.slice(start, start + SQS_BATCH_LIMIT));
   }
   return batches;
+}
+
+/**
+ * Deletes received messages by their receipt handles, ten to a call, as Lambda's event source does
+ * with the records a batch did not report as failed. Entries SQS refuses stay on the queue and come
+ * back after their visibility timeout, like any message not deleted.
+ */
+export async function deleteMessages(
+  sqs: SQSClient,
+  queueUrl: string,
+  receiptHandles: readonly string[],
+): Promise<void> {
+  for (const batch of inSqsBatches(receiptHandles)) {
+    await sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: batch.map((handle, i) => ({ Id: String(i), ReceiptHandle: handle })),
+      }),
+    );
+  }
 }
 
 /** SQS's approximate counts: waiting now, received and not yet deleted, waiting out a delay. */
