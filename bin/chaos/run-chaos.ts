@@ -12,10 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@aws-lambda-powertools/logger';
 import {
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
-  SendMessageBatchCommand,
   SetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
@@ -26,6 +23,7 @@ import { createDatabase } from '#core/db/connect.ts';
 import type { Database } from '#core/db/schema.ts';
 import { updateRollout } from '#core/delivery/rollout.ts';
 import { DEFAULT_SCHEDULER_OPTIONS, runScheduler } from '#core/delivery/scheduler.ts';
+import { queueDepth as depthOf, messagesOnQueue, moveMessage } from '#core/platform/sqs.ts';
 import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 import { freePort } from '../local/free-port.ts';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../local/postgres.ts';
@@ -537,22 +535,7 @@ async function countUnfinished(db: Kysely<Database>, clientId: string): Promise<
 /** Messages on the queues: visible, in flight and delayed. */
 async function queueDepth(sqs: SQSClient, queueUrls: string[]): Promise<number> {
   let total = 0;
-  for (const queueUrl of queueUrls) {
-    const { Attributes = {} } = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: queueUrl,
-        AttributeNames: [
-          'ApproximateNumberOfMessages',
-          'ApproximateNumberOfMessagesNotVisible',
-          'ApproximateNumberOfMessagesDelayed',
-        ],
-      }),
-    );
-    total +=
-      Number(Attributes.ApproximateNumberOfMessages ?? 0) +
-      Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
-      Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0);
-  }
+  for (const queueUrl of queueUrls) total += messagesOnQueue(await depthOf(sqs, queueUrl));
   return total;
 }
 
@@ -594,22 +577,7 @@ async function redrive(sqs: SQSClient, urls: LocalStack['queueUrls']): Promise<n
         }),
       );
       if (Messages.length === 0) break;
-      await sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: source,
-          Entries: Messages.map((m, i) => ({
-            Id: String(i),
-            MessageBody: m.Body ?? '',
-            ...(m.MessageAttributes ? { MessageAttributes: m.MessageAttributes } : {}),
-          })),
-        }),
-      );
-      await sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: dlq,
-          Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-        }),
-      );
+      for (const message of Messages) await moveMessage(sqs, message, dlq, source);
       moved += Messages.length;
     }
   }

@@ -3,14 +3,10 @@
  * handler as SQS events, deletes only what succeeded (honouring `batchItemFailures`), and leaves the
  * rest to come back after their visibility timeout, as AWS does.
  */
-import {
-  DeleteMessageBatchCommand,
-  type Message,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { RECEIVE_WAIT_SECONDS, WORKER_BATCH_SIZE } from '#core/notifications/queue-settings.ts';
+import { deleteMessages } from '#core/platform/sqs.ts';
 import { localLambdaContext } from './lambda-context.ts';
 
 export type SqsHandler = (
@@ -134,14 +130,11 @@ export function startSqsEventSource(options: EventSourceOptions): EventSource {
           continue;
         }
         const done = records.filter((r) => !failed.has(r.messageId));
-        if (done.length > 0) {
-          await options.sqs.send(
-            new DeleteMessageBatchCommand({
-              QueueUrl: options.queueUrl,
-              Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-            }),
-          );
-        }
+        await deleteMessages(
+          options.sqs,
+          options.queueUrl,
+          done.map((r) => r.receiptHandle),
+        );
       } catch (error) {
         if (controller.signal.aborted) return;
         options.onError?.(error);

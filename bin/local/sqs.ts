@@ -2,18 +2,19 @@
  * Runs the fauxqs SQS emulator in process and creates the delivery queues and their DLQs with the
  * same attributes as the deployed ones, through the real AWS SDK.
  */
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
 import type { Priority } from '#core/model/notification-request.ts';
 import {
   DLQ_RETENTION_DAYS,
   deadLetterQueueName,
-  MAX_RECEIVE_COUNT,
   PRIORITIES,
   QUEUE_RETENTION_DAYS,
   queueName,
+  redrivePolicy,
   VISIBILITY_TIMEOUT_SECONDS,
 } from '#core/notifications/queue-settings.ts';
+import { queueArn } from '#core/platform/sqs.ts';
 
 export interface LocalQueues {
   endpoint: string;
@@ -56,29 +57,15 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
   const deadLetterQueueUrls = {} as Record<Priority, string>;
   try {
     for (const priority of PRIORITIES) {
-      const dlq = await sqs.send(
-        new CreateQueueCommand({
-          QueueName: deadLetterQueueName(priority, stage),
-          Attributes: { MessageRetentionPeriod: String(DLQ_RETENTION_DAYS * DAY_SECONDS) },
-        }),
-      );
-      const dlqArn = await queueArn(sqs, dlq.QueueUrl!);
-      const queue = await sqs.send(
-        new CreateQueueCommand({
-          QueueName: queueName(priority, stage),
-          Attributes: {
-            VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS),
-            MessageRetentionPeriod: String(QUEUE_RETENTION_DAYS * DAY_SECONDS),
-            RedrivePolicy: JSON.stringify({
-              deadLetterTargetArn: dlqArn,
-              maxReceiveCount: MAX_RECEIVE_COUNT,
-            }),
-          },
-        }),
-      );
-      queueUrls[priority] = onEndpoint(queue.QueueUrl!, endpoint);
-      queueArns[priority] = await queueArn(sqs, queue.QueueUrl!);
-      deadLetterQueueUrls[priority] = onEndpoint(dlq.QueueUrl!, endpoint);
+      const queue = await createQueueWithDeadLetter(sqs, endpoint, {
+        name: queueName(priority, stage),
+        deadLetterName: deadLetterQueueName(priority, stage),
+        attributes: { MessageRetentionPeriod: String(QUEUE_RETENTION_DAYS * DAY_SECONDS) },
+        deadLetterAttributes: { MessageRetentionPeriod: String(DLQ_RETENTION_DAYS * DAY_SECONDS) },
+      });
+      queueUrls[priority] = queue.url;
+      queueArns[priority] = queue.arn;
+      deadLetterQueueUrls[priority] = queue.dlqUrl;
     }
   } finally {
     sqs.destroy();
@@ -94,13 +81,49 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
 }
 
 /** The emulator names queues `sqs.<region>.<host>`; keep the path, address the emulator directly. */
-function onEndpoint(queueUrl: string, endpoint: string): string {
+export function onEndpoint(queueUrl: string, endpoint: string): string {
   return `${endpoint}${queueUrl.replace(/^[a-z]+:\/\/[^/]+/, '')}`;
 }
 
-async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
-  const attributes = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+export interface QueueWithDeadLetter {
+  url: string;
+  arn: string;
+  dlqUrl: string;
+  dlqArn: string;
+}
+
+/**
+ * A queue and its DLQ on the emulator, redriven after MAX_RECEIVE_COUNT receives as the deployed
+ * queues are (queue-settings.ts): the local stack's queues and each delivery test's own.
+ */
+export async function createQueueWithDeadLetter(
+  sqs: SQSClient,
+  endpoint: string,
+  options: {
+    name: string;
+    deadLetterName: string;
+    attributes?: Record<string, string>;
+    deadLetterAttributes?: Record<string, string>;
+  },
+): Promise<QueueWithDeadLetter> {
+  const dlq = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: options.deadLetterName,
+      ...(options.deadLetterAttributes ? { Attributes: options.deadLetterAttributes } : {}),
+    }),
   );
-  return attributes.Attributes!.QueueArn!;
+  const dlqUrl = onEndpoint(dlq.QueueUrl!, endpoint);
+  const dlqArn = await queueArn(sqs, dlqUrl);
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: options.name,
+      Attributes: {
+        VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS),
+        ...options.attributes,
+        RedrivePolicy: redrivePolicy(dlqArn),
+      },
+    }),
+  );
+  const url = onEndpoint(queue.QueueUrl!, endpoint);
+  return { url, arn: await queueArn(sqs, url), dlqUrl, dlqArn };
 }

@@ -4,7 +4,7 @@
  * the worker sends nothing for a notification that was already sent.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import type { AdminStatus } from '#core/admin/admin-status.ts';
 import type { Priority } from '#core/model/notification-request.ts';
 import { ApiError } from './api-client.ts';
@@ -20,6 +20,7 @@ import { OpsError, type QueuePair, UsageError } from './target.ts';
 
 /** The SQS SDK is loaded by the DLQ commands only: every other command starts faster without it. */
 const loadSqs = () => import('@aws-sdk/client-sqs');
+const loadSqsHelpers = () => import('#core/platform/sqs.ts');
 
 interface DlqTargets {
   sqs: SQSClient;
@@ -74,18 +75,11 @@ async function dlqTargets(ctx: CommandContext): Promise<DlqTargets> {
   return { sqs, pairs };
 }
 
+/** Visible and in-flight counts of a queue (the DLQs delay nothing). */
 async function depth(sqs: SQSClient, url: string) {
-  const { GetQueueAttributesCommand } = await loadSqs();
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return {
-    visible: Number(answer.Attributes?.ApproximateNumberOfMessages ?? 0),
-    inFlight: Number(answer.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
-  };
+  const { queueDepth } = await loadSqsHelpers();
+  const { visible, inFlight } = await queueDepth(sqs, url);
+  return { visible, inFlight };
 }
 
 const queueOptions = {
@@ -136,8 +130,8 @@ async function peek(
     messages.push(...batch);
     if (messages.length >= expected) break;
   }
-  for (let i = 0; i < messages.length; i += 10) {
-    const chunk = messages.slice(i, i + 10);
+  const { inSqsBatches } = await loadSqsHelpers();
+  for (const chunk of inSqsBatches(messages)) {
     await sqs.send(
       new ChangeMessageVisibilityBatchCommand({
         QueueUrl: url,
@@ -150,19 +144,6 @@ async function peek(
     );
   }
   return messages;
-}
-
-/** Only the attribute types SendMessage takes back as they came. */
-function copyAttributes(message: Message): Record<string, MessageAttributeValue> | undefined {
-  const out: Record<string, MessageAttributeValue> = {};
-  for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
-    if (value.StringValue !== undefined) {
-      out[name] = { DataType: value.DataType ?? 'String', StringValue: value.StringValue };
-    } else if (value.BinaryValue !== undefined) {
-      out[name] = { DataType: value.DataType ?? 'Binary', BinaryValue: value.BinaryValue };
-    }
-  }
-  return Object.keys(out).length ? out : undefined;
 }
 
 export const dlqCommands: Command[] = [
@@ -267,7 +248,8 @@ export const dlqCommands: Command[] = [
       const max = intFlag(ctx, 'max', { min: 1, max: 10_000_000 });
       const dryRun = ctx.flags['dry-run'] === true;
       const { sqs, pairs } = await dlqTargets(ctx);
-      const { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } = await loadSqs();
+      const { ReceiveMessageCommand } = await loadSqs();
+      const { moveMessage } = await loadSqsHelpers();
       const results: {
         queue: string;
         target: string;
@@ -332,20 +314,7 @@ export const dlqCommands: Command[] = [
               if (due > Date.now()) await sleep(due - Date.now());
               total += 1;
               try {
-                const attributes = copyAttributes(message);
-                await sqs.send(
-                  new SendMessageCommand({
-                    QueueUrl: pair.queueUrl,
-                    MessageBody: message.Body ?? '',
-                    ...(attributes ? { MessageAttributes: attributes } : {}),
-                  }),
-                );
-                await sqs.send(
-                  new DeleteMessageCommand({
-                    QueueUrl: pair.dlqUrl,
-                    ReceiptHandle: message.ReceiptHandle!,
-                  }),
-                );
+                await moveMessage(sqs, message, pair.dlqUrl, pair.queueUrl);
                 moved += 1;
               } catch (error) {
                 failed += 1;

@@ -1,14 +1,11 @@
-/** API Gateway entry point of the API function: Middy middleware first, the app last. */
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
+/** API Gateway entry point of the API function: the shared Middy chain first, the app last. */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { createDatabase } from '#core/db/connect.ts';
 import { createSqsClient, queueTargets } from '#core/platform/aws-clients.ts';
 import { loadDatabaseConfig, loadQueueConfig, loadServiceConfig } from '#core/platform/config.ts';
+import { lambdaHandler } from '#core/platform/lambda-handler.ts';
 import { memoizeUntilFailure } from '#core/platform/memoize.ts';
-import { logger, metrics } from '#core/platform/observability.ts';
-import { reportErrorsToSentry } from '#core/platform/sentry.ts';
+import { logger, metrics, warnStaleSecret } from '#core/platform/observability.ts';
 import { loadGraphClientConfig } from '#core/whatsapp/config.ts';
 import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
 import { createApiApp } from './app.ts';
@@ -17,7 +14,9 @@ let app: ReturnType<typeof createApiApp> | undefined;
 
 /** The Graph API client of the admin template and token routes: built on first use, once. */
 function lazyGraphClient(): () => Promise<GraphClient> {
-  return memoizeUntilFailure(() => loadGraphClientConfig().then(createGraphClient));
+  return memoizeUntilFailure(() =>
+    loadGraphClientConfig(process.env, { onStaleValue: warnStaleSecret }).then(createGraphClient),
+  );
 }
 
 /** Built on the first request and kept for the life of the execution environment. */
@@ -47,8 +46,6 @@ function appFromEnvironment(): ReturnType<typeof createApiApp> {
   return app;
 }
 
-export const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
-  .use(logMetrics(metrics))
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(reportErrorsToSentry(logger))
-  .handler((event) => appFromEnvironment()(event));
+export const handler = lambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>((event) =>
+  appFromEnvironment()(event),
+);

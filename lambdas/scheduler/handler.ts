@@ -1,8 +1,5 @@
-/** EventBridge entry point of the scheduler (every minute): Middy middleware first, then one core call. */
+/** EventBridge entry point of the scheduler (every minute): the shared Middy chain first, then one core call. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createDatabase } from '#core/db/connect.ts';
 import {
@@ -18,16 +15,16 @@ import {
   loadDeliveryControlConfig,
   loadQueueConfig,
 } from '#core/platform/config.ts';
+import { lambdaHandler } from '#core/platform/lambda-handler.ts';
 import { memoizeUntilFailure } from '#core/platform/memoize.ts';
-import { logger, metrics } from '#core/platform/observability.ts';
-import { reportErrorsToSentry } from '#core/platform/sentry.ts';
+import { logger, metrics, warnStaleSecret } from '#core/platform/observability.ts';
 import { loadGraphClientConfig } from '#core/whatsapp/config.ts';
 import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 
 async function build() {
   const control = loadDeliveryControlConfig();
   const queueConfig = loadQueueConfig();
-  const graph = await loadGraphClientConfig();
+  const graph = await loadGraphClientConfig(process.env, { onStaleValue: warnStaleSecret });
   // Lives as long as this execution environment, like the clients (see TokenCheckState).
   const tokenCheck: TokenCheckState = {};
   const deps: Omit<SchedulerDeps, 'remainingMs'> = {
@@ -55,15 +52,8 @@ async function build() {
 /** Built on the first invocation and kept for the life of the execution environment. */
 const ready = memoizeUntilFailure(build);
 
-export const handler = middy()
-  .use(logMetrics(metrics))
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(reportErrorsToSentry(logger))
-  .handler(async (_event: unknown, context: Context) => {
-    const { deps, options } = await ready();
-    // The deadline is this invocation's, so it is bound here and not in the memoized deps.
-    return runScheduler(
-      { ...deps, remainingMs: () => context.getRemainingTimeInMillis() },
-      options,
-    );
-  });
+export const handler = lambdaHandler(async (_event: unknown, context: Context) => {
+  const { deps, options } = await ready();
+  // The deadline is this invocation's, so it is bound here and not in the memoized deps.
+  return runScheduler({ ...deps, remainingMs: () => context.getRemainingTimeInMillis() }, options);
+});

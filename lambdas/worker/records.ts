@@ -1,6 +1,13 @@
-/** Turns SQS event records into delivery records, finding each record's queue URL from its ARN. */
-import type { SQSRecord } from 'aws-lambda';
-import type { DeliveryRecord } from '#core/delivery/deliver-batch.ts';
+/**
+ * Turns SQS event records into delivery records, finding each record's queue URL from its ARN, and
+ * runs an event through the delivery core (the worker handler's body, shared with the tests).
+ */
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import {
+  type DeliveryDeps,
+  type DeliveryRecord,
+  deliverBatch,
+} from '#core/delivery/deliver-batch.ts';
 
 /** `arn:aws:sqs:region:account:name` and `https://…/account/name` share the queue name. */
 export function queueUrlForArn(arn: string, queueUrls: readonly string[]): string {
@@ -19,4 +26,15 @@ export function toDeliveryRecord(record: SQSRecord, queueUrls: readonly string[]
     requestId: record.messageAttributes?.requestId?.stringValue,
     queueUrl: queueUrlForArn(record.eventSourceARN, queueUrls),
   };
+}
+
+/** One SQS event through the delivery core, answered as a partial batch response. */
+export async function deliverSqsBatch(
+  deps: DeliveryDeps,
+  event: SQSEvent,
+  queueUrls: readonly string[],
+): Promise<SQSBatchResponse> {
+  const records = event.Records.map((r) => toDeliveryRecord(r, queueUrls));
+  const { batchItemFailures } = await deliverBatch(deps, records);
+  return { batchItemFailures };
 }

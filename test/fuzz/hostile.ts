@@ -5,6 +5,7 @@
  */
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import fc from 'fast-check';
+import { uniqueMobile } from '../support/phones.ts';
 
 /** Any UTF-16 code unit, lone surrogates and NUL included: what a JSON string can carry. */
 const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((n) => String.fromCharCode(n));
@@ -94,11 +95,8 @@ export function jsonishOf(strings: fc.Arbitrary<string>): fc.Arbitrary<unknown> 
 
 export const hostileValue = jsonishOf(hostileString);
 
-/** A valid Colombian mobile in E.164 that no other test uses (7-digit counter after +57319). */
-export function recipientFactory(): () => string {
-  let n = Math.floor(Math.random() * 5_000_000);
-  return () => `+57319${String(n++ % 10_000_000).padStart(7, '0')}`;
-}
+/** The fuzz files' recipients: valid Colombian mobiles under a prefix of their own (see phones.ts). */
+export const nextRecipient = () => uniqueMobile('+57319');
 
 // E.164 or a bare run of 10–15 digits standing alone, as Meta writes numbers (see lambdas/core/platform/phone.ts).
 const PHONE_LIKE = /\+\d[\d ]{5,17}\d|(?<![\w:.\-/+])\d{10,15}(?![\w.\-:])/;

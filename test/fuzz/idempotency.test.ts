@@ -4,48 +4,56 @@
  * key for two clients. One row per (client, key), never a 500, never a row on a 4xx.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiEvent, createTestClient, testApiApp } from '../support/api.ts';
-import { testDatabase } from '../support/database.ts';
-import { anyString, assessAnswer, recipientFactory } from './hostile.ts';
+import { describe, expect } from 'vitest';
+import { apiEvent, createTestClient } from '../support/api.ts';
+import { apiTest } from '../support/fixtures.ts';
+import { anyString, assessAnswer, nextRecipient } from './hostile.ts';
 
-const db = testDatabase();
-const app = testApiApp(db);
-const nextRecipient = recipientFactory();
-let client: { key: string; clientId: string };
-let other: { key: string; clientId: string };
-
-beforeAll(async () => {
-  client = await createTestClient(db);
-  other = await createTestClient(db);
-});
-afterAll(() => db.destroy());
-
-async function rowsFor(clientId: string, idempotencyKey?: string): Promise<number> {
-  let query = db
-    .selectFrom('notifications')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('client_id', '=', clientId);
-  if (idempotencyKey !== undefined) query = query.where('idempotency_key', '=', idempotencyKey);
-  return Number((await query.executeTakeFirstOrThrow()).n);
-}
-
-async function post(apiKey: string, idempotencyKey: string, rawBody: string) {
-  const response = await app(
-    apiEvent({
-      method: 'POST',
-      path: '/v1/notifications',
-      headers: { 'X-API-Key': apiKey, 'Idempotency-Key': idempotencyKey },
-      rawBody,
-    }),
+/**
+ * The file's API test with a second client (`other`), `rowsFor` (a client's rows, or those under
+ * one key) and `post` (a raw body under a key, its answer checked against the invariants).
+ */
+const it = apiTest
+  .extend('other', { scope: 'file' }, ({ db }) => createTestClient(db))
+  .extend(
+    'rowsFor',
+    { scope: 'file' },
+    ({ db }) =>
+      async (clientId: string, idempotencyKey?: string): Promise<number> => {
+        let query = db
+          .selectFrom('notifications')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .where('client_id', '=', clientId);
+        if (idempotencyKey !== undefined) {
+          query = query.where('idempotency_key', '=', idempotencyKey);
+        }
+        return Number((await query.executeTakeFirstOrThrow()).n);
+      },
+  )
+  .extend(
+    'post',
+    { scope: 'file' },
+    ({ app }) =>
+      async (apiKey: string, idempotencyKey: string, rawBody: string) => {
+        const response = await app(
+          apiEvent({
+            method: 'POST',
+            path: '/v1/notifications',
+            headers: { 'X-API-Key': apiKey, 'Idempotency-Key': idempotencyKey },
+            rawBody,
+          }),
+        );
+        expect(assessAnswer(response), `${response.statusCode} ${response.body}`).toEqual([]);
+        return {
+          status: response.statusCode,
+          body: JSON.parse(response.body) as {
+            id?: string;
+            error?: { code: string; field?: string };
+          },
+          replayed: response.headers?.['idempotent-replayed'] === 'true',
+        };
+      },
   );
-  expect(assessAnswer(response), `${response.statusCode} ${response.body}`).toEqual([]);
-  return {
-    status: response.statusCode,
-    body: JSON.parse(response.body) as { id?: string; error?: { code: string; field?: string } },
-    replayed: response.headers?.['idempotent-replayed'] === 'true',
-  };
-}
 
 /** Visible ASCII, 1 to 255 characters: what the API takes as a key. */
 const validKey = fc.string({
@@ -91,7 +99,11 @@ let keyRun = 0;
 const scoped = (key: string) => `${(keyRun++).toString(36)}.${key}`.slice(0, 255);
 
 describe('Idempotency-Key', () => {
-  it('refuses a malformed key with a 400 on the key and writes nothing', async () => {
+  it('refuses a malformed key with a 400 on the key and writes nothing', async ({
+    post,
+    client,
+    rowsFor,
+  }) => {
     await fc.assert(
       fc.asyncProperty(invalidKey, bodyArb, async (key, body) => {
         const before = await rowsFor(client.clientId);
@@ -108,7 +120,11 @@ describe('Idempotency-Key', () => {
     );
   });
 
-  it('replays the same body, refuses another body with a 422, and keeps one row', async () => {
+  it('replays the same body, refuses another body with a 422, and keeps one row', async ({
+    post,
+    client,
+    rowsFor,
+  }) => {
     await fc.assert(
       fc.asyncProperty(validKey, bodyArb, bodyArb, async (rawKey, body, otherBody) => {
         const key = scoped(rawKey);
@@ -129,7 +145,11 @@ describe('Idempotency-Key', () => {
     );
   });
 
-  it('gives two racing requests with one key one row, and answers the loser 202, 409 or 422', async () => {
+  it('gives two racing requests with one key one row, and answers the loser 202, 409 or 422', async ({
+    post,
+    client,
+    rowsFor,
+  }) => {
     await fc.assert(
       fc.asyncProperty(validKey, bodyArb, fc.boolean(), async (rawKey, body, sameBody) => {
         const key = scoped(rawKey);
@@ -150,7 +170,12 @@ describe('Idempotency-Key', () => {
     );
   });
 
-  it('keeps keys per client and tells keys apart by case', async () => {
+  it('keeps keys per client and tells keys apart by case', async ({
+    post,
+    client,
+    other,
+    rowsFor,
+  }) => {
     await fc.assert(
       fc.asyncProperty(
         validKey.filter((k) => k.toLowerCase() !== k.toUpperCase()),

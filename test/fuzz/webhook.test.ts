@@ -4,14 +4,13 @@
  * checks. Never a 500 (Meta would retry it for days), never a write on a 4xx, never a stack trace
  * or a phone number in the answer.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { createWebhookApp } from '../../lambdas/webhook/app.ts';
 import { apiEvent } from '../support/api.ts';
 import { testDatabase } from '../support/database.ts';
+import { silentLogger, testMetrics } from '../support/observability.ts';
 import { anyString, assessAnswer, hostileNumber, hostileString, hostileValue } from './hostile.ts';
 
 const APP_SECRET = 'fuzz-app-secret-0123456789abcdef';
@@ -21,8 +20,8 @@ const app = createWebhookApp({
   db,
   appSecret: APP_SECRET,
   verifyToken: VERIFY_TOKEN,
-  logger: new Logger({ serviceName: 'fuzz', logLevel: 'SILENT' }),
-  metrics: new Metrics({ namespace: 'WhatsAppNotifTest', serviceName: 'fuzz' }),
+  logger: silentLogger('fuzz'),
+  metrics: testMetrics('fuzz'),
 });
 afterAll(() => db.destroy());
 

@@ -1,13 +1,14 @@
 /** Builders for API tests: API Gateway proxy events, clients with keys, and the app on the real local parts. */
 import { randomUUID } from 'node:crypto';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import type { Kysely } from 'kysely';
 import { createApiClient } from '#core/admin/api-keys.ts';
 import type { ApiScope, Database } from '#core/db/schema.ts';
 import { type ApiDeps, createApiApp } from '../../lambdas/api/app.ts';
+import { silentLogger, testMetrics } from './observability.ts';
+
+export { uniqueRecipient } from './phones.ts';
 
 export function testSqsClient(endpoint = process.env.SQS_ENDPOINT): SQSClient {
   return new SQSClient({
@@ -65,17 +66,8 @@ export function testApiApp(db: Kysely<Database>, overrides: Partial<ApiDeps> = {
     queue: { sqs, queueUrls: testQueueUrls() },
     now: () => new Date(),
     version: 'test',
-    logger: new Logger({ serviceName: 'whatsapp-notif-test', logLevel: 'SILENT' }),
-    metrics: new Metrics({ namespace: 'WhatsAppNotifTest', serviceName: 'test' }),
+    logger: silentLogger(),
+    metrics: testMetrics(),
     ...overrides,
   });
-}
-
-let sequence = 0;
-
-/** A valid Colombian mobile number unique to this test process, so parallel tests never share one. */
-export function uniqueRecipient(): string {
-  sequence += 1;
-  const tail = String((process.pid * 1000 + sequence) % 10_000_000).padStart(7, '0');
-  return `+57310${tail}`;
 }

@@ -4,20 +4,13 @@
  * made through the real API app, the worker as Lambda's event source would run it, SQS sends
  * recorded on their way out, and the locks that keep this suite's files out of each other's rows.
  */
-import { randomInt, randomUUID } from 'node:crypto';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import {
-  DeleteMessageBatchCommand,
-  type Message,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
 import { type Kysely, sql } from 'kysely';
 import type { Database, NotificationRow } from '#core/db/schema.ts';
-import { databaseGates } from '#core/delivery/database-gates.ts';
-import { type DeliveryDeps, deliverBatch } from '#core/delivery/deliver-batch.ts';
+import type { DeliveryDeps } from '#core/delivery/deliver-batch.ts';
 import { ensureSender } from '#core/delivery/panic-mode.ts';
 import { getRollout, type Rollout } from '#core/delivery/rollout.ts';
 import {
@@ -26,22 +19,28 @@ import {
   type SchedulerOptions,
   type SchedulerReport,
 } from '#core/delivery/scheduler.ts';
+import { createWorkerDeps } from '#core/delivery/worker-deps.ts';
 import type { Priority } from '#core/model/notification-request.ts';
+import { deleteMessages } from '#core/platform/sqs.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import type { SqsHandler } from '../../bin/local/sqs-event-source.ts';
 import type { SandboxHandle, SandboxOptions } from '../../bin/sandbox/sandbox.ts';
-import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
+import { deliverSqsBatch } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
 import {
   createTestQueues,
   deleteTestQueues,
-  deliveryDeps,
   runWorkerPass,
   sandboxGraphClient,
   startTestSandbox,
+  TEST_WORKER_SETTINGS,
   type TestQueue,
   type WorkerPass,
 } from './delivery.ts';
+import { silentLogger, testMetrics } from './observability.ts';
+
+export { recordingLogger, recordingMetrics } from './observability.ts';
+export { digits, uniqueMobile } from './phones.ts';
 
 // ------------------------------------------------------------------ ids and numbers
 
@@ -49,18 +48,6 @@ import {
 export function uniqueSenderId(label = 'sender'): string {
   return `test-dc-${label}-${randomUUID().slice(0, 12)}`;
 }
-
-/**
- * A valid Colombian mobile under `prefix` (`+57` and three digits), random in its last seven digits:
- * collisions with another test's number are one in ten million per pair.
- */
-export function uniqueMobile(prefix = '+57316'): string {
-  if (!/^\+573\d\d$/.test(prefix)) throw new Error(`expected +573xx, got ${prefix}`);
-  return `${prefix}${String(randomInt(0, 10_000_000)).padStart(7, '0')}`;
-}
-
-/** Sandbox stats are keyed by the recipient's digits. */
-export const digits = (e164: string) => e164.slice(1);
 
 // ------------------------------------------------------------------ rollout and gates
 
@@ -87,43 +74,6 @@ export function testRollout(overrides: Partial<Rollout> = {}): Rollout {
  */
 export function injectedRollout(rollout: Rollout): () => Promise<Rollout> {
   return async () => rollout;
-}
-
-// ------------------------------------------------------------------ logs
-
-export interface LogLine {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  message: string;
-  extra: unknown[];
-}
-
-/** A silent Powertools logger that keeps what it was asked to log, for tests that assert on logs. */
-export function recordingLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = new Logger({ serviceName: 'whatsapp-notif-test', logLevel: 'SILENT' });
-  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
-    (logger as unknown as Record<string, unknown>)[level] = (
-      message: unknown,
-      ...extra: unknown[]
-    ) => {
-      lines.push({ level, message: String(message), extra });
-    };
-  }
-  return { logger, lines };
-}
-
-/** A Metrics whose addMetric calls are kept (name and value), for tests that assert on metrics. */
-export function recordingMetrics(): {
-  metrics: Metrics;
-  values: { name: string; value: number }[];
-} {
-  const values: { name: string; value: number }[] = [];
-  const metrics = new Metrics({ namespace: 'WhatsAppNotifTest', serviceName: 'test' });
-  metrics.addMetric = (name: string, _unit: unknown, value: number) => {
-    values.push({ name, value });
-    return metrics;
-  };
-  return { metrics, values };
 }
 
 // ------------------------------------------------------------------ the API
@@ -273,11 +223,7 @@ export async function passUntilSeen(
 
 /** The worker Lambda's handler around `deps`, for startSqsEventSource. */
 export function workerHandler(deps: DeliveryDeps, queueUrls: readonly string[]): SqsHandler {
-  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
-    const records = event.Records.map((r) => toDeliveryRecord(r, queueUrls));
-    const { batchItemFailures } = await deliverBatch(deps, records);
-    return { batchItemFailures };
-  };
+  return (event: SQSEvent) => deliverSqsBatch(deps, event, queueUrls);
 }
 
 // ------------------------------------------------------------------ queues
@@ -357,11 +303,10 @@ export async function receiveUntil(
     const messages = answer.Messages ?? [];
     for (const message of messages) receipts.push({ message, receivedAt });
     if (messages.length > 0) {
-      await sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: queueUrl,
-          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-        }),
+      await deleteMessages(
+        sqs,
+        queueUrl,
+        messages.map((m) => m.ReceiptHandle!),
       );
     } else {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -386,7 +331,7 @@ export function testSchedulerDeps(
       sleeps.push(ms);
     },
     remainingMs: () => 15 * 60_000,
-    logger: new Logger({ serviceName: 'whatsapp-notif-test', logLevel: 'SILENT' }),
+    logger: silentLogger(),
     ...input,
     sleeps,
   };
@@ -512,22 +457,24 @@ export async function startGatedRig(
     typeof options.rollout === 'function'
       ? options.rollout
       : injectedRollout(testRollout(options.rollout));
-  const deps = deliveryDeps({
-    db,
-    sqs,
-    whatsapp: graph,
-    senderId,
-    gates: databaseGates({
+  const deps: DeliveryDeps = {
+    ...createWorkerDeps({
       db,
+      sqs,
+      whatsapp: graph,
       senderId,
+      settings: {
+        ...TEST_WORKER_SETTINGS,
+        CIRCUIT_FAILURE_THRESHOLD: options.failureThreshold ?? 5,
+      },
       rollout,
-      failureThreshold: options.failureThreshold ?? 5,
-      ...(options.metrics ? { metrics: options.metrics } : {}),
+      // The top of the backoff: a retried message stays hidden for the rest of the test.
+      random: () => 0.999,
+      logger: silentLogger(),
+      metrics: options.metrics ?? testMetrics(),
     }),
-    // The top of the backoff: a retried message stays hidden for the rest of the test.
-    random: () => 0.999,
     ...options.deps,
-  });
+  };
   const maker = await notificationMaker(db, sqs, { high: queue.url, bulk: queue.url });
   return {
     sqs,

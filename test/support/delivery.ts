@@ -6,13 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
   DeleteQueueCommand,
-  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   type SQSClient,
@@ -20,17 +15,16 @@ import {
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
 import type { Database, NotificationRow } from '#core/db/schema.ts';
-import { DEFAULT_BACKOFF } from '#core/delivery/backoff.ts';
 import { type BatchResult, type DeliveryDeps, deliverBatch } from '#core/delivery/deliver-batch.ts';
 import { openGates } from '#core/delivery/delivery-gates.ts';
-import {
-  MAX_RECEIVE_COUNT,
-  VISIBILITY_TIMEOUT_SECONDS,
-  WORKER_BATCH_SIZE,
-} from '#core/notifications/queue-settings.ts';
+import { createWorkerDeps, type WorkerSettings } from '#core/delivery/worker-deps.ts';
+import { WORKER_BATCH_SIZE } from '#core/notifications/queue-settings.ts';
+import { loadDeliveryControlConfig } from '#core/platform/config.ts';
+import { deleteMessages, messagesOnQueue, queueDepth } from '#core/platform/sqs.ts';
 import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
 import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { startLocalHttpServer } from '../../bin/local/http-server.ts';
+import { createQueueWithDeadLetter, type QueueWithDeadLetter } from '../../bin/local/sqs.ts';
 import { toSqsRecord } from '../../bin/local/sqs-event-source.ts';
 import {
   type SandboxHandle,
@@ -40,41 +34,18 @@ import {
 import { createWebhookApp } from '../../lambdas/webhook/app.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
+import { silentLogger, testMetrics } from './observability.ts';
 
 export const SANDBOX_TOKEN = 'sandbox-token-for-delivery-tests';
 export const SANDBOX_APP_SECRET = 'sandbox-app-secret-for-delivery-tests';
 export const SANDBOX_PHONE_NUMBER_ID = '106540352242922';
 export const WEBHOOK_VERIFY_TOKEN = 'verify-token-for-delivery-tests';
 
-export function silentLogger(): Logger {
-  return new Logger({ serviceName: 'whatsapp-notif-test', logLevel: 'SILENT' });
-}
-
-export function testMetrics(): Metrics {
-  return new Metrics({ namespace: 'WhatsAppNotifTest', serviceName: 'test' });
-}
+export { silentLogger, testMetrics } from './observability.ts';
 
 // ------------------------------------------------------------------ queues
 
-export interface TestQueue {
-  url: string;
-  arn: string;
-  dlqUrl: string;
-  dlqArn: string;
-}
-
-/** The emulator answers with `sqs.<region>.<host>` URLs; address it directly, as bin/local does. */
-function onEndpoint(queueUrl: string): string {
-  const endpoint = process.env.SQS_ENDPOINT!;
-  return `${endpoint}${queueUrl.replace(/^[a-z]+:\/\/[^/]+/, '')}`;
-}
-
-async function queueArn(sqs: SQSClient, url: string): Promise<string> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
-  );
-  return answer.Attributes!.QueueArn!;
-}
+export type TestQueue = QueueWithDeadLetter;
 
 /**
  * A delivery queue of our own with its DLQ, redriven after MAX_RECEIVE_COUNT receives as the
@@ -82,23 +53,10 @@ async function queueArn(sqs: SQSClient, url: string): Promise<string> {
  */
 export async function createTestQueues(sqs: SQSClient, label = 'delivery'): Promise<TestQueue> {
   const name = `test-${label}-${randomUUID().slice(0, 8)}`;
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-  const dlqUrl = onEndpoint(dlq.QueueUrl!);
-  const dlqArn = await queueArn(sqs, dlqUrl);
-  const queue = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      Attributes: {
-        VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS),
-        RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: dlqArn,
-          maxReceiveCount: MAX_RECEIVE_COUNT,
-        }),
-      },
-    }),
-  );
-  const url = onEndpoint(queue.QueueUrl!);
-  return { url, arn: await queueArn(sqs, url), dlqUrl, dlqArn };
+  return createQueueWithDeadLetter(sqs, process.env.SQS_ENDPOINT!, {
+    name,
+    deadLetterName: `${name}-dlq`,
+  });
 }
 
 export async function deleteTestQueues(sqs: SQSClient, queue: TestQueue): Promise<void> {
@@ -108,52 +66,23 @@ export async function deleteTestQueues(sqs: SQSClient, queue: TestQueue): Promis
   ]);
 }
 
-/** Messages on a queue whatever their state: visible, in flight (received, not deleted) or delayed. */
 /** How many messages wait on a queue visible now, and how many wait out a delay. */
 export async function visibleAndDelayed(
   sqs: SQSClient,
   queueUrl: string,
 ): Promise<{ visible: number; delayed: number }> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed'],
-    }),
-  );
-  return {
-    visible: Number(answer.Attributes?.ApproximateNumberOfMessages ?? 0),
-    delayed: Number(answer.Attributes?.ApproximateNumberOfMessagesDelayed ?? 0),
-  };
+  const { visible, delayed } = await queueDepth(sqs, queueUrl);
+  return { visible, delayed };
 }
 
+/** Messages on a queue whatever their state: visible, in flight (received, not deleted) or delayed. */
 export async function countQueueMessages(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  const a = answer.Attributes ?? {};
-  return (
-    Number(a.ApproximateNumberOfMessages ?? 0) +
-    Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
-    Number(a.ApproximateNumberOfMessagesDelayed ?? 0)
-  );
+  return messagesOnQueue(await queueDepth(sqs, queueUrl));
 }
 
 /** Only the visible messages: what a receive right now could get. */
 export async function countVisibleMessages(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const answer = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages'],
-    }),
-  );
-  return Number(answer.Attributes?.ApproximateNumberOfMessages ?? 0);
+  return (await queueDepth(sqs, queueUrl)).visible;
 }
 
 // ------------------------------------------------------------------ sandbox and worker
@@ -183,18 +112,29 @@ export function sandboxGraphClient(sandbox: SandboxHandle, timeoutMs = 5_000): G
   });
 }
 
+/** The worker's settings at their deployed defaults (an empty environment through config.ts). */
+export const TEST_WORKER_SETTINGS: WorkerSettings = loadDeliveryControlConfig({});
+
+/**
+ * The worker's dependencies as the handler builds them (createWorkerDeps), with open gates unless
+ * the test gives others: most delivery tests study the send, not the rollout or the rate limits.
+ */
 export function deliveryDeps(
   input: Pick<DeliveryDeps, 'db' | 'sqs' | 'whatsapp'> & Partial<DeliveryDeps>,
 ): DeliveryDeps {
   return {
-    senderId: SANDBOX_PHONE_NUMBER_ID,
-    gates: openGates,
-    backoff: DEFAULT_BACKOFF,
-    now: () => new Date(),
-    // Zero jitter: a retried record is visible again at once, so a test needs no waiting.
-    random: () => 0,
-    logger: silentLogger(),
-    metrics: testMetrics(),
+    ...createWorkerDeps({
+      db: input.db,
+      sqs: input.sqs,
+      whatsapp: input.whatsapp,
+      senderId: SANDBOX_PHONE_NUMBER_ID,
+      settings: TEST_WORKER_SETTINGS,
+      gates: openGates,
+      // Zero jitter: a retried record is visible again at once, so a test needs no waiting.
+      random: () => 0,
+      logger: silentLogger(),
+      metrics: testMetrics(),
+    }),
     ...input,
   };
 }
@@ -236,14 +176,11 @@ export async function runWorkerPass(
   const result = await deliverBatch(deps, records);
   const failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
   const done = records.filter((r) => !failed.has(r.messageId));
-  if (done.length > 0) {
-    await deps.sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: queue.url,
-        Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-      }),
-    );
-  }
+  await deleteMessages(
+    deps.sqs,
+    queue.url,
+    done.map((r) => r.receiptHandle),
+  );
   return { messages, ...result };
 }
 

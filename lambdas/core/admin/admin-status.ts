@@ -3,7 +3,7 @@
  * queue and DLQ depths with the age of the oldest waiting notification, panic mode per sender, the
  * rate limiter, the rollout switches and the last scheduler run.
  */
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import { listPanicStates, type PanicState } from '#core/delivery/panic-mode.ts';
@@ -17,6 +17,7 @@ import {
 } from '#core/notifications/queue-settings.ts';
 import { readTallies } from '#core/notifications/tallies.ts';
 import { maskPhonesIn } from '#core/platform/phone.ts';
+import { queueDepth } from '#core/platform/sqs.ts';
 
 export const STATUS_WINDOW_HOURS = 24;
 
@@ -199,24 +200,10 @@ interface Depth {
   error?: string;
 }
 
-async function queueDepth(sqs: SQSClient, url: string): Promise<Depth> {
+/** A queue's depth, or nulls and the error's name: the status page shows what it could read. */
+async function depthOrError(sqs: SQSClient, url: string): Promise<Depth> {
   try {
-    const answer = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: url,
-        AttributeNames: [
-          'ApproximateNumberOfMessages',
-          'ApproximateNumberOfMessagesNotVisible',
-          'ApproximateNumberOfMessagesDelayed',
-        ],
-      }),
-    );
-    const a = answer.Attributes ?? {};
-    return {
-      visible: count(a.ApproximateNumberOfMessages),
-      inFlight: count(a.ApproximateNumberOfMessagesNotVisible),
-      delayed: count(a.ApproximateNumberOfMessagesDelayed),
-    };
+    return await queueDepth(sqs, url);
   } catch (error) {
     return {
       visible: null,
@@ -266,7 +253,7 @@ export async function readQueueStatus(
   }
   const [waiting, ...depths] = await Promise.all([
     waitingRows(deps.db, now),
-    ...targets.map((t) => queueDepth(deps.sqs, t.url)),
+    ...targets.map((t) => depthOrError(deps.sqs, t.url)),
   ]);
   return targets.map((target, i) => {
     const depth = depths[i]!;

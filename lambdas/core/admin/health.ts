@@ -2,10 +2,11 @@
  * Readiness: the database, the delivery queues and the WhatsApp circuit, each with its own status,
  * so a 503 names the part that is down.
  */
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import type { Priority } from '#core/model/notification-request.ts';
+import { queueDepth } from '#core/platform/sqs.ts';
 
 export interface HealthDeps {
   db: Kysely<Database>;
@@ -69,13 +70,7 @@ export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport>
       async () => {
         const depths: Record<string, number> = {};
         for (const [priority, url] of Object.entries(deps.queueUrls)) {
-          const result = await deps.sqs.send(
-            new GetQueueAttributesCommand({
-              QueueUrl: url,
-              AttributeNames: ['ApproximateNumberOfMessages'],
-            }),
-          );
-          depths[priority] = Number(result.Attributes?.ApproximateNumberOfMessages ?? 0);
+          depths[priority] = (await queueDepth(deps.sqs, url)).visible;
         }
         return { reachable: true, depths };
       },

@@ -1,6 +1,7 @@
 /** Putting notifications on the delivery queues: the message body is the id, the request id rides along. */
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Priority } from '#core/model/notification-request.ts';
+import { inSqsBatches } from '#core/platform/sqs.ts';
 
 export interface QueueTargets {
   sqs: SQSClient;
@@ -46,8 +47,7 @@ export async function sendToQueues(
   }
   const calls: Promise<void>[] = [];
   for (const [queueUrl, indexes] of byQueue) {
-    for (let start = 0; start < indexes.length; start += 10) {
-      const chunk = indexes.slice(start, start + 10);
+    for (const chunk of inSqsBatches(indexes)) {
       calls.push(
         sqs
           .send(

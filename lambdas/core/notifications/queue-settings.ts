@@ -27,3 +27,11 @@ export function queueName(priority: Priority, stage: string): string {
 export function deadLetterQueueName(priority: Priority, stage: string): string {
   return `whatsapp-notif-${stage}-${priority}-dlq`;
 }
+
+/** The source queue's RedrivePolicy attribute: after MAX_RECEIVE_COUNT receives, to the DLQ. */
+export function redrivePolicy(deadLetterQueueArn: string): string {
+  return JSON.stringify({
+    deadLetterTargetArn: deadLetterQueueArn,
+    maxReceiveCount: MAX_RECEIVE_COUNT,
+  });
+}

@@ -31,3 +31,11 @@ export const metrics = new Metrics({
     error: (...args: unknown[]) => logger.error(String(args[0])),
   },
 });
+
+/** What a secret reader is told when Secrets Manager failed and the last value was kept. */
+export function warnStaleSecret(name: string, error: unknown): void {
+  logger.warn('secret refresh failed; the last value is kept', {
+    secret: name,
+    error: error instanceof Error ? error.name : String(error),
+  });
+}

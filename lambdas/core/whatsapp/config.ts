@@ -1,7 +1,10 @@
-/** WhatsApp Cloud API settings, validated once at cold start; the token and app secret come from secrets. */
+/**
+ * WhatsApp Cloud API settings, validated once at cold start; the access token is a reader of the
+ * current secret, so a rotated token is used without a new cold start.
+ */
 import * as z from 'zod';
 import { ConfigError } from '#core/platform/config.ts';
-import { requireSecret } from '#core/platform/secrets.ts';
+import { type SecretSourceOptions, secretReader } from '#core/platform/secrets.ts';
 import type { GraphClientConfig } from '#core/whatsapp/graph-client.ts';
 
 export const DEFAULT_GRAPH_API_URL = 'https://graph.facebook.com';
@@ -20,6 +23,7 @@ const schema = z.object({
 
 export async function loadGraphClientConfig(
   env: NodeJS.ProcessEnv = process.env,
+  secrets: Omit<SecretSourceOptions, 'env'> = {},
 ): Promise<GraphClientConfig> {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
@@ -32,7 +36,7 @@ export async function loadGraphClientConfig(
     apiUrl: c.WHATSAPP_API_URL,
     graphVersion: c.WHATSAPP_GRAPH_VERSION,
     phoneNumberId: c.WHATSAPP_PHONE_NUMBER_ID,
-    accessToken: await requireSecret('WHATSAPP_ACCESS_TOKEN', env),
+    accessToken: await secretReader('WHATSAPP_ACCESS_TOKEN', { ...secrets, env }),
     timeoutMs: c.WHATSAPP_TIMEOUT_MS,
     ...(c.WHATSAPP_WABA_ID ? { wabaId: c.WHATSAPP_WABA_ID } : {}),
   };

@@ -5,6 +5,7 @@ import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { ErrorClass } from '#core/model/error-class.ts';
 import { maskPhone, maskPhonesIn } from '#core/platform/phone.ts';
+import { currentSecret, type SecretValue } from '#core/platform/secrets.ts';
 import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
 
 export interface GraphClientConfig {
@@ -13,7 +14,11 @@ export interface GraphClientConfig {
   /** Pinned Graph version, e.g. v25.0. */
   graphVersion: string;
   phoneNumberId: string;
-  accessToken: string;
+  /**
+   * A fixed token (tests, tools) or a reader of the current one, asked before every call so a
+   * token rotated in Secrets Manager is used as soon as the reader's cache lets it through.
+   */
+  accessToken: SecretValue;
   /** Deadline for a whole call (connect, headers, body). Default 10000. */
   timeoutMs?: number;
   /** Keep-alive connections to the API origin. Default 64. */
@@ -164,7 +169,30 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
   const timeoutMs = config.timeoutMs ?? 10_000;
   const base = new URL(config.apiUrl.endsWith('/') ? config.apiUrl : `${config.apiUrl}/`);
   const version = config.graphVersion;
-  const authorization = `Bearer ${config.accessToken}`;
+  // The tokens this client has sent, newest last: scrubbed from every message that leaves it.
+  const tokensUsed: string[] = [];
+  // Set by an auth failure, cleared by any other answer. While set, each call asks the reader to
+  // read the secret again (it limits how often that reaches AWS): a token replaced after a refusal
+  // is then used by the next call, for instance the first send after the probes close the circuit,
+  // rather than once the cache's maximum age has passed.
+  let tokenRefused = false;
+
+  /** The token for the next call; undefined when the reader failed (the call is not made). */
+  async function currentToken(): Promise<string | undefined> {
+    try {
+      const token =
+        tokenRefused && typeof config.accessToken === 'function'
+          ? await config.accessToken({ refresh: true })
+          : await currentSecret(config.accessToken);
+      if (tokensUsed.at(-1) !== token) {
+        tokensUsed.push(token);
+        if (tokensUsed.length > 2) tokensUsed.shift();
+      }
+      return token;
+    } catch {
+      return undefined;
+    }
+  }
   // node:http with a keep-alive agent: no dependency to bundle (undici alone was 0.7 MB of the
   // worker), and connections to Meta are reused across sends and invocations.
   const agentOptions = {
@@ -205,7 +233,9 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
   function scrub(text: string, recipientDigits?: string): string {
     let out = text;
     // Real tokens are long; a short test token would also match ordinary words.
-    if (config.accessToken.length >= 16) out = out.split(config.accessToken).join('[token]');
+    for (const token of tokensUsed) {
+      if (token.length >= 16) out = out.split(token).join('[token]');
+    }
     if (recipientDigits && recipientDigits.length >= 7) {
       out = out.split(recipientDigits).join(maskPhone(recipientDigits));
     }
@@ -213,15 +243,23 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
     return out.length > MAX_MESSAGE_LENGTH ? `${out.slice(0, MAX_MESSAGE_LENGTH)}…` : out;
   }
 
-  async function call(method: 'GET' | 'POST', url: URL, body?: string): Promise<Transport> {
+  async function call(
+    method: 'GET' | 'POST',
+    url: URL | ((token: string) => URL),
+    body?: string,
+  ): Promise<Transport> {
+    const token = await currentToken();
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
+    if (token === undefined) {
+      return { kind: 'network', networkError: 'token_unavailable', latencyMs: 0 };
+    }
     try {
       const res = await send(
         method,
-        url,
+        typeof url === 'function' ? url(token) : url,
         {
-          authorization,
+          authorization: `Bearer ${token}`,
           accept: 'application/json',
           ...(body === undefined
             ? {}
@@ -239,6 +277,10 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
       } catch {
         parsed = undefined;
       }
+      tokenRefused =
+        res.status >= 400 &&
+        classifyGraphError({ httpStatus: res.status, code: readMetaError(parsed)?.code }) ===
+          'auth';
       return { kind: 'answer', status: res.status, body: parsed, latencyMs: elapsed() };
     } catch (error) {
       return { kind: 'network', networkError: networkErrorName(error), latencyMs: elapsed() };
@@ -261,6 +303,7 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
     }
     const meta = readMetaError(answer.body);
     const code = meta?.code;
+    const errorClass = classifyGraphError({ httpStatus: answer.status, code });
     let message: string;
     if (meta?.message) {
       const details = meta.details && !meta.message.includes(meta.details) ? meta.details : '';
@@ -272,7 +315,7 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
     }
     return {
       ok: false,
-      errorClass: classifyGraphError({ httpStatus: answer.status, code }),
+      errorClass,
       code,
       subcode: meta?.subcode,
       httpStatus: answer.status,
@@ -413,7 +456,7 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
   }
 
   async function tokenStatus(): Promise<TokenStatusResult> {
-    const answer = await call('GET', graphUrl('debug_token', { input_token: config.accessToken }));
+    const answer = await call('GET', (token) => graphUrl('debug_token', { input_token: token }));
     if (answer.kind === 'answer' && answer.status >= 200 && answer.status < 300) {
       const data = isRecord(answer.body) && isRecord(answer.body.data) ? answer.body.data : {};
       const expires = typeof data.expires_at === 'number' ? data.expires_at : 0;

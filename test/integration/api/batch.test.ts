@@ -2,22 +2,12 @@
  * POST /v1/notifications/batch against the real database and SQS emulator: each item is answered
  * on its own, the good ones are stored and queued, the bad ones write nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Kysely } from 'kysely';
+import { describe, expect } from 'vitest';
+import type { Database } from '#core/db/schema.ts';
 import type { NotificationView } from '#core/notifications/notification-view.ts';
-import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
-import { testDatabase } from '../../support/database.ts';
-
-const db = testDatabase();
-const app = testApiApp(db);
-let key: string;
-let clientId: string;
-
-beforeAll(async () => {
-  const created = await createTestClient(db);
-  key = created.key;
-  clientId = created.clientId;
-});
-afterAll(() => db.destroy());
+import { apiEvent, createTestClient, uniqueRecipient } from '../../support/api.ts';
+import { apiTest } from '../../support/fixtures.ts';
 
 interface BatchAnswer {
   accepted: number;
@@ -31,19 +21,25 @@ interface BatchAnswer {
   }[];
 }
 
-const postBatch = (body: unknown, apiKey = key) =>
-  app(
-    apiEvent({
-      method: 'POST',
-      path: '/v1/notifications/batch',
-      headers: { 'X-API-Key': apiKey, 'X-Request-ID': 'batch-trace-1' },
-      body,
-    }),
-  );
+/** The file's API test with `postBatch`: POST /v1/notifications/batch, as the file's client unless another key is given. */
+const it = apiTest.extend(
+  'postBatch',
+  { scope: 'file' },
+  ({ app, key }) =>
+    (body: unknown, apiKey = key) =>
+      app(
+        apiEvent({
+          method: 'POST',
+          path: '/v1/notifications/batch',
+          headers: { 'X-API-Key': apiKey, 'X-Request-ID': 'batch-trace-1' },
+          body,
+        }),
+      ),
+);
 
 const template = { name: 'hello_world', language: 'en_US' };
 
-async function rowsOf(ids: string[]) {
+async function rowsOf(db: Kysely<Database>, ids: string[]) {
   if (ids.length === 0) return [];
   return db
     .selectFrom('notifications')
@@ -52,17 +48,11 @@ async function rowsOf(ids: string[]) {
     .execute();
 }
 
-async function countRows() {
-  const row = await db
-    .selectFrom('notifications')
-    .select((eb) => eb.fn.countAll().as('n'))
-    .where('client_id', '=', clientId)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
-
 describe('POST /v1/notifications/batch', () => {
-  it('accepts 100 notifications in one request, stores and queues each, and answers 202', async () => {
+  it('accepts 100 notifications in one request, stores and queues each, and answers 202', async ({
+    db,
+    postBatch,
+  }) => {
     // act
     const notifications = Array.from({ length: 100 }, () => ({ to: uniqueRecipient(), template }));
     const response = await postBatch({ notifications });
@@ -76,7 +66,7 @@ describe('POST /v1/notifications/batch', () => {
     });
     expect(answer.results.map((r) => r.index)).toEqual([...Array(100).keys()]);
     const ids = answer.results.map((r) => r.notification!.id);
-    const rows = await rowsOf(ids);
+    const rows = await rowsOf(db, ids);
     expect(rows).toHaveLength(100);
     for (const row of rows) {
       expect(row).toMatchObject({ status: 'queued', request_id: 'batch-trace-1' });
@@ -88,9 +78,12 @@ describe('POST /v1/notifications/batch', () => {
     }
   });
 
-  it('answers each bad item on its own with 207, writes none of them, and accepts the rest', async () => {
+  it('answers each bad item on its own with 207, writes none of them, and accepts the rest', async ({
+    rowCount,
+    postBatch,
+  }) => {
     // prepare
-    const before = await countRows();
+    const before = await rowCount();
     const good = { to: uniqueRecipient(), template };
     const notifications = [
       good,
@@ -122,17 +115,20 @@ describe('POST /v1/notifications/batch', () => {
       [400, 'notifications.6.idempotencyKey'],
     ]);
     expect(response.body).not.toContain('3001234567');
-    expect(await countRows()).toBe(before + 1);
+    expect(await rowCount()).toBe(before + 1);
   });
 
-  it('replays an item whose idempotencyKey was seen with the same body, and refuses a changed one', async () => {
+  it('replays an item whose idempotencyKey was seen with the same body, and refuses a changed one', async ({
+    rowCount,
+    postBatch,
+  }) => {
     // prepare
     const to = uniqueRecipient();
     const keyA = `batch-a-${crypto.randomUUID()}`;
     const first = JSON.parse(
       (await postBatch({ notifications: [{ to, template, idempotencyKey: keyA }] })).body,
     ) as BatchAnswer;
-    const before = await countRows();
+    const before = await rowCount();
 
     // act
     const response = await postBatch({
@@ -152,7 +148,7 @@ describe('POST /v1/notifications/batch', () => {
       notification: { id: first.results[0]!.notification!.id },
     });
     expect(answer.results[3]!.error!.field).toBe('notifications.3.idempotencyKey');
-    expect(await countRows()).toBe(before + 2);
+    expect(await rowCount()).toBe(before + 2);
 
     const changed = await postBatch({
       notifications: [{ to, text: { body: 'another body' }, idempotencyKey: keyA }],
@@ -163,22 +159,24 @@ describe('POST /v1/notifications/batch', () => {
     });
   });
 
-  it('refuses a whole batch that is not one: empty, over 100, not JSON, or without the scope', async () => {
-    const before = await countRows();
+  it('refuses a whole batch that is not one: empty, over 100, not JSON, or without the scope', async ({
+    db,
+    asClient,
+    rowCount,
+    postBatch,
+  }) => {
+    const before = await rowCount();
     const tooMany = Array.from({ length: 101 }, () => ({ to: uniqueRecipient(), template }));
     for (const body of [{ notifications: [] }, { notifications: tooMany }, { items: [] }]) {
       const response = await postBatch(body);
       expect(response.statusCode).toBe(400);
       expect(JSON.parse(response.body).error.field).toBeDefined();
     }
-    const notJson = await app(
-      apiEvent({
-        method: 'POST',
-        path: '/v1/notifications/batch',
-        headers: { 'X-API-Key': key },
-        rawBody: '{"notifications": [',
-      }),
-    );
+    const notJson = await asClient({
+      method: 'POST',
+      path: '/v1/notifications/batch',
+      rawBody: '{"notifications": [',
+    });
     expect(notJson.statusCode).toBe(400);
     const readOnly = await createTestClient(db, ['notifications:read']);
     const forbidden = await postBatch(
@@ -186,6 +184,6 @@ describe('POST /v1/notifications/batch', () => {
       readOnly.key,
     );
     expect(forbidden.statusCode).toBe(403);
-    expect(await countRows()).toBe(before);
+    expect(await rowCount()).toBe(before);
   });
 });

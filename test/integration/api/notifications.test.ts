@@ -1,5 +1,5 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import type { NotificationView } from '#core/notifications/notification-view.ts';
 import {
   apiEvent,
@@ -8,40 +8,16 @@ import {
   testSqsClient,
   uniqueRecipient,
 } from '../../support/api.ts';
-import { testDatabase } from '../../support/database.ts';
+import { apiTest } from '../../support/fixtures.ts';
 
-const db = testDatabase();
-const app = testApiApp(db);
-let key: string;
-let clientId: string;
-
-beforeAll(async () => {
-  const created = await createTestClient(db);
-  key = created.key;
-  clientId = created.clientId;
-});
-afterAll(() => db.destroy());
-
-const post = (body: unknown, headers: Record<string, string> = {}) =>
-  app(
-    apiEvent({
-      method: 'POST',
-      path: '/v1/notifications',
-      headers: { 'X-API-Key': key, ...headers },
-      body,
-    }),
-  );
-
-const rowCount = async () =>
-  Number(
-    (
-      await db
-        .selectFrom('notifications')
-        .select((eb) => eb.fn.countAll().as('n'))
-        .where('client_id', '=', clientId)
-        .executeTakeFirstOrThrow()
-    ).n,
-  );
+/** The file's API test with `post`: POST /v1/notifications as the file's client. */
+const it = apiTest.extend(
+  'post',
+  { scope: 'file' },
+  ({ asClient }) =>
+    (body: unknown, headers: Record<string, string> = {}) =>
+      asClient({ method: 'POST', path: '/v1/notifications', headers, body }),
+);
 
 const templateBody = (to = uniqueRecipient()) => ({
   to,
@@ -53,7 +29,10 @@ const templateBody = (to = uniqueRecipient()) => ({
 });
 
 describe('POST /v1/notifications', () => {
-  it('stores a template notification, queues its id on the high queue, and answers 202', async () => {
+  it('stores a template notification, queues its id on the high queue, and answers 202', async ({
+    db,
+    post,
+  }) => {
     const response = await post(templateBody(), { 'X-Request-ID': 'trace-abc-123' });
 
     expect(response.statusCode).toBe(202);
@@ -78,7 +57,9 @@ describe('POST /v1/notifications', () => {
     expect(events.map((e) => e.to_status)).toEqual(['accepted', 'queued']);
   });
 
-  it('puts bulk notifications on the bulk queue with the request id as an attribute', async () => {
+  it('puts bulk notifications on the bulk queue with the request id as an attribute', async ({
+    post,
+  }) => {
     const response = await post(
       { ...templateBody(), priority: 'bulk' },
       { 'X-Request-ID': 'bulk-trace-1' },
@@ -107,7 +88,7 @@ describe('POST /v1/notifications', () => {
     expect(found).toEqual({ body: id, requestId: 'bulk-trace-1' });
   });
 
-  it('accepts free text and keeps metadata to echo back', async () => {
+  it('accepts free text and keeps metadata to echo back', async ({ post }) => {
     const response = await post({
       to: uniqueRecipient(),
       text: { body: 'Your code is 123456' },
@@ -119,7 +100,7 @@ describe('POST /v1/notifications', () => {
     expect(body.metadata).toEqual({ orderId: 'A-1' });
   });
 
-  it('stores a future sendAt as scheduled without queueing it', async () => {
+  it('stores a future sendAt as scheduled without queueing it', async ({ post }) => {
     const sendAt = new Date(Date.now() + 3_600_000).toISOString();
     const response = await post({ ...templateBody(), sendAt });
     expect(response.statusCode).toBe(202);
@@ -128,7 +109,10 @@ describe('POST /v1/notifications', () => {
     expect(body.sendAt).toBe(sendAt);
   });
 
-  it('keeps the row accepted and still answers 202 when the queue cannot be reached', async () => {
+  it('keeps the row accepted and still answers 202 when the queue cannot be reached', async ({
+    db,
+    key,
+  }) => {
     const brokenApp = testApiApp(db, {
       queue: {
         sqs: testSqsClient('http://127.0.0.1:9'),
@@ -183,9 +167,9 @@ describe('POST /v1/notifications', () => {
     ['a JSON array', [1, 2], undefined],
   ];
 
-  it.each(bad)(
+  it.for(bad)(
     'rejects %s with 400, names the field, and writes nothing',
-    async (_name, body, field) => {
+    async ([_name, body, field], { post, rowCount }) => {
       const before = await rowCount();
       const response = await post(body);
       expect(response.statusCode).toBe(400);
@@ -200,22 +184,19 @@ describe('POST /v1/notifications', () => {
     },
   );
 
-  it('rejects a body that is not JSON', async () => {
+  it('rejects a body that is not JSON', async ({ asClient, rowCount }) => {
     const before = await rowCount();
-    const response = await app(
-      apiEvent({
-        method: 'POST',
-        path: '/v1/notifications',
-        headers: { 'X-API-Key': key },
-        rawBody: '{"to": ',
-      }),
-    );
+    const response = await asClient({
+      method: 'POST',
+      path: '/v1/notifications',
+      rawBody: '{"to": ',
+    });
     expect(response.statusCode).toBe(400);
     expect(JSON.parse(response.body).error.code).toBe('invalid_json');
     expect(await rowCount()).toBe(before);
   });
 
-  it('rejects a body over 64 KB', async () => {
+  it('rejects a body over 64 KB', async ({ post, rowCount }) => {
     const before = await rowCount();
     const response = await post({ ...templateBody(), metadata: { big: 'x'.repeat(70_000) } });
     expect(response.statusCode).toBe(400);
@@ -225,7 +206,7 @@ describe('POST /v1/notifications', () => {
 });
 
 describe('Idempotency-Key', () => {
-  it('replays the first answer for the same key and body', async () => {
+  it('replays the first answer for the same key and body', async ({ post }) => {
     const body = templateBody();
     const first = await post(body, { 'Idempotency-Key': 'order-1-reminder' });
     const second = await post(body, { 'Idempotency-Key': 'order-1-reminder' });
@@ -235,7 +216,10 @@ describe('Idempotency-Key', () => {
     expect(second.headers?.['idempotent-replayed']).toBe('true');
   });
 
-  it('refuses the same key with a different body with 422 and writes nothing', async () => {
+  it('refuses the same key with a different body with 422 and writes nothing', async ({
+    post,
+    rowCount,
+  }) => {
     await post(templateBody(), { 'Idempotency-Key': 'order-2' });
     const before = await rowCount();
     const response = await post(templateBody(), { 'Idempotency-Key': 'order-2' });
@@ -244,7 +228,10 @@ describe('Idempotency-Key', () => {
     expect(await rowCount()).toBe(before);
   });
 
-  it('answers 409 while the first request with the key is still in flight', async () => {
+  it('answers 409 while the first request with the key is still in flight', async ({
+    db,
+    post,
+  }) => {
     // A first request that stored its row but has not answered yet: no stored response.
     const body = templateBody();
     const first = await post(body, { 'Idempotency-Key': 'order-3' });
@@ -256,7 +243,7 @@ describe('Idempotency-Key', () => {
     expect(JSON.parse(response.body).error.code).toBe('idempotency_key_in_flight');
   });
 
-  it('stores one row when the same key arrives twice at once', async () => {
+  it('stores one row when the same key arrives twice at once', async ({ post }) => {
     const body = templateBody();
     const responses = await Promise.all(
       [1, 2, 3].map(() => post(body, { 'Idempotency-Key': 'order-4' })),
@@ -268,7 +255,7 @@ describe('Idempotency-Key', () => {
     expect(responses.every((r) => r.statusCode === 202 || r.statusCode === 409)).toBe(true);
   });
 
-  it('does not share keys between clients', async () => {
+  it('does not share keys between clients', async ({ db, app, post }) => {
     const other = await createTestClient(db);
     const body = templateBody();
     const mine = await post(body, { 'Idempotency-Key': 'shared-key' });
@@ -285,7 +272,7 @@ describe('Idempotency-Key', () => {
 });
 
 describe('GET /v1/notifications/{id}', () => {
-  it('shows the notification to its own client', async () => {
+  it('shows the notification to its own client', async ({ app, key, post }) => {
     const created = JSON.parse((await post(templateBody())).body) as NotificationView;
     const response = await app(
       apiEvent({
@@ -305,7 +292,12 @@ describe('GET /v1/notifications/{id}', () => {
     });
   });
 
-  it("answers 404 for another client's notification and for an unknown id", async () => {
+  it("answers 404 for another client's notification and for an unknown id", async ({
+    db,
+    app,
+    key,
+    post,
+  }) => {
     const created = JSON.parse((await post(templateBody())).body) as NotificationView;
     const other = await createTestClient(db);
     const theirs = await app(

@@ -15,18 +15,12 @@ import {
   type SandboxOptions,
   startSandbox,
 } from '../../../bin/sandbox/sandbox.ts';
+import { uniqueMobile } from '../../support/phones.ts';
 
 const TOKEN = 'sandbox-token-0123456789abcdef';
 const APP_SECRET = 'sandbox-app-secret';
 const PHONE_NUMBER_ID = '106540352242922';
 const CLIENT_TIMEOUT_MS = 300;
-
-let numberSeed = 0;
-/** A fresh ordinary recipient per call, outside the test-number block. */
-function ordinaryNumber(): string {
-  numberSeed += 1;
-  return `+5730012${String(numberSeed).padStart(5, '0')}`;
-}
 
 function template(to: string): OutboundMessage {
   return { kind: 'template', to, template: { name: 'hello_world', language: 'en_US' } };
@@ -97,7 +91,7 @@ describe('graph client against the sandbox', () => {
   it('sends a template and gets a wamid back', async () => {
     // prepare
     const { sandbox, client } = await startTestSandbox();
-    const to = ordinaryNumber();
+    const to = uniqueMobile();
 
     // act
     const result = await client.sendMessage(template(to));
@@ -114,7 +108,7 @@ describe('graph client against the sandbox', () => {
 
     const result = await client.sendMessage({
       kind: 'text',
-      to: ordinaryNumber(),
+      to: uniqueMobile(),
       text: { body: 'Your code is 1234', previewUrl: false },
     });
 
@@ -165,7 +159,7 @@ describe('graph client against the sandbox', () => {
     });
     onTestFinished(() => client.close());
 
-    const send = await client.sendMessage(template(ordinaryNumber()));
+    const send = await client.sendMessage(template(uniqueMobile()));
     const probe = await client.probe();
 
     expect(send).toMatchObject({ ok: false, errorClass: 'auth', code: 190, httpStatus: 401 });
@@ -183,7 +177,7 @@ describe('graph client against the sandbox', () => {
     });
     onTestFinished(() => client.close());
 
-    const result = await client.sendMessage(template(ordinaryNumber()));
+    const result = await client.sendMessage(template(uniqueMobile()));
 
     expect(result).toMatchObject({ ok: false, errorClass: 'invalid_request', code: 100 });
   });
@@ -208,7 +202,7 @@ describe('graph client against the sandbox', () => {
     // prepare
     const receiver = await startReceiver();
     const { sandbox, client } = await startTestSandbox({ webhookUrl: receiver.url });
-    const to = ordinaryNumber();
+    const to = uniqueMobile();
 
     // act
     const result = await client.sendMessage(template(to));
@@ -237,7 +231,7 @@ describe('graph client against the sandbox', () => {
     // prepare
     const receiver = await startReceiver();
     const { client } = await startTestSandbox({ webhookUrl: receiver.url, webhookBatchMs: 20 });
-    const recipients = Array.from({ length: 20 }, () => ordinaryNumber());
+    const recipients = Array.from({ length: 20 }, () => uniqueMobile());
 
     // act
     const results = await Promise.all(recipients.map((to) => client.sendMessage(template(to))));
@@ -286,7 +280,7 @@ describe('graph client against the sandbox', () => {
     const receiver = await startReceiver((index) => (index === 0 ? 500 : 200));
     const { sandbox, client } = await startTestSandbox({ webhookUrl: receiver.url });
 
-    await client.sendMessage(template(ordinaryNumber()));
+    await client.sendMessage(template(uniqueMobile()));
     await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 3000 });
 
     expect(receiver.requests()).toBe(4);
@@ -297,7 +291,7 @@ describe('graph client against the sandbox', () => {
     const receiver = await startReceiver(() => 500);
     const { sandbox, client } = await startTestSandbox({ webhookUrl: receiver.url });
 
-    await client.sendMessage(template(ordinaryNumber()));
+    await client.sendMessage(template(uniqueMobile()));
     await vi.waitFor(() => expect(sandbox.stats().webhooksFailed).toBeGreaterThanOrEqual(1), {
       timeout: 3000,
     });
@@ -323,7 +317,7 @@ describe('graph client against the sandbox', () => {
     const { sandbox, client } = await startTestSandbox({ faultRate: 1, faultKinds: ['5xx'] });
 
     const sends = await Promise.all(
-      Array.from({ length: 10 }, () => client.sendMessage(template(ordinaryNumber()))),
+      Array.from({ length: 10 }, () => client.sendMessage(template(uniqueMobile()))),
     );
     const probe = await client.probe();
 
@@ -335,9 +329,9 @@ describe('graph client against the sandbox', () => {
   it('classifies injected 429s as rate_limited and resets as upstream', async () => {
     const { sandbox, client } = await startTestSandbox({ faultRate: 1, faultKinds: ['429'] });
 
-    const limited = await client.sendMessage(template(ordinaryNumber()));
+    const limited = await client.sendMessage(template(uniqueMobile()));
     sandbox.setFaults({ rate: 1, kinds: ['reset'] });
-    const reset = await client.sendMessage(template(ordinaryNumber()));
+    const reset = await client.sendMessage(template(uniqueMobile()));
 
     expect(limited).toMatchObject({ ok: false, errorClass: 'rate_limited', code: 130429 });
     expect(reset).toMatchObject({ ok: false, errorClass: 'upstream', networkError: 'ECONNRESET' });
@@ -347,7 +341,7 @@ describe('graph client against the sandbox', () => {
     const { sandbox, client } = await startTestSandbox({ faultRate: 0.5, faultKinds: ['5xx'] });
 
     const sends = await Promise.all(
-      Array.from({ length: 60 }, () => client.sendMessage(template(ordinaryNumber()))),
+      Array.from({ length: 60 }, () => client.sendMessage(template(uniqueMobile()))),
     );
 
     const failed = sends.filter((r) => !r.ok).length;
@@ -363,13 +357,13 @@ describe('graph client against the sandbox', () => {
       method: 'POST',
       body: JSON.stringify({ rate: 1, kinds: ['5xx'] }),
     });
-    const failed = await client.sendMessage(template(ordinaryNumber()));
+    const failed = await client.sendMessage(template(uniqueMobile()));
     const stats = (await (await fetch(`${sandbox.url}/_sandbox/stats`)).json()) as Record<
       string,
       unknown
     >;
     await fetch(`${sandbox.url}/_sandbox/reset`, { method: 'POST' });
-    const after = await client.sendMessage(template(ordinaryNumber()));
+    const after = await client.sendMessage(template(uniqueMobile()));
     const bad = await fetch(`${sandbox.url}/_sandbox/faults`, {
       method: 'POST',
       body: JSON.stringify({ rate: 2 }),
@@ -418,7 +412,7 @@ describe('graph client against the sandbox', () => {
     });
     onTestFinished(() => client.close());
 
-    const result = await client.sendMessage(template(ordinaryNumber()));
+    const result = await client.sendMessage(template(uniqueMobile()));
 
     expect(result).toMatchObject({
       ok: false,
