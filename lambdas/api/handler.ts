@@ -1,7 +1,8 @@
 /** API Gateway entry point of the API function: the shared Middy chain first, the app last. */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { createDatabase } from '#core/db/connect.ts';
-import { createSqsClient, queueTargets } from '#core/platform/aws-clients.ts';
+import { queueTargets } from '#core/notifications/enqueue.ts';
+import { createSqsClient } from '#core/platform/aws-clients.ts';
 import { loadDatabaseConfig, loadQueueConfig, loadServiceConfig } from '#core/platform/config.ts';
 import { lambdaHandler } from '#core/platform/lambda-handler.ts';
 import { memoizeUntilFailure } from '#core/platform/memoize.ts';

@@ -9,7 +9,8 @@ import {
   type SchedulerOptions,
   type TokenCheckState,
 } from '#core/delivery/scheduler.ts';
-import { createSqsClient, queueTargets } from '#core/platform/aws-clients.ts';
+import { queueTargets } from '#core/notifications/enqueue.ts';
+import { createSqsClient } from '#core/platform/aws-clients.ts';
 import {
   loadDatabaseConfig,
   loadDeliveryControlConfig,

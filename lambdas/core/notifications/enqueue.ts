@@ -1,11 +1,17 @@
 /** Putting notifications on the delivery queues: the message body is the id, the request id rides along. */
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Priority } from '#core/model/notification-request.ts';
+import type { QueueConfig } from '#core/platform/config.ts';
 import { inSqsBatches } from '#core/platform/sqs.ts';
 
 export interface QueueTargets {
   sqs: SQSClient;
   queueUrls: Record<Priority, string>;
+}
+
+/** The delivery queues named by the configuration, reached with the given client. */
+export function queueTargets(sqs: SQSClient, config: QueueConfig): QueueTargets {
+  return { sqs, queueUrls: { high: config.HIGH_QUEUE_URL, bulk: config.BULK_QUEUE_URL } };
 }
 
 export interface QueuedNotification {

@@ -1,6 +1,5 @@
 /** AWS SDK clients built from configuration, with the emulator endpoint when one is configured. */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type { QueueTargets } from '#core/notifications/enqueue.ts';
 import type { QueueConfig } from '#core/platform/config.ts';
 
 export function createSqsClient(config: QueueConfig): SQSClient {
@@ -8,8 +7,4 @@ export function createSqsClient(config: QueueConfig): SQSClient {
     region: config.AWS_REGION,
     ...(config.SQS_ENDPOINT ? { endpoint: config.SQS_ENDPOINT } : {}),
   });
-}
-
-export function queueTargets(sqs: SQSClient, config: QueueConfig): QueueTargets {
-  return { sqs, queueUrls: { high: config.HIGH_QUEUE_URL, bulk: config.BULK_QUEUE_URL } };
 }
