@@ -21,6 +21,31 @@ const curl = [
   `  -d '{"to":"+573001234567","template":{"name":"hello_world","language":"en_US"}}'`,
 ].join('\n');
 
+/** Where the webhook's app secret and verify token come from; never the values themselves. */
+function webhookLines(): string {
+  const url = `${stack.baseUrl}/webhook/whatsapp`;
+  const sources = stack.secretSources;
+  if (!sources) {
+    return [
+      `Webhook:       ${url}`,
+      `  app secret:   ${process.env.WHATSAPP_APP_SECRET ? 'from WHATSAPP_APP_SECRET' : 'not set: every signed POST is refused (set WHATSAPP_APP_SECRET)'}`,
+      `  verify token: ${process.env.WHATSAPP_VERIFY_TOKEN ? 'from WHATSAPP_VERIFY_TOKEN' : 'not set: the verification GET is refused'}`,
+    ].join('\n');
+  }
+  const line = (source: string, name: string, what: string) =>
+    source === 'env'
+      ? `from ${name}`
+      : `generated for this run; set ${name} to choose it (${what})`;
+  return [
+    `Webhook:       ${url} (the sandbox signs its webhooks with the same app secret)`,
+    `  app secret:   ${line(sources.appSecret, 'WHATSAPP_APP_SECRET', 'to replay signed payloads')}`,
+    `  verify token: ${line(sources.verifyToken, 'WHATSAPP_VERIFY_TOKEN', 'to send verification GETs')}`,
+    '  Test it with the same variables set: npm run ops -- webhook test',
+    `  The sandbox's subscribed apps: WHATSAPP_API_URL=${stack.sandbox?.url} WHATSAPP_ACCESS_TOKEN=${process.env.WHATSAPP_ACCESS_TOKEN} \\`,
+    `    npm run ops -- webhook status --waba-id ${process.env.WHATSAPP_WABA_ID}`,
+  ].join('\n');
+}
+
 console.log(`
 whatsapp-notif is running locally.
 
@@ -36,6 +61,8 @@ Send a first notification:
 ${curl}
 
 Then read it back with GET ${stack.baseUrl}/v1/notifications/<id> and the same header.
+
+${webhookLines()}
 
 Operate it with the ops CLI (npm run ops -- --help) after pasting:
   export WN_API_URL=${stack.baseUrl}

@@ -44,8 +44,13 @@ export interface LocalStack {
   queueUrls: { high: string; bulk: string; highDlq: string; bulkDlq: string };
   /** The WhatsApp sandbox, unless real credentials were given. */
   sandbox: SandboxHandle | undefined;
+  /** Where the app secret and verify token came from, for the banner (never the values). */
+  secretSources: { appSecret: SecretSource; verifyToken: SecretSource } | undefined;
   stop(): Promise<void>;
 }
+
+/** `env`: the developer set it (so a captured Meta payload can be replayed); `generated`: random for this run. */
+export type SecretSource = 'env' | 'generated';
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const log = options.log ?? (() => {});
@@ -92,10 +97,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // With no access token the sandbox plays Meta: it answers sends and posts signed webhooks back.
     let sandbox: SandboxHandle | undefined;
+    let secretSources: LocalStack['secretSources'];
     if (!process.env.WHATSAPP_ACCESS_TOKEN) {
+      // A secret the developer chose is kept, so payloads signed with it (a captured Meta webhook,
+      // `ops webhook test`) verify; the sandbox signs its own webhooks with the same one.
+      const chosenSecret = process.env.WHATSAPP_APP_SECRET || undefined;
+      const chosenToken = process.env.WHATSAPP_VERIFY_TOKEN || undefined;
+      secretSources = {
+        appSecret: chosenSecret ? 'env' : 'generated',
+        verifyToken: chosenToken ? 'env' : 'generated',
+      };
       const secrets = {
         accessToken: randomBytes(24).toString('hex'),
-        appSecret: randomBytes(24).toString('hex'),
+        appSecret: chosenSecret ?? randomBytes(24).toString('hex'),
         phoneNumberId: '100000000000001',
       };
       sandbox = await startSandbox({ ...secrets, logger: log });
@@ -107,7 +121,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         WHATSAPP_WABA_ID: process.env.WHATSAPP_WABA_ID ?? '100000000000004',
         WHATSAPP_ACCESS_TOKEN: secrets.accessToken,
         WHATSAPP_APP_SECRET: secrets.appSecret,
-        WHATSAPP_VERIFY_TOKEN: process.env.WHATSAPP_VERIFY_TOKEN ?? randomBytes(12).toString('hex'),
+        WHATSAPP_VERIFY_TOKEN: chosenToken ?? randomBytes(12).toString('hex'),
       });
     }
 
@@ -225,6 +239,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         bulkDlq: sqs.deadLetterQueueUrls.bulk,
       },
       sandbox,
+      secretSources,
       stop: stopAll,
     };
   } catch (error) {
