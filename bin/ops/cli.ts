@@ -15,6 +15,7 @@ import { rolloutCommands } from './rollout.ts';
 import { sendTestCommand } from './send-test.ts';
 import { statusCommands } from './status.ts';
 import { OpsError, resolveTarget, type Target, UsageError } from './target.ts';
+import { webhookCommands } from './webhook.ts';
 import { whatsappCommands } from './whatsapp.ts';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -26,6 +27,7 @@ export const COMMANDS: Command[] = [
   ...dlqCommands,
   ...keyCommands,
   ...whatsappCommands,
+  ...webhookCommands(),
   sendTestCommand,
   auditCommand,
   preflightCommand,

@@ -95,11 +95,11 @@ export interface WhatsAppCheckInput {
   now?: Date;
 }
 
-type GraphAnswer =
+export type GraphAnswer =
   | { kind: 'answer'; status: number; body: Record<string, unknown> }
   | { kind: 'network'; error: string };
 
-async function graphGet(url: URL, token: string): Promise<GraphAnswer> {
+export async function graphGet(url: URL, token: string): Promise<GraphAnswer> {
   try {
     const res = await fetch(url, {
       headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
@@ -123,7 +123,7 @@ async function graphGet(url: URL, token: string): Promise<GraphAnswer> {
 }
 
 /** Meta's own words for a failed call, never the token (it is not in the answer). */
-function graphProblem(answer: GraphAnswer): string {
+export function graphProblem(answer: GraphAnswer): string {
   if (answer.kind === 'network') return `no answer from the Graph API (${answer.error})`;
   const error = answer.body.error as { message?: unknown; code?: unknown } | undefined;
   const message = typeof error?.message === 'string' ? error.message.slice(0, 200) : '';
@@ -345,6 +345,52 @@ async function checkSubscription(
   );
 }
 
+export type VerificationAnswer =
+  | {
+      kind: 'answer';
+      status: number;
+      body: string;
+      challenge: string;
+      echoed: boolean;
+      latencyMs: number;
+    }
+  | { kind: 'network'; error: string; latencyMs: number };
+
+/**
+ * Meta's subscription check, as Meta sends it: a GET with a fresh challenge and the verify token;
+ * `echoed` when the webhook answered 200 with exactly the challenge.
+ */
+export async function sendVerificationGet(
+  webhookUrl: string,
+  verifyToken: string,
+  timeoutMs = GRAPH_TIMEOUT_MS,
+): Promise<VerificationAnswer> {
+  const challenge = randomBytes(12).toString('hex');
+  const url = new URL(webhookUrl);
+  url.searchParams.set('hub.mode', 'subscribe');
+  url.searchParams.set('hub.verify_token', verifyToken);
+  url.searchParams.set('hub.challenge', challenge);
+  const started = performance.now();
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = await res.text();
+    return {
+      kind: 'answer',
+      status: res.status,
+      body,
+      challenge,
+      echoed: res.status === 200 && body === challenge,
+      latencyMs: Math.round(performance.now() - started),
+    };
+  } catch (error) {
+    return {
+      kind: 'network',
+      error: errorName(error),
+      latencyMs: Math.round(performance.now() - started),
+    };
+  }
+}
+
 async function checkWebhook(input: WhatsAppCheckInput): Promise<CheckResult> {
   const id = 'whatsapp-webhook';
   const title = 'webhook verification';
@@ -366,26 +412,17 @@ async function checkWebhook(input: WhatsAppCheckInput): Promise<CheckResult> {
       putSecretCommand(input.prefix, 'verify-token'),
     );
   }
-  const challenge = randomBytes(12).toString('hex');
-  const url = new URL(input.webhookUrl);
-  url.searchParams.set('hub.mode', 'subscribe');
-  url.searchParams.set('hub.verify_token', verifyToken);
-  url.searchParams.set('hub.challenge', challenge);
-  let status: number;
-  let body: string;
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(GRAPH_TIMEOUT_MS) });
-    status = res.status;
-    body = await res.text();
-  } catch (error) {
+  const answer = await sendVerificationGet(input.webhookUrl, verifyToken);
+  if (answer.kind === 'network') {
     return fail(
       id,
       title,
-      `${input.webhookUrl} did not answer (${errorName(error)})`,
+      `${input.webhookUrl} did not answer (${answer.error})`,
       'check the API stage and the webhook function logs (/whatsapp-notif/webhook)',
     );
   }
-  if (status === 200 && body === challenge) {
+  const { status } = answer;
+  if (answer.echoed) {
     return ok(id, title, `${input.webhookUrl} echoes the challenge with the verify token`);
   }
   return fail(

@@ -82,7 +82,7 @@ async function readStack(
 }
 
 /** WHATSAPP_* of the deployed worker: the ids and Graph settings the stage really runs with. */
-async function readDeployedWhatsAppSettings(
+export async function readDeployedWhatsAppSettings(
   lambda: LambdaClient,
   functionName: string | undefined,
 ): Promise<{ env: Record<string, string> } | { failed: CheckResult }> {
