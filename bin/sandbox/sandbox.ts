@@ -55,6 +55,11 @@ export interface SandboxAccount {
   scopes: string[];
   /** Whether the app is subscribed to the WABA's webhooks (`GET /{waba-id}/subscribed_apps`). */
   appSubscribed: boolean;
+  /**
+   * A WABA-level alternate callback URL, reported as `override_callback_uri` as Meta does; null:
+   * none, webhooks go to the app's callback URL (which subscribed_apps does not show).
+   */
+  overrideCallbackUri: string | null;
   qualityRating: 'GREEN' | 'YELLOW' | 'RED' | 'UNKNOWN';
   /** Portfolio messaging limit, `TIER_250` … `TIER_UNLIMITED`. */
   messagingLimit: string;
@@ -67,6 +72,7 @@ const DEFAULT_ACCOUNT: SandboxAccount = {
   tokenExpiresAt: 0,
   scopes: ['whatsapp_business_messaging', 'whatsapp_business_management'],
   appSubscribed: true,
+  overrideCallbackUri: null,
   qualityRating: 'GREEN',
   messagingLimit: 'TIER_250',
   throughputLevel: 'STANDARD',
@@ -723,6 +729,9 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
               name: 'whatsapp-notif sandbox',
               link: `https://www.facebook.com/games/?app_id=${SANDBOX_APP_ID}`,
             },
+            ...(account.overrideCallbackUri
+              ? { override_callback_uri: account.overrideCallbackUri }
+              : {}),
           },
         ]
       : [];
@@ -989,6 +998,7 @@ function accountProblem(body: Record<string, unknown>): string | undefined {
     tokenExpiresAt: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0,
     scopes: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'),
     appSubscribed: (v) => typeof v === 'boolean',
+    overrideCallbackUri: (v) => v === null || (typeof v === 'string' && URL.canParse(v)),
     qualityRating: (v) => v === 'GREEN' || v === 'YELLOW' || v === 'RED' || v === 'UNKNOWN',
     messagingLimit: (v) => typeof v === 'string' && /^TIER_\w+$/.test(v),
     throughputLevel: (v) => v === 'STANDARD' || v === 'HIGH',

@@ -264,4 +264,25 @@ describe('--stage: the secrets and the webhook URL from AWS', () => {
       passed: true,
     });
   });
+
+  it("webhook status shows Meta's override callback URL and fails when it is not the stack's", async () => {
+    const ours = `${stack.baseUrl}/webhook/whatsapp`;
+    try {
+      stack.sandbox!.setAccount({ overrideCallbackUri: ours });
+      expect(await cli(['webhook', 'status'])).toBe(0);
+      expect(JSON.parse(stdout).apps).toEqual([
+        expect.objectContaining({ overrideCallbackUri: ours }),
+      ]);
+
+      stack.sandbox!.setAccount({ overrideCallbackUri: 'https://old.example.org/hook' });
+      expect(await cli(['webhook', 'status'])).toBe(1);
+      const report = JSON.parse(stdout);
+      expect(report.passed).toBe(false);
+      expect(report.problems).toEqual([
+        expect.stringContaining(`https://old.example.org/hook, not the stack's ${ours}`),
+      ]);
+    } finally {
+      stack.sandbox!.reset();
+    }
+  });
 });
