@@ -40,7 +40,9 @@ function webhookLines(): string {
     `Webhook:       ${url} (the sandbox signs its webhooks with the same app secret)`,
     `  app secret:   ${line(sources.appSecret, 'WHATSAPP_APP_SECRET', 'to replay signed payloads')}`,
     `  verify token: ${line(sources.verifyToken, 'WHATSAPP_VERIFY_TOKEN', 'to send verification GETs')}`,
-    '  Test it with the same variables set: npm run ops -- webhook test',
+    sources.appSecret === 'env' && sources.verifyToken === 'env'
+      ? '  Test it (same variables, plus WN_API_URL below): npm run ops -- webhook test'
+      : '  To test it with npm run ops -- webhook test, start again with both variables set.',
     `  The sandbox's subscribed apps: WHATSAPP_API_URL=${stack.sandbox?.url} WHATSAPP_ACCESS_TOKEN=${process.env.WHATSAPP_ACCESS_TOKEN} \\`,
     `    npm run ops -- webhook status --waba-id ${process.env.WHATSAPP_WABA_ID}`,
   ].join('\n');

@@ -362,7 +362,7 @@ export function webhookCommands(env: NodeJS.ProcessEnv = process.env): Command[]
         ctx.out.line();
         ctx.out.line(
           passed
-            ? `Both answered as Meta expects. The sample status (${sample.wamid}) matches no notification.`
+            ? `Both answered as Meta expects. The sample status (${sample.wamid}) matches no notification: it is kept as a pending status, deleted after 7 days.`
             : probes[0]!.status === 401
               ? 'The webhook refused the signature: it holds another app secret than the one used here.'
               : 'The webhook did not answer as Meta expects: see the FAIL lines and the webhook logs.',
