@@ -1,5 +1,6 @@
 /** `npm start`: runs the whole service locally and prints how to send a first notification. */
 import { startLocalStack } from './local/stack.ts';
+import { webhookBannerLines } from './local/webhook-secrets.ts';
 
 const port = Number(process.env.PORT ?? 3000);
 const log = (line: string) => console.error(`[local] ${line}`);
@@ -21,33 +22,6 @@ const curl = [
   `  -d '{"to":"+573001234567","template":{"name":"hello_world","language":"en_US"}}'`,
 ].join('\n');
 
-/** Where the webhook's app secret and verify token come from; never the values themselves. */
-function webhookLines(): string {
-  const url = `${stack.baseUrl}/webhook/whatsapp`;
-  const sources = stack.secretSources;
-  if (!sources) {
-    return [
-      `Webhook:       ${url}`,
-      `  app secret:   ${process.env.WHATSAPP_APP_SECRET ? 'from WHATSAPP_APP_SECRET' : 'not set: every signed POST is refused (set WHATSAPP_APP_SECRET)'}`,
-      `  verify token: ${process.env.WHATSAPP_VERIFY_TOKEN ? 'from WHATSAPP_VERIFY_TOKEN' : 'not set: the verification GET is refused'}`,
-    ].join('\n');
-  }
-  const line = (source: string, name: string, what: string) =>
-    source === 'env'
-      ? `from ${name}`
-      : `generated for this run; set ${name} to choose it (${what})`;
-  return [
-    `Webhook:       ${url} (the sandbox signs its webhooks with the same app secret)`,
-    `  app secret:   ${line(sources.appSecret, 'WHATSAPP_APP_SECRET', 'to replay signed payloads')}`,
-    `  verify token: ${line(sources.verifyToken, 'WHATSAPP_VERIFY_TOKEN', 'to send verification GETs')}`,
-    sources.appSecret === 'env' && sources.verifyToken === 'env'
-      ? '  Test it (same variables, plus WN_API_URL below): npm run ops -- webhook test'
-      : '  To test it with npm run ops -- webhook test, start again with both variables set.',
-    `  The sandbox's subscribed apps: WHATSAPP_API_URL=${stack.sandbox?.url} WHATSAPP_ACCESS_TOKEN=${process.env.WHATSAPP_ACCESS_TOKEN} \\`,
-    `    npm run ops -- webhook status --waba-id ${process.env.WHATSAPP_WABA_ID}`,
-  ].join('\n');
-}
-
 console.log(`
 whatsapp-notif is running locally.
 
@@ -64,7 +38,12 @@ ${curl}
 
 Then read it back with GET ${stack.baseUrl}/v1/notifications/<id> and the same header.
 
-${webhookLines()}
+${webhookBannerLines({
+  webhookUrl: `${stack.baseUrl}/webhook/whatsapp`,
+  sources: stack.secretSources,
+  env: process.env,
+  sandboxUrl: stack.sandbox?.url,
+}).join('\n')}
 
 Operate it with the ops CLI (npm run ops -- --help) after pasting:
   export WN_API_URL=${stack.baseUrl}

@@ -18,6 +18,7 @@ import { localLambdaContext } from './lambda-context.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { LOCAL_AWS_CREDENTIALS, localSqsClient, startLocalSqs } from './sqs.ts';
 import { type EventSource, startSqsEventSource } from './sqs-event-source.ts';
+import { chooseLocalWebhookSecrets, type SecretSources } from './webhook-secrets.ts';
 
 export interface LocalStackOptions {
   port: number;
@@ -45,12 +46,9 @@ export interface LocalStack {
   /** The WhatsApp sandbox, unless real credentials were given. */
   sandbox: SandboxHandle | undefined;
   /** Where the app secret and verify token came from, for the banner (never the values). */
-  secretSources: { appSecret: SecretSource; verifyToken: SecretSource } | undefined;
+  secretSources: SecretSources | undefined;
   stop(): Promise<void>;
 }
-
-/** `env`: the developer set it (so a captured Meta payload can be replayed); `generated`: random for this run. */
-export type SecretSource = 'env' | 'generated';
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const log = options.log ?? (() => {});
@@ -101,15 +99,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (!process.env.WHATSAPP_ACCESS_TOKEN) {
       // A secret the developer chose is kept, so payloads signed with it (a captured Meta webhook,
       // `ops webhook test`) verify; the sandbox signs its own webhooks with the same one.
-      const chosenSecret = process.env.WHATSAPP_APP_SECRET || undefined;
-      const chosenToken = process.env.WHATSAPP_VERIFY_TOKEN || undefined;
-      secretSources = {
-        appSecret: chosenSecret ? 'env' : 'generated',
-        verifyToken: chosenToken ? 'env' : 'generated',
-      };
+      const chosen = chooseLocalWebhookSecrets(process.env);
+      secretSources = chosen.sources;
       const secrets = {
         accessToken: randomBytes(24).toString('hex'),
-        appSecret: chosenSecret ?? randomBytes(24).toString('hex'),
+        appSecret: chosen.appSecret,
         phoneNumberId: '100000000000001',
       };
       sandbox = await startSandbox({ ...secrets, logger: log });
@@ -121,7 +115,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         WHATSAPP_WABA_ID: process.env.WHATSAPP_WABA_ID ?? '100000000000004',
         WHATSAPP_ACCESS_TOKEN: secrets.accessToken,
         WHATSAPP_APP_SECRET: secrets.appSecret,
-        WHATSAPP_VERIFY_TOKEN: chosenToken ?? randomBytes(12).toString('hex'),
+        WHATSAPP_VERIFY_TOKEN: chosen.verifyToken,
       });
     }
 

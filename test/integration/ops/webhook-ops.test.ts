@@ -3,12 +3,18 @@
  * and the sandbox as Meta's Graph API), and the local stack honouring a chosen app secret. For
  * `--stage`, only the AWS answers (stack outputs, secrets, worker settings) come from mocks.
  */
+import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../bin/local/stack.ts';
 import { runCli } from '../../../bin/ops/cli.ts';
 import { type OwnStack, runOps, startOwnStack } from '../../support/ops-stack.ts';
-import { mockHealthyAccount, mocks, resetMocks } from '../../support/preflight-aws.ts';
+import {
+  ACCESS_DENIED,
+  mockHealthyAccount,
+  mocks,
+  resetMocks,
+} from '../../support/preflight-aws.ts';
 
 const APP_SECRET = 'chosen-app-secret-for-replays-0123';
 const VERIFY_TOKEN = 'chosen-verify-token-4567';
@@ -284,5 +290,16 @@ describe('--stage: the secrets and the webhook URL from AWS', () => {
     } finally {
       stack.sandbox!.reset();
     }
+  });
+
+  it('without lambda:GetFunctionConfiguration, webhook test still runs (with a note) and webhook status says why it cannot', async () => {
+    mocks.lambda
+      .on(GetFunctionConfigurationCommand)
+      .rejects(ACCESS_DENIED('lambda:GetFunctionConfiguration'));
+    expect(await cli(['webhook', 'test'])).toBe(0);
+    expect(stderr).toContain('placeholder WABA and phone number ids');
+    expect(stderr).toContain('lambda:GetFunctionConfiguration');
+    expect(await cli(['webhook', 'status'])).toBe(1);
+    expect(stderr).toContain('lambda:GetFunctionConfiguration');
   });
 });
