@@ -419,7 +419,10 @@ export function webhookCommands(env: NodeJS.ProcessEnv = process.env): Command[]
       async run(ctx) {
         const stage = stageOf(ctx);
         const facts = stage ? await readStage(ctx, stage, env) : undefined;
-        if (facts?.workerProblem) throw new OpsError(facts.workerProblem);
+        // The WABA id lives in the worker's settings; given as a flag, the rest has defaults.
+        if (facts?.workerProblem && stringFlag(ctx, 'waba-id') === undefined) {
+          throw new OpsError(`${facts.workerProblem} (or pass --waba-id)`);
+        }
         const graphApiUrl = requireUrl(
           stringFlag(ctx, 'whatsapp-api-url') ??
             (facts ? facts.workerEnv.WHATSAPP_API_URL : env.WHATSAPP_API_URL) ??

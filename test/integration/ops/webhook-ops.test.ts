@@ -301,5 +301,11 @@ describe('--stage: the secrets and the webhook URL from AWS', () => {
     expect(stderr).toContain('lambda:GetFunctionConfiguration');
     expect(await cli(['webhook', 'status'])).toBe(1);
     expect(stderr).toContain('lambda:GetFunctionConfiguration');
+    expect(stderr).toContain('--waba-id');
+    const waba = process.env.WHATSAPP_WABA_ID ?? '';
+    expect(
+      await cli(['webhook', 'status', '--waba-id', waba, '--whatsapp-api-url', stack.sandbox!.url]),
+    ).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ wabaId: waba, passed: true });
   });
 });
