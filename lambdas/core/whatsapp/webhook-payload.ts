@@ -484,3 +484,89 @@ export function buildInboundTextWebhook(input: InboundTextWebhookInput) {
     input.wabaId ?? SANDBOX_WABA_ID,
   );
 }
+
+/** What `buildEventWebhook` sends for each field unless told otherwise: the catalogue's examples. */
+export const SAMPLE_EVENT_VALUES: Record<(typeof EVENT_FIELDS)[number], Record<string, unknown>> = {
+  message_template_status_update: {
+    event: 'APPROVED',
+    message_template_id: 1_000_000_001,
+    message_template_name: 'hello_world',
+    message_template_language: 'en-US',
+    reason: 'NONE',
+    message_template_category: 'UTILITY',
+  },
+  message_template_quality_update: {
+    previous_quality_score: 'GREEN',
+    new_quality_score: 'YELLOW',
+    message_template_id: 1_000_000_001,
+    message_template_name: 'hello_world',
+    message_template_language: 'en-US',
+  },
+  template_category_update: {
+    message_template_id: 1_000_000_001,
+    message_template_name: 'hello_world',
+    message_template_language: 'en-US',
+    previous_category: 'UTILITY',
+    new_category: 'MARKETING',
+  },
+  phone_number_quality_update: {
+    display_phone_number: SANDBOX_DISPLAY_NUMBER,
+    event: 'THROUGHPUT_UPGRADE',
+    max_daily_conversations_per_business: 'TIER_10K',
+  },
+  account_update: {
+    event: 'ACCOUNT_RESTRICTION',
+    restriction_info: [
+      { restriction_type: 'RESTRICTED_BIZ_INITIATED_MESSAGING', expiration: 1_800_000_000 },
+    ],
+  },
+};
+
+/**
+ * A Meta-shaped body for a template, number or account field (the sample value with `value`'s
+ * keys over it), or, for `errors`, a `messages` change carrying only a value-level error.
+ */
+export function buildEventWebhook(input: {
+  field: (typeof EVENT_FIELDS)[number] | 'errors';
+  value?: Record<string, unknown>;
+  phoneNumberId: string;
+  wabaId?: string;
+}) {
+  const wabaId = input.wabaId ?? SANDBOX_WABA_ID;
+  if (input.field === 'errors') {
+    const error = {
+      code: 130429,
+      title: 'Rate limit hit',
+      message: 'Rate limit hit',
+      error_data: { details: 'Cloud API message throughput has been reached.' },
+      ...input.value,
+    };
+    return envelope(input.phoneNumberId, { errors: [error] }, wabaId);
+  }
+  return {
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: wabaId,
+        time: Math.floor(Date.now() / 1000),
+        changes: [
+          {
+            field: input.field,
+            value: { ...SAMPLE_EVENT_VALUES[input.field], ...input.value },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** Malformed `statuses[]` items as a careless sender might write them; the webhook must skip them alone. */
+export function malformedStatusItem(index: number): Record<string, unknown> {
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const shapes: Record<string, unknown>[] = [
+    { status: 'delivered', timestamp, recipient_id: '' },
+    { id: `wamid.MALFORMED${index}`, status: 'teleported', timestamp },
+    { id: `wamid.MALFORMED${index}`, status: 'sent', timestamp: 'yesterday' },
+  ];
+  return shapes[index % shapes.length]!;
+}
