@@ -20,7 +20,11 @@ import { Metric } from '#core/platform/metric-names.ts';
 import { maskPhonesIn } from '#core/platform/phone.ts';
 import { currentSecret, type SecretValue } from '#core/platform/secrets.ts';
 import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
-import { type ParsedItems, parseWebhookPayload } from '#core/whatsapp/webhook-payload.ts';
+import {
+  isKnownEvent,
+  type ParsedItems,
+  parseWebhookPayload,
+} from '#core/whatsapp/webhook-payload.ts';
 import { storeWebhookRejects, storeWhatsAppEvents } from '#core/whatsapp/webhook-records.ts';
 import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
 
@@ -222,6 +226,16 @@ async function recordAside(deps: WebhookDeps, parsed: ParsedItems, requestId: st
       field: event.field,
       event: event.event,
     });
+    const key = `${event.field}:${event.event.slice(0, 100)}`;
+    if (!isKnownEvent(event.field, event.event) && !loggedOnce.has(key) && loggedOnce.size < 100) {
+      // Stored and counted like any other; the warning says the catalogue has something new.
+      loggedOnce.add(key);
+      deps.logger.warn('whatsapp event of a type not in the catalogue (logged once per process)', {
+        requestId,
+        field: event.field,
+        event: event.event,
+      });
+    }
   }
   if (parsed.foreignChanges > 0) {
     deps.metrics.addMetric(Metric.WebhookForeignSender, MetricUnit.Count, parsed.foreignChanges);

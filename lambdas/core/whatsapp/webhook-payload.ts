@@ -76,6 +76,60 @@ export const EVENT_FIELDS = [
   'account_update',
 ] as const;
 
+/** Event values the catalogue lists per field; others are stored too, and logged once as new. */
+const KNOWN_EVENTS: Partial<Record<string, readonly string[]>> = {
+  message_template_status_update: [
+    'APPROVED',
+    'PENDING',
+    'REJECTED',
+    'PAUSED',
+    'DISABLED',
+    'FLAGGED',
+    'REINSTATED',
+    'IN_APPEAL',
+    'LIMIT_EXCEEDED',
+    'LOCKED',
+    'ARCHIVED',
+    'UNARCHIVED',
+    'DELETED',
+    'PENDING_DELETION',
+  ],
+  message_template_quality_update: ['GREEN', 'YELLOW', 'RED', 'UNKNOWN'],
+  template_category_update: ['IMPENDING', 'COMPLETED'],
+  phone_number_quality_update: [
+    'ONBOARDING',
+    'THROUGHPUT_UPGRADE',
+    'FLAGGED',
+    'UNFLAGGED',
+    'UPGRADE',
+    'DOWNGRADE',
+  ],
+  account_update: [
+    'ACCOUNT_VIOLATION',
+    'ACCOUNT_RESTRICTION',
+    'DISABLED_UPDATE',
+    'ACCOUNT_DELETED',
+    'ACCOUNT_OFFBOARDED',
+    'ACCOUNT_RECONNECTED',
+    'PARTNER_ADDED',
+    'PARTNER_REMOVED',
+    'PARTNER_APP_INSTALLED',
+    'PARTNER_APP_UNINSTALLED',
+    'VOLUME_BASED_PRICING_TIER_UPDATE',
+    'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+    'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE',
+    'PARTNER_CLIENT_CERTIFICATION_STATUS_UPDATE',
+    'AD_ACCOUNT_LINKED',
+    'MM_LITE_TERMS_SIGNED',
+  ],
+};
+
+/** Whether the catalogue lists this event for its field (value-level errors are always known). */
+export function isKnownEvent(field: string, event: string): boolean {
+  if (field === 'messages') return true;
+  return KNOWN_EVENTS[field]?.includes(event) ?? false;
+}
+
 /** Statuses Meta sends that mean nothing for a notification: skipped, not refused. */
 const UNAPPLIED_STATUSES = new Set(['played', 'deleted', 'warning']);
 
@@ -211,7 +265,8 @@ export function redactEventPayload(value: unknown, depth = 0): unknown {
 
 /** The event name of a template/number/account value; template_category_update has none. */
 function eventName(field: string, value: Record<string, unknown> & { event?: string }): string {
-  if (value.event) return value.event;
+  // Logged and shown by name: a signed body could still put a number there.
+  if (value.event) return maskPhonesIn(value.event);
   if (field === 'template_category_update') {
     return 'correct_category' in value ? 'IMPENDING' : 'COMPLETED';
   }

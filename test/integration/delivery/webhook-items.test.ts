@@ -354,6 +354,18 @@ describe('webhook: template, number and account events', () => {
     expect(lines.filter((l) => l.level === 'error')).toEqual([]);
   });
 
+  it('stores an event type the catalogue does not list and warns once per process', async () => {
+    const { app, lines } = appWith();
+    const event = `NEW_EVENT_${randomUUID().slice(0, 8).toUpperCase()}`;
+    const wabaId = `7${Date.now()}`;
+
+    await postSignedWebhook(app, change('account_update', { event }, wabaId));
+    await postSignedWebhook(app, change('account_update', { event }, wabaId));
+
+    expect((await eventsOf(wabaId)).map((e) => e.event)).toEqual([event, event]);
+    expect(lines.filter((l) => l.message.includes('not in the catalogue'))).toHaveLength(1);
+  });
+
   it('keeps an event value that is not an object as a refused item', async () => {
     const marker = `weird-${randomUUID()}`;
     const { app } = appWith();
