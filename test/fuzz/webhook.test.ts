@@ -317,6 +317,39 @@ describe('the Meta webhook under hostile input', () => {
     );
   });
 
+  it('stores or refuses hostile template, number and account events with a 200, never a 500', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(
+          'message_template_status_update',
+          'message_template_quality_update',
+          'template_category_update',
+          'phone_number_quality_update',
+          'account_update',
+          'messages',
+          'user_preferences',
+        ),
+        fc.oneof(
+          hostileValue,
+          // anyString, not hostileString: NUL and lone surrogates must not reach PostgreSQL raw.
+          fc.record({ event: anyString, detail: hostileValue, [`k${'\u0000'}`]: anyString }),
+          fc.record({ errors: fc.array(hostileValue, { maxLength: 3 }) }),
+        ),
+        anyString,
+        async (field, value, wabaId) => {
+          const raw = JSON.stringify({
+            object: 'whatsapp_business_account',
+            entry: [{ id: wabaId, changes: [{ field, value }] }],
+          });
+          const response = await post(raw, signWebhookBody(raw, APP_SECRET));
+          expect(assessAnswer(response), response.body).toEqual([]);
+          expect(response.statusCode).toBe(200);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('answers signed raw bytes of any shape without a 500', async () => {
     await fc.assert(
       fc.asyncProperty(

@@ -28,6 +28,11 @@ export function storableJson(value: unknown): string {
   return text;
 }
 
+/** Text a PostgreSQL text column takes: no U+0000, no lone surrogate, at most `max` characters. */
+function storableText(text: string, max: number): string {
+  return text.slice(0, max).toWellFormed().replaceAll('\u0000', '\ufffd');
+}
+
 export async function storeWebhookRejects(
   db: Kysely<Database>,
   rejects: readonly RejectedItem[],
@@ -37,9 +42,9 @@ export async function storeWebhookRejects(
     .insertInto('webhook_rejects')
     .values(
       rejects.map((r) => ({
-        field: r.field.slice(0, 200),
+        field: storableText(r.field, 200),
         kind: r.kind,
-        reason: r.reason.slice(0, 1000),
+        reason: storableText(r.reason, 1000),
         raw: storableJson(r.raw),
       })),
     )
@@ -56,8 +61,8 @@ export async function storeWhatsAppEvents(
     .values(
       events.map((e) => ({
         field: e.field,
-        event: e.event,
-        waba_id: e.wabaId && e.wabaId.length <= 64 ? e.wabaId : null,
+        event: storableText(e.event, 200),
+        waba_id: e.wabaId && e.wabaId.length <= 64 ? storableText(e.wabaId, 64) : null,
         payload: storableJson(e.payload),
       })),
     )
