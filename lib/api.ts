@@ -42,6 +42,8 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/admin/keys/{prefix}/revoke': ['POST'],
   '/v1/admin/whatsapp/templates': ['GET'],
   '/v1/admin/whatsapp/token': ['GET'],
+  '/v1/admin/whatsapp/events': ['GET'],
+  '/v1/admin/whatsapp/rejects': ['GET'],
   '/v1/admin/notifications/{id}': ['GET'],
   '/v1/admin/audit': ['GET'],
 };

@@ -151,6 +151,17 @@ export class OperationsDashboard extends Construct {
         { annotations: thresholdLines('template-failures') },
       ),
     );
+    this.dashboard.addWidgets(
+      graph(
+        'Webhook: refused items, Meta events, foreign senders, unread fields (per 5 min)',
+        [
+          ServiceMetric.WebhookItemsRejected,
+          ServiceMetric.WhatsAppEvents,
+          ServiceMetric.WebhookForeignSender,
+          ServiceMetric.WebhookUnknownFields,
+        ].map((name) => serviceMetric(name, 'Sum', FIVE_MINUTES).with({ label: name })),
+      ),
+    );
 
     this.dashboard.addWidgets(heading('## Queues'));
     this.dashboard.addWidgets(

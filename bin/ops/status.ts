@@ -4,8 +4,9 @@
  */
 import type { AdminStatus, QueueStatus } from '#core/admin/admin-status.ts';
 import type { AlarmThreshold } from '../../lib/thresholds.ts';
+import type { ApiClient } from './api-client.ts';
 import type { Command } from './command.ts';
-import { formatAge, keyValues, sinceIso, table } from './output.ts';
+import { formatAge, formatTime, keyValues, sinceIso, table } from './output.ts';
 import { panicSummary, panicTable } from './panic.ts';
 
 /** The alarm table, read when a status command runs (the other commands start faster without it). */
@@ -103,14 +104,55 @@ function last24hLines(status: AdminStatus): string[] {
   return lines;
 }
 
+interface WhatsAppEventRow {
+  receivedAt: string;
+  field: string;
+  event: string;
+}
+
+/**
+ * The last few template, number and account events and refused webhook items. A deployment
+ * without these routes yet (an older api) prints a note instead of failing the whole status.
+ */
+export async function webhookRecordLines(api: ApiClient): Promise<string[]> {
+  try {
+    const [events, rejects] = await Promise.all([
+      api.get<{ events: WhatsAppEventRow[] }>('/v1/admin/whatsapp/events', { limit: 5 }),
+      api.get<{ rejects: WhatsAppEventRow[]; retentionDays: number }>(
+        '/v1/admin/whatsapp/rejects',
+        { limit: 5 },
+      ),
+    ]);
+    return [
+      'Recent WhatsApp events (templates, number, account)',
+      table(events.events, [
+        { title: 'RECEIVED', value: (e) => formatTime(e.receivedAt) },
+        { title: 'FIELD', value: (e) => e.field },
+        { title: 'EVENT', value: (e) => e.event },
+      ]),
+      `Webhook items refused: ${
+        rejects.rejects.length
+          ? `${rejects.rejects.length === 5 ? '5 or more' : rejects.rejects.length} in the last ${rejects.retentionDays} days, latest ${sinceIso(rejects.rejects[0]!.receivedAt)} (raw items in table webhook_rejects)`
+          : 'none'
+      }`,
+    ];
+  } catch (error) {
+    return [
+      `Recent WhatsApp events: unavailable (${error instanceof Error ? error.message : String(error)})`,
+    ];
+  }
+}
+
 export const statusCommands: Command[] = [
   {
     name: 'status',
     summary: 'everything at once: last 24 h, queues, panic mode, limits, rollout, scheduler',
     description: 'What GET /v1/admin/status answers, for the first five minutes of an incident.',
     async run(ctx) {
-      const [status] = await Promise.all([
-        (await ctx.api()).get<AdminStatus>('/v1/admin/status'),
+      const api = await ctx.api();
+      const [status, webhookLines] = await Promise.all([
+        api.get<AdminStatus>('/v1/admin/status'),
+        webhookRecordLines(api),
         loadAlarms(),
       ]);
       ctx.out.data(status);
@@ -140,6 +182,8 @@ export const statusCommands: Command[] = [
             ? `last run ${sinceIso(lastRun.startedAt)} (${lastRun.outcome}), last success ${sinceIso(status.scheduler.lastSuccessfulRunAt)}`
             : 'has not run yet'
         }`,
+        '',
+        ...webhookLines,
       ];
       for (const line of lines) ctx.out.line(line);
       return 0;

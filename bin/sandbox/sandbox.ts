@@ -4,17 +4,35 @@ import http from 'node:http';
 import { Agent, request } from 'undici';
 import type { ErrorClass } from '#core/model/error-class.ts';
 import {
+  buildEventWebhook,
   buildInboundTextWebhook,
   buildStatusesWebhook,
   buildStatusWebhook,
+  EVENT_FIELDS,
+  malformedStatusItem,
   type StatusWebhookInput,
   type WebhookStatus,
 } from '#core/whatsapp/webhook-payload.ts';
 import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 
-export type SandboxFault = '429' | '5xx' | 'timeout' | 'slow' | 'reset';
+/**
+ * Faults of the status webhooks rather than of sends: a malformed item among a batch's statuses,
+ * a POST delivered twice, a message's statuses posted newest first. Opt-in (not in the default).
+ */
+export type WebhookFault = 'malformed_item' | 'redeliver' | 'out_of_order';
+export const WEBHOOK_FAULTS: readonly WebhookFault[] = [
+  'malformed_item',
+  'redeliver',
+  'out_of_order',
+];
 
+export type SandboxFault = '429' | '5xx' | 'timeout' | 'slow' | 'reset' | WebhookFault;
+
+/** The send faults: the default kinds. */
 export const SANDBOX_FAULTS: readonly SandboxFault[] = ['429', '5xx', 'timeout', 'slow', 'reset'];
+
+const isWebhookFault = (kind: SandboxFault): kind is WebhookFault =>
+  (WEBHOOK_FAULTS as readonly string[]).includes(kind);
 
 export interface SandboxOptions {
   /** 0 (the default) picks a free port. */
@@ -373,8 +391,31 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   }
 
   function pickFault(): SandboxFault | undefined {
-    if (faultRate <= 0 || Math.random() >= faultRate) return undefined;
-    return faultKinds[Math.floor(Math.random() * faultKinds.length)];
+    const sendKinds = faultKinds.filter((kind) => !isWebhookFault(kind));
+    if (sendKinds.length === 0 || faultRate <= 0 || Math.random() >= faultRate) return undefined;
+    return sendKinds[Math.floor(Math.random() * sendKinds.length)];
+  }
+
+  /** Whether this webhook gets `kind` (chosen with the fault rate, among the kinds set). */
+  function webhookFault(kind: WebhookFault): boolean {
+    return faultKinds.includes(kind) && faultRate > 0 && Math.random() < faultRate;
+  }
+
+  let malformedCount = 0;
+
+  /**
+   * Posts a status body, with the webhook faults: a malformed item slipped among the statuses,
+   * and the same body posted a second time (Meta redelivers; duplicates are expected).
+   */
+  async function postStatuses(payload: ReturnType<typeof buildStatusesWebhook>): Promise<boolean> {
+    if (webhookFault('malformed_item')) {
+      const value = payload.entry[0]!.changes[0]!.value as unknown as { statuses: unknown[] };
+      const at = Math.floor(Math.random() * (value.statuses.length + 1));
+      value.statuses.splice(at, 0, malformedStatusItem(malformedCount++));
+    }
+    const delivered = await postWebhook(payload);
+    if (delivered && webhookFault('redeliver')) await postWebhook(payload);
+    return delivered;
   }
 
   /** Keeps a request open; if the client gives up first, nothing is answered. */
@@ -567,13 +608,20 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
    * as with Meta.
    */
   function scheduleStatuses(wamid: string, recipientId: string, failLater: boolean): void {
-    const steps: { status: WebhookStatus; at: number }[] = failLater
+    let steps: { status: WebhookStatus; at: number }[] = failLater
       ? [{ status: 'failed', at: delays.sent }]
       : [
           { status: 'sent', at: delays.sent },
           { status: 'delivered', at: delays.delivered },
           { status: 'read', at: delays.read },
         ];
+    if (!failLater && webhookFault('out_of_order')) {
+      // Newest first, at the same moments: read, then delivered, then a late sent.
+      steps = steps.map((step, index) => ({
+        status: steps[steps.length - 1 - index]!.status,
+        at: step.at,
+      }));
+    }
     const run = (index: number, previousAt: number): void => {
       const step = steps[index];
       if (!step) return;
@@ -609,7 +657,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
 
   function queueStatus(input: StatusWebhookInput, done: () => void): void {
     if (webhookBatchMs <= 0) {
-      void postWebhook(buildStatusWebhook(input)).then(done);
+      void postStatuses(buildStatusWebhook(input)).then(done);
       return;
     }
     batch.push({ input, done });
@@ -626,7 +674,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     const items = batch;
     batch = [];
     if (items.length === 0) return;
-    void postWebhook(buildStatusesWebhook(items.map((item) => item.input))).then(() => {
+    void postStatuses(buildStatusesWebhook(items.map((item) => item.input))).then(() => {
       for (const item of items) item.done();
     });
   }
@@ -841,10 +889,14 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         const kinds = body.kinds;
         const validKinds =
           kinds === undefined ||
-          (Array.isArray(kinds) && kinds.every((k) => SANDBOX_FAULTS.includes(k as SandboxFault)));
+          (Array.isArray(kinds) &&
+            kinds.every(
+              (k) =>
+                SANDBOX_FAULTS.includes(k as SandboxFault) || isWebhookFault(k as SandboxFault),
+            ));
         if (typeof body.rate !== 'number' || body.rate < 0 || body.rate > 1 || !validKinds) {
           return sendJson(res, 400, {
-            error: `expected {rate: 0..1, kinds?: (${SANDBOX_FAULTS.join('|')})[]}`,
+            error: `expected {rate: 0..1, kinds?: (${[...SANDBOX_FAULTS, ...WEBHOOK_FAULTS].join('|')})[]}`,
           });
         }
         setFaults({ rate: body.rate, kinds: kinds as SandboxFault[] | undefined });
@@ -870,6 +922,28 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         void sendInboundText({ from: body.from, text: body.text }).then((delivered) =>
           sendJson(res, delivered ? 200 : 502, { delivered }),
         );
+        return;
+      }
+      if (path === '/_sandbox/events') {
+        const fields: readonly string[] = [...EVENT_FIELDS, 'errors'];
+        const value = body.value;
+        if (
+          typeof body.field !== 'string' ||
+          !fields.includes(body.field) ||
+          (value !== undefined &&
+            (typeof value !== 'object' || value === null || Array.isArray(value)))
+        ) {
+          return sendJson(res, 400, {
+            error: `expected {field: ${fields.join('|')}, value?: object}`,
+          });
+        }
+        void postWebhook(
+          buildEventWebhook({
+            field: body.field as (typeof EVENT_FIELDS)[number] | 'errors',
+            phoneNumberId: options.phoneNumberId,
+            ...(value ? { value: value as Record<string, unknown> } : {}),
+          }),
+        ).then((delivered) => sendJson(res, delivered ? 200 : 502, { delivered }));
         return;
       }
       sendJson(res, 404, { error: 'unknown sandbox endpoint' });

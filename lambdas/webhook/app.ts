@@ -1,7 +1,9 @@
 /**
- * The Meta webhook: the GET subscription check, and signed POSTs carrying delivery statuses and
- * inbound messages (STOP / START keywords). The signature is checked over the raw bytes first;
- * a bad one is audited and nothing else is written.
+ * The Meta webhook: the GET subscription check, and signed POSTs carrying delivery statuses,
+ * inbound messages (STOP / START keywords) and template, number and account events. The signature
+ * is checked over the raw bytes first; a bad one is audited and nothing else is written. A body is
+ * applied item by item: what cannot be read is kept aside and the rest applied, and the 200 comes
+ * only once everything is stored (a database failure is a 500, which Meta redelivers).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -15,9 +17,15 @@ import { addOptOut, keywordIntent, removeOptOut, toE164 } from '#core/notificati
 import { errorResponse, HttpError, header, jsonResponse, rawBody } from '#core/platform/http.ts';
 import { pickRequestId } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 import { currentSecret, type SecretValue } from '#core/platform/secrets.ts';
 import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
-import { parseWebhookPayload } from '#core/whatsapp/webhook-payload.ts';
+import {
+  isKnownEvent,
+  type ParsedItems,
+  parseWebhookPayload,
+} from '#core/whatsapp/webhook-payload.ts';
+import { storeWebhookRejects, storeWhatsAppEvents } from '#core/whatsapp/webhook-records.ts';
 import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
 
 export interface WebhookDeps {
@@ -27,7 +35,15 @@ export interface WebhookDeps {
   verifyToken: SecretValue;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Our sender phone number ids (WHATSAPP_PHONE_NUMBER_ID): a `messages` change for another is
+   * acknowledged and ignored. Absent: every sender is read (tests of other numbers, local runs).
+   */
+  phoneNumberIds?: readonly string[];
 }
+
+/** Field names and event types already logged by this process: each is logged once. */
+const loggedOnce = new Set<string>();
 
 export function createWebhookApp(deps: WebhookDeps) {
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
@@ -116,12 +132,24 @@ async function receiveNotifications(
   } catch {
     throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
   }
-  const parsed = parseWebhookPayload(json);
+  const parsed = parseWebhookPayload(
+    json,
+    deps.phoneNumberIds ? { phoneNumberIds: deps.phoneNumberIds } : {},
+  );
   if (!parsed.ok) {
-    // Signed by Meta but not a shape we read (another webhook field): acknowledge, or Meta retries for days.
-    deps.logger.info('webhook payload ignored', { requestId, reason: parsed.error });
-    return jsonResponse(200, { received: true, statuses: 0, messages: 0 });
+    // Signed by Meta but not an envelope we read: kept for the operator and acknowledged, or
+    // Meta retries for days.
+    await storeWebhookRejects(deps.db, [
+      { field: 'body', kind: 'body', reason: parsed.error, raw: json },
+    ]);
+    deps.metrics.addMetric(Metric.WebhookItemsRejected, MetricUnit.Count, 1);
+    deps.logger.warn('webhook payload refused; kept in webhook_rejects', {
+      requestId,
+      reason: parsed.error,
+    });
+    return jsonResponse(200, { received: true, statuses: 0, messages: 0, rejected: 1 });
   }
+  await recordAside(deps, parsed, requestId);
 
   const outcomes = await applyStatusUpdates(
     deps.db,
@@ -161,7 +189,79 @@ async function receiveNotifications(
       messageId: message.id,
     });
   }
-  return jsonResponse(200, { received: true, statuses: applied, messages: parsed.inbound.length });
+  return jsonResponse(200, {
+    received: true,
+    statuses: applied,
+    messages: parsed.inbound.length,
+    events: parsed.events.length,
+    rejected: parsed.rejects.length,
+  });
+}
+
+/**
+ * Stores and counts what a body carried besides statuses and messages: refused items (reason
+ * logged, raw item only in the table: it may hold phone numbers), Meta's events, foreign senders
+ * and fields we do not read.
+ */
+async function recordAside(deps: WebhookDeps, parsed: ParsedItems, requestId: string) {
+  await storeWebhookRejects(deps.db, parsed.rejects);
+  await storeWhatsAppEvents(deps.db, parsed.events);
+  for (const reject of parsed.rejects) {
+    deps.metrics.addMetric(Metric.WebhookItemsRejected, MetricUnit.Count, 1);
+    deps.logger.warn('webhook item refused; kept in webhook_rejects', {
+      requestId,
+      field: reject.field,
+      kind: reject.kind,
+      reason: reject.reason,
+    });
+  }
+  for (const event of parsed.events) {
+    // The total, and the same count per field for the dashboard.
+    deps.metrics.addMetric(Metric.WhatsAppEvents, MetricUnit.Count, 1);
+    const single = deps.metrics.singleMetric();
+    single.addDimension('Field', event.field);
+    single.addMetric(Metric.WhatsAppEvents, MetricUnit.Count, 1);
+    deps.logger.info('whatsapp event recorded', {
+      requestId,
+      field: event.field,
+      event: event.event,
+    });
+    const key = `${event.field}:${event.event.slice(0, 100)}`;
+    if (!isKnownEvent(event.field, event.event) && !loggedOnce.has(key) && loggedOnce.size < 100) {
+      // Stored and counted like any other; the warning says the catalogue has something new.
+      loggedOnce.add(key);
+      deps.logger.warn('whatsapp event of a type not in the catalogue (logged once per process)', {
+        requestId,
+        field: event.field,
+        event: event.event,
+      });
+    }
+  }
+  if (parsed.foreignChanges > 0) {
+    deps.metrics.addMetric(Metric.WebhookForeignSender, MetricUnit.Count, parsed.foreignChanges);
+    deps.logger.warn('webhook for a phone number id that is not ours ignored', {
+      requestId,
+      changes: parsed.foreignChanges,
+    });
+  }
+  for (const field of parsed.unknownFields) {
+    // The name is Meta's, but a signed body could carry anything: bounded and masked like a reason.
+    const name = maskPhonesIn(field.slice(0, 100));
+    deps.metrics.addMetric(Metric.WebhookUnknownFields, MetricUnit.Count, 1);
+    if (loggedOnce.has(name) || loggedOnce.size < 100) {
+      // Per field too, for the first hundred names a process sees: dimensions are not free.
+      const single = deps.metrics.singleMetric();
+      single.addDimension('Field', name);
+      single.addMetric(Metric.WebhookUnknownFields, MetricUnit.Count, 1);
+    }
+    if (!loggedOnce.has(name) && loggedOnce.size < 100) {
+      loggedOnce.add(name);
+      deps.logger.info('webhook field not read (logged once per process)', {
+        requestId,
+        field: name,
+      });
+    }
+  }
 }
 
 function countStatus(metrics: Metrics, status: string, errorCode: number | undefined) {

@@ -15,6 +15,9 @@ async function build() {
     verifyToken: await secretReader('WHATSAPP_VERIFY_TOKEN', { onStaleValue: warnStaleSecret }),
     logger,
     metrics,
+    ...(process.env.WHATSAPP_PHONE_NUMBER_ID
+      ? { phoneNumberIds: [process.env.WHATSAPP_PHONE_NUMBER_ID] }
+      : {}),
   });
 }
 

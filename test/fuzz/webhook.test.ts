@@ -2,7 +2,8 @@
  * Hostile input for the Meta webhook: signed bodies of any shape (near-valid Meta payloads with
  * one part replaced, raw bytes), the same bodies with wrong signatures, and random subscription
  * checks. Never a 500 (Meta would retry it for days), never a write on a 4xx, never a stack trace
- * or a phone number in the answer.
+ * or a phone number in the answer. And item by item: malformed items among valid statuses never
+ * cost a valid one.
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -233,6 +234,120 @@ describe('the Meta webhook under hostile input', () => {
     );
     // The bodies reached the database, not only the parser's refusal.
     expect(applied).toBeGreaterThan(50);
+  });
+
+  it('applies every valid status of a body whatever malformed items are interleaved', async () => {
+    const validArb = fc.record({
+      status: fc.constantFrom('sent', 'delivered', 'read', 'failed'),
+      timestamp: fc.integer({ min: 1_500_000_000, max: 2_000_000_000 }).map(String),
+      // Username users have an empty or absent recipient_id: still valid for a status.
+      recipient: fc.constantFrom('573001234567', '', undefined),
+    });
+    // Items that cannot be read, each for a different reason.
+    const malformedArb = fc.oneof(
+      fc.constant({ status: 'delivered', timestamp: '1700000000', recipient_id: '573001234567' }),
+      fc.record({ id: fc.integer(), status: fc.constant('read'), timestamp: fc.constant('1') }),
+      fc.record({
+        id: fc.constant('wamid.X'),
+        status: fc.string().map((v) => `x-${v}`),
+        timestamp: fc.constant('1'),
+      }),
+      fc.record({
+        id: fc.constant('wamid.Y'),
+        status: fc.constant('sent'),
+        timestamp: fc.constantFrom('yesterday', -1, 1.5, null),
+      }),
+      fc.record({
+        id: fc.constant('wamid.Z'),
+        status: fc.constant('sent'),
+        timestamp: fc.constant('1'),
+        recipient_id: fc.integer(),
+      }),
+      fc.oneof(fc.integer(), fc.constant(null), hostileString),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            validArb.map((v) => ({ v })),
+            malformedArb.map((m) => ({ m })),
+          ),
+          {
+            minLength: 1,
+            maxLength: 8,
+          },
+        ),
+        async (items) => {
+          const valid: { wamid: string; status: string }[] = [];
+          const statuses = items.map((item) => {
+            if ('m' in item) return item.m;
+            const wamid = nextWamid();
+            valid.push({ wamid, status: item.v.status });
+            return {
+              id: wamid,
+              status: item.v.status,
+              timestamp: item.v.timestamp,
+              ...(item.v.recipient === undefined ? {} : { recipient_id: item.v.recipient }),
+            };
+          });
+          const raw = JSON.stringify(envelope({ statuses }));
+
+          const response = await post(raw, signWebhookBody(raw, APP_SECRET));
+
+          expect(response.statusCode).toBe(200);
+          expect(JSON.parse(response.body).rejected).toBe(items.length - valid.length);
+          // No row has these wamids, so each valid status is kept until its send is stored.
+          const kept = valid.length
+            ? await db
+                .selectFrom('pending_statuses')
+                .select(['wamid', 'status'])
+                .where(
+                  'wamid',
+                  'in',
+                  valid.map((v) => v.wamid),
+                )
+                .execute()
+            : [];
+          expect(new Set(kept.map((k) => `${k.wamid} ${k.status}`))).toEqual(
+            new Set(valid.map((v) => `${v.wamid} ${v.status}`)),
+          );
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('stores or refuses hostile template, number and account events with a 200, never a 500', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(
+          'message_template_status_update',
+          'message_template_quality_update',
+          'template_category_update',
+          'phone_number_quality_update',
+          'account_update',
+          'messages',
+          'user_preferences',
+        ),
+        fc.oneof(
+          hostileValue,
+          // anyString, not hostileString: NUL and lone surrogates must not reach PostgreSQL raw.
+          fc.record({ event: anyString, detail: hostileValue, [`k${'\u0000'}`]: anyString }),
+          fc.record({ errors: fc.array(hostileValue, { maxLength: 3 }) }),
+        ),
+        anyString,
+        async (field, value, wabaId) => {
+          const raw = JSON.stringify({
+            object: 'whatsapp_business_account',
+            entry: [{ id: wabaId, changes: [{ field, value }] }],
+          });
+          const response = await post(raw, signWebhookBody(raw, APP_SECRET));
+          expect(assessAnswer(response), response.body).toEqual([]);
+          expect(response.statusCode).toBe(200);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('answers signed raw bytes of any shape without a 500', async () => {

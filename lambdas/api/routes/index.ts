@@ -10,6 +10,7 @@ import { adminNotificationRoutes } from './admin/notifications.ts';
 import { panicRoutes } from './admin/panic.ts';
 import { rolloutRoutes } from './admin/rollout.ts';
 import { statusRoutes } from './admin/status.ts';
+import { webhookRecordRoutes } from './admin/webhook-records.ts';
 import { whatsappRoutes } from './admin/whatsapp.ts';
 import { documentRoute } from './document.ts';
 import { healthRoutes } from './health.ts';
@@ -24,6 +25,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...rolloutRoutes,
   ...keyRoutes,
   ...whatsappRoutes,
+  ...webhookRecordRoutes,
   ...adminNotificationRoutes,
   ...auditRoutes,
 ];

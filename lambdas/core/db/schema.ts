@@ -157,6 +157,26 @@ export interface DeliveryTallyTable {
 
 export type TallyKind = 'skipped_duplicate' | 'skipped_rate_limit';
 
+/** A webhook item the webhook could not read, kept raw for an operator (pruned after 7 days). */
+export interface WebhookRejectTable {
+  id: Generated<string>;
+  received_at: CreatedAt;
+  field: string;
+  kind: string;
+  reason: string;
+  raw: Json;
+}
+
+/** A template, number or account event from Meta (fields other than `messages`), without PII. */
+export interface WhatsAppEventTable {
+  id: Generated<string>;
+  received_at: CreatedAt;
+  field: string;
+  event: string;
+  waba_id: string | null;
+  payload: Json;
+}
+
 export interface Database {
   api_clients: ApiClientTable;
   api_keys: ApiKeyTable;
@@ -170,6 +190,8 @@ export interface Database {
   recipient_pacing: RecipientPacingTable;
   scheduler_runs: SchedulerRunTable;
   delivery_tallies: DeliveryTallyTable;
+  webhook_rejects: WebhookRejectTable;
+  whatsapp_events: WhatsAppEventTable;
 }
 
 export type SenderStateRow = Selectable<SenderStateTable>;

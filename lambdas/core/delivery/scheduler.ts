@@ -19,6 +19,7 @@ import {
 import { SQS_MAX_DELAY_SECONDS } from '#core/notifications/queue-settings.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
+import { pruneWebhookRecords } from '#core/whatsapp/webhook-records.ts';
 
 export interface SchedulerDeps {
   db: Kysely<Database>;
@@ -270,6 +271,8 @@ async function runLocked(
     .deleteFrom('pending_statuses')
     .where('received_at', '<', new Date(now.getTime() - 7 * 24 * 3_600_000))
     .execute();
+  // Refused webhook items and Meta's events are kept for a while for the operator, then dropped.
+  const prunedWebhookRecords = await pruneWebhookRecords(db, now);
 
   const tokenCheck = await checkToken(deps, options);
 
@@ -283,6 +286,7 @@ async function runLocked(
     circuitClosed,
     panicActive,
     lateStatuses,
+    prunedWebhookRecords,
     tokenCheck,
   };
   if (
@@ -292,6 +296,7 @@ async function runLocked(
     probes.length ||
     probesSkippedForTime ||
     lateStatuses ||
+    prunedWebhookRecords ||
     (tokenCheck.outcome !== 'not_due' && tokenCheck.outcome !== 'off')
   )
     deps.logger.info('scheduler run', report);

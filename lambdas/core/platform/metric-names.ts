@@ -47,6 +47,14 @@ export const Metric = {
   WhatsAppApiErrorsByClass: 'WhatsAppApiErrorsByClass',
   /** Days until the access token expires, from debug_token about once an hour; none if it never does. */
   WhatsAppTokenDaysLeft: 'WhatsAppTokenDaysLeft',
+  /** A webhook item (status, message, value) that could not be read: skipped and kept raw. */
+  WebhookItemsRejected: 'WebhookItemsRejected',
+  /** A template, number or account event (or value-level error) recorded; also per Field. */
+  WhatsAppEvents: 'WhatsAppEvents',
+  /** A webhook change on a field we do not read; also per Field (first 100 names a process sees). */
+  WebhookUnknownFields: 'WebhookUnknownFields',
+  /** A `messages` change for a phone number id that is not ours: acknowledged, ignored. */
+  WebhookForeignSender: 'WebhookForeignSender',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];

@@ -17,6 +17,11 @@ import { writeAudit } from '#core/notifications/audit.ts';
 import { addOptOut, removeOptOut } from '#core/notifications/opt-outs.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import {
+  pruneWebhookRecords,
+  storeWebhookRejects,
+  storeWhatsAppEvents,
+} from '#core/whatsapp/webhook-records.ts';
+import {
   type FunctionDatabaseUrls,
   functionDatabaseUrls,
 } from '../../../bin/local/database-roles.ts';
@@ -169,6 +174,25 @@ describe('the functions database roles', () => {
     ).toBe(DENIED);
     expect(await refusal(webhook, 'delete from notifications')).toBe(DENIED);
     expect(await refusal(webhook, 'update rollout_settings set id = 1')).toBe(DENIED);
+  });
+
+  it('lets the webhook role keep refused items and events, the scheduler prune them, the api read them', async () => {
+    await storeWebhookRejects(asRole.webhook, [
+      { field: 'messages', kind: 'status', reason: 'roles test', raw: { id: 1 } },
+    ]);
+    await storeWhatsAppEvents(asRole.webhook, [
+      { field: 'account_update', event: 'ROLES_TEST', payload: { event: 'ROLES_TEST' } },
+    ]);
+    expect(await refusal(asRole.webhook, 'select * from webhook_rejects')).toBe(DENIED);
+
+    await pruneWebhookRecords(asRole.scheduler, new Date());
+    const read = await asRole.api
+      .selectFrom('whatsapp_events')
+      .select('event')
+      .where('event', '=', 'ROLES_TEST')
+      .execute();
+    expect(read.length).toBeGreaterThan(0);
+    expect(await refusal(asRole.api, 'delete from webhook_rejects')).toBe(DENIED);
   });
 
   it('lets the worker role claim and send through the real worker rules, with the database gates', async () => {

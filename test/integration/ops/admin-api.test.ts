@@ -22,6 +22,10 @@ import { adminNotificationSchema } from '../../../lambdas/api/routes/admin/notif
 import { panicChangeSchema, panicStatusSchema } from '../../../lambdas/api/routes/admin/panic.ts';
 import { rolloutSchema } from '../../../lambdas/api/routes/admin/rollout.ts';
 import { adminStatusSchema } from '../../../lambdas/api/routes/admin/status.ts';
+import {
+  webhookRejectsSchema,
+  whatsappEventsSchema,
+} from '../../../lambdas/api/routes/admin/webhook-records.ts';
 import { templatesSchema, tokenStatusSchema } from '../../../lambdas/api/routes/admin/whatsapp.ts';
 import { errorSchema } from '../../../lambdas/api/routes/shared.ts';
 import { testSqsClient, uniqueRecipient } from '../../support/api.ts';
@@ -473,6 +477,56 @@ describe('GET /v1/admin/audit', () => {
 
   it.each(['limit=0', 'limit=501', 'since=yesterday'])('answers 400 for ?%s', async (query) => {
     expect((await call('GET', `/v1/admin/audit?${query}`)).status).toBe(400);
+  });
+});
+
+describe('GET /v1/admin/whatsapp/events and /rejects', () => {
+  it('lists Meta events newest first and refused items without their raw JSON', async () => {
+    await db
+      .insertInto('whatsapp_events')
+      .values([
+        {
+          field: 'account_update',
+          event: 'ACCOUNT_VIOLATION',
+          waba_id: '102290129340398',
+          payload: JSON.stringify({ event: 'ACCOUNT_VIOLATION', note: 'call +573001234567' }),
+        },
+        {
+          field: 'message_template_status_update',
+          event: 'PAUSED',
+          waba_id: '102290129340398',
+          payload: JSON.stringify({ event: 'PAUSED', message_template_id: 1234567890123 }),
+        },
+      ])
+      .execute();
+    await db
+      .insertInto('webhook_rejects')
+      .values({
+        field: 'messages',
+        kind: 'status',
+        reason: 'entry.0.changes.0.value.statuses.0.id: expected string',
+        raw: JSON.stringify({ recipient_id: '573001234567' }),
+      })
+      .execute();
+
+    const events = whatsappEventsSchema.parse(
+      (await call('GET', '/v1/admin/whatsapp/events?limit=2')).body,
+    );
+    const violations = whatsappEventsSchema.parse(
+      (await call('GET', '/v1/admin/whatsapp/events?field=account_update&limit=1')).body,
+    );
+    const rejects = await call('GET', '/v1/admin/whatsapp/rejects?limit=1');
+
+    expect(events.events.map((e) => e.event)).toEqual(['PAUSED', 'ACCOUNT_VIOLATION']);
+    // An id is not a phone number; text that looks like one is masked.
+    expect(events.events[0]!.payload).toMatchObject({ message_template_id: 1234567890123 });
+    expect(JSON.stringify(violations)).not.toContain('573001234567');
+    expect(webhookRejectsSchema.parse(rejects.body).rejects[0]).toMatchObject({
+      field: 'messages',
+      kind: 'status',
+    });
+    expect(JSON.stringify(rejects.body)).not.toContain('573001234567');
+    expect((await call('GET', '/v1/admin/whatsapp/events', { key: clientKey })).status).toBe(403);
   });
 });
 

@@ -107,7 +107,7 @@ describe('status, queue status, templates, token status', () => {
     ]);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(
-      /Last 24 hours[\s\S]*Queues[\s\S]*Panic mode is OFF[\s\S]*Rate limiter[\s\S]*Scheduler/,
+      /Last 24 hours[\s\S]*Queues[\s\S]*Panic mode is OFF[\s\S]*Rate limiter[\s\S]*Scheduler[\s\S]*Recent WhatsApp events[\s\S]*Webhook items refused/,
     );
     expect(queues.stdout).toMatch(/^QUEUE\s+VISIBLE\s+IN FLIGHT\s+DELAYED\s+OLDEST/m);
     expect(queues.stdout).toContain('high-dlq');

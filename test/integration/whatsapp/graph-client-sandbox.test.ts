@@ -300,6 +300,99 @@ describe('graph client against the sandbox', () => {
     expect(sandbox.stats().webhooksSent).toBe(0);
   });
 
+  it('slips a malformed item among the statuses under the malformed_item fault, the rest intact', async () => {
+    const receiver = await startReceiver();
+    const { client } = await startTestSandbox({
+      webhookUrl: receiver.url,
+      faultRate: 1,
+      faultKinds: ['malformed_item'],
+    });
+
+    const result = await client.sendMessage(template(uniqueMobile()));
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 3000 });
+
+    // A webhook fault never fails the send itself.
+    expect(result.ok).toBe(true);
+    const parsed = receiver.received.map((hook) => parseWebhookPayload(JSON.parse(hook.raw)));
+    expect(parsed.map((p) => p.ok && [p.statuses.length, p.rejects.length])).toEqual([
+      [1, 1],
+      [1, 1],
+      [1, 1],
+    ]);
+  });
+
+  it('posts every status body twice under redeliver, and newest first under out_of_order', async () => {
+    const twice = await startReceiver();
+    const { client: first } = await startTestSandbox({
+      webhookUrl: twice.url,
+      faultRate: 1,
+      faultKinds: ['redeliver'],
+    });
+    const reversed = await startReceiver();
+    const { client: second } = await startTestSandbox({
+      webhookUrl: reversed.url,
+      faultRate: 1,
+      faultKinds: ['out_of_order'],
+    });
+
+    await Promise.all([
+      first.sendMessage(template(uniqueMobile())),
+      second.sendMessage(template(uniqueMobile())),
+    ]);
+    await vi.waitFor(() => expect(twice.received).toHaveLength(6), { timeout: 3000 });
+    await vi.waitFor(() => expect(reversed.received).toHaveLength(3), { timeout: 3000 });
+
+    const statuses = (hooks: { raw: string }[]) =>
+      hooks.map((hook) => {
+        const parsed = parseWebhookPayload(JSON.parse(hook.raw));
+        return parsed.ok ? parsed.statuses[0]?.status : undefined;
+      });
+    expect(statuses(twice.received)).toEqual([
+      'sent',
+      'sent',
+      'delivered',
+      'delivered',
+      'read',
+      'read',
+    ]);
+    expect(statuses(reversed.received)).toEqual(['read', 'delivered', 'sent']);
+  });
+
+  it.each([
+    ['message_template_status_update', { event: 'PAUSED' }, 'PAUSED'],
+    ['message_template_quality_update', undefined, 'YELLOW'],
+    ['template_category_update', undefined, 'COMPLETED'],
+    ['phone_number_quality_update', undefined, 'THROUGHPUT_UPGRADE'],
+    ['account_update', { event: 'DISABLED_UPDATE' }, 'DISABLED_UPDATE'],
+    ['errors', undefined, 'error_130429'],
+  ])('posts a signed %s event on POST /_sandbox/events', async (field, value, event) => {
+    const receiver = await startReceiver();
+    const { sandbox } = await startTestSandbox({ webhookUrl: receiver.url });
+
+    const answer = await fetch(`${sandbox.url}/_sandbox/events`, {
+      method: 'POST',
+      body: JSON.stringify({ field, ...(value ? { value } : {}) }),
+    });
+
+    expect(answer.status).toBe(200);
+    expect(receiver.received).toHaveLength(1);
+    const hook = receiver.received[0]!;
+    expect(verifyWebhookSignature(hook.raw, hook.signature, APP_SECRET)).toBe(true);
+    const parsed = parseWebhookPayload(JSON.parse(hook.raw));
+    expect(parsed.ok && parsed.events.map((e) => e.event)).toEqual([event]);
+  });
+
+  it('refuses POST /_sandbox/events for a field it cannot send', async () => {
+    const { sandbox } = await startTestSandbox();
+
+    const answer = await fetch(`${sandbox.url}/_sandbox/events`, {
+      method: 'POST',
+      body: JSON.stringify({ field: 'messages' }),
+    });
+
+    expect(answer.status).toBe(400);
+  });
+
   it('posts a signed inbound text message', async () => {
     const receiver = await startReceiver();
     const { sandbox } = await startTestSandbox({ webhookUrl: receiver.url });

@@ -1,4 +1,4 @@
-/** Tests parsing Meta's webhook bodies into status updates and inbound messages. */
+/** Tests parsing Meta's webhook bodies, item by item, into statuses, inbound messages, events and refused items. */
 import { describe, expect, it } from 'vitest';
 import {
   buildInboundTextWebhook,
@@ -8,6 +8,14 @@ import {
 
 const PHONE_NUMBER_ID = '106540352242922';
 const RECIPIENT = '573001234567';
+/** What a body carrying only statuses and messages has besides them. */
+const NOTHING_ELSE = {
+  events: [],
+  rejects: [],
+  foreignChanges: 0,
+  unknownFields: [],
+  skippedStatuses: 0,
+};
 
 /** A status delivery as Meta documents it, with fields we do not read. */
 function metaStatusDelivery(status: Record<string, unknown>) {
@@ -50,6 +58,7 @@ describe('parseWebhookPayload', () => {
     // assess
     expect(result).toEqual({
       ok: true,
+      ...NOTHING_ELSE,
       inbound: [],
       statuses: [
         {
@@ -110,6 +119,7 @@ describe('parseWebhookPayload', () => {
 
     expect(result).toEqual({
       ok: true,
+      ...NOTHING_ELSE,
       statuses: [],
       inbound: [
         {
@@ -162,10 +172,16 @@ describe('parseWebhookPayload', () => {
 
     const result = parseWebhookPayload(body);
 
-    expect(result).toEqual({ ok: true, statuses: [], inbound: [] });
+    expect(result).toEqual({
+      ok: true,
+      ...NOTHING_ELSE,
+      statuses: [],
+      inbound: [],
+      skippedStatuses: 1,
+    });
   });
 
-  it('ignores changes of other fields, whose value has another shape', () => {
+  it('records a template status event, phone numbers left out, and counts unknown fields', () => {
     const body = {
       object: 'whatsapp_business_account',
       entry: [
@@ -176,12 +192,54 @@ describe('parseWebhookPayload', () => {
               field: 'message_template_status_update',
               value: { event: 'APPROVED', message_template_id: 1, message_template_name: 'x' },
             },
+            {
+              field: 'phone_number_quality_update',
+              value: { display_phone_number: '15550783881', event: 'THROUGHPUT_UPGRADE' },
+            },
+            { field: 'some_future_field', value: { anything: true } },
           ],
         },
       ],
     };
 
-    expect(parseWebhookPayload(body)).toEqual({ ok: true, statuses: [], inbound: [] });
+    const result = parseWebhookPayload(body);
+
+    expect(result).toEqual({
+      ok: true,
+      ...NOTHING_ELSE,
+      statuses: [],
+      inbound: [],
+      events: [
+        {
+          field: 'message_template_status_update',
+          event: 'APPROVED',
+          wabaId: '1',
+          payload: { event: 'APPROVED', message_template_id: 1, message_template_name: 'x' },
+        },
+        {
+          field: 'phone_number_quality_update',
+          event: 'THROUGHPUT_UPGRADE',
+          wabaId: '1',
+          payload: { event: 'THROUGHPUT_UPGRADE' },
+        },
+      ],
+      unknownFields: ['some_future_field'],
+    });
+  });
+
+  it('ignores a messages change for a phone number id that is not ours', () => {
+    const body = metaStatusDelivery({
+      id: 'wamid.O',
+      status: 'sent',
+      timestamp: '1750263773',
+      recipient_id: RECIPIENT,
+    });
+
+    const ours = parseWebhookPayload(body, { phoneNumberIds: [PHONE_NUMBER_ID] });
+    const other = parseWebhookPayload(body, { phoneNumberIds: ['999'] });
+
+    expect(ours.ok && ours.statuses).toHaveLength(1);
+    expect(other.ok && [other.statuses.length, other.foreignChanges]).toEqual([0, 1]);
   });
 
   it('rejects a body for another object type', () => {
@@ -192,8 +250,8 @@ describe('parseWebhookPayload', () => {
     expect(result.ok).toBe(false);
   });
 
-  it('rejects a status without a recipient or with a malformed timestamp, naming the field', () => {
-    const missing = metaStatusDelivery({ id: 'wamid.X', status: 'sent', timestamp: '1750263773' });
+  it('sets aside a status without an id or with a malformed timestamp, naming the field', () => {
+    const missing = metaStatusDelivery({ status: 'sent', timestamp: '1750263773' });
     const badTime = metaStatusDelivery({
       id: 'wamid.X',
       status: 'sent',
@@ -204,8 +262,43 @@ describe('parseWebhookPayload', () => {
     const a = parseWebhookPayload(missing);
     const b = parseWebhookPayload(badTime);
 
-    expect(a.ok === false && a.error).toContain('statuses.0.recipient_id');
-    expect(b.ok === false && b.error).toContain('statuses.0.timestamp');
+    expect(a.ok && a.rejects.map((r) => [r.kind, r.reason])).toEqual([
+      ['status', expect.stringContaining('statuses.0.id')],
+    ]);
+    expect(b.ok && b.rejects[0]?.reason).toContain('statuses.0.timestamp');
+  });
+
+  it('reads a status whose recipient_id is empty or absent (a username user) by its wamid', () => {
+    const empty = metaStatusDelivery({
+      id: 'wamid.U',
+      status: 'delivered',
+      timestamp: '1750263773',
+      recipient_id: '',
+      recipient_user_id: 'US.13491208655302741918',
+    });
+
+    const result = parseWebhookPayload(empty);
+
+    expect(result.ok && result.statuses.map((s) => [s.wamid, s.recipientId])).toEqual([
+      ['wamid.U', ''],
+    ]);
+    expect(result.ok && result.rejects).toEqual([]);
+  });
+
+  it('sets aside an unknown status value but applies the valid status beside it', () => {
+    const body = metaStatusDelivery({});
+    const value = body.entry[0]!.changes[0]!.value as { statuses: unknown[] };
+    value.statuses = [
+      { id: 'wamid.Q', status: 'teleported', timestamp: '1750263773', recipient_id: RECIPIENT },
+      { id: 'wamid.R', status: 'read', timestamp: '1750263773', recipient_id: RECIPIENT },
+    ];
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.statuses.map((s) => s.wamid)).toEqual(['wamid.R']);
+    expect(result.ok && result.rejects.map((r) => r.reason)).toEqual([
+      expect.stringContaining('not a status we know'),
+    ]);
   });
 
   it('rejects something that is not a webhook body at all', () => {
@@ -214,7 +307,7 @@ describe('parseWebhookPayload', () => {
     expect(parseWebhookPayload({ object: 'whatsapp_business_account' }).ok).toBe(false);
   });
 
-  it('never repeats a phone number in its error', () => {
+  it('never repeats a phone number in the reason of a refused item', () => {
     const body = metaStatusDelivery({
       id: 'wamid.X',
       status: 'sent',
@@ -224,8 +317,9 @@ describe('parseWebhookPayload', () => {
 
     const result = parseWebhookPayload(body);
 
-    expect(result.ok).toBe(false);
-    expect(JSON.stringify(result)).not.toContain(RECIPIENT);
+    // The raw item keeps the number for the operator; the reason, which is logged, does not.
+    expect(result.ok && result.rejects).toHaveLength(1);
+    expect(result.ok && result.rejects[0]!.reason).not.toContain(RECIPIENT);
   });
 });
 
@@ -245,6 +339,7 @@ describe('buildStatusWebhook', () => {
 
     expect(result).toEqual({
       ok: true,
+      ...NOTHING_ELSE,
       inbound: [],
       statuses: [
         {
