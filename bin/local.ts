@@ -49,6 +49,7 @@ Operate it with the ops CLI (npm run ops -- --help) after pasting:
   export WN_API_URL=${stack.baseUrl}
   export WN_API_KEY=${stack.apiKey}
   export WN_SQS_ENDPOINT=${stack.sqsEndpoint}
+  export WHATSAPP_PHONE_NUMBER_ID=${process.env.WHATSAPP_PHONE_NUMBER_ID}
 
 Press Ctrl-C to stop.
 READY ${stack.baseUrl}

@@ -29,10 +29,12 @@ beforeAll(async () => {
   process.env.WHATSAPP_VERIFY_TOKEN = VERIFY_TOKEN;
   own = await startOwnStack();
   stack = own.stack;
+  // What the banner tells a developer to export.
   localEnv = {
     WN_API_URL: stack.baseUrl,
     WHATSAPP_APP_SECRET: APP_SECRET,
     WHATSAPP_VERIFY_TOKEN: VERIFY_TOKEN,
+    WHATSAPP_PHONE_NUMBER_ID: process.env.WHATSAPP_PHONE_NUMBER_ID!,
   };
 }, 60_000);
 
