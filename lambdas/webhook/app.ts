@@ -1,6 +1,6 @@
 /**
  * The Meta webhook: the GET subscription check, and signed POSTs carrying delivery statuses and
- * inbound messages (STOP / START keywords). The signature is checked over the raw bytes first;
+ * inbound messages (STOP / START keywords, changed numbers) and marketing preferences. The signature is checked over the raw bytes first;
  * a bad one is audited and nothing else is written.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
@@ -11,7 +11,7 @@ import type { Database } from '#core/db/schema.ts';
 import { addClassMetric } from '#core/delivery/deliver-batch.ts';
 import { applyStatusUpdates } from '#core/notifications/apply-status-update.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
-import { addOptOut, keywordIntent, removeOptOut, toE164 } from '#core/notifications/opt-outs.ts';
+import { applyConsentEvents } from '#core/notifications/consent-events.ts';
 import { errorResponse, HttpError, header, jsonResponse, rawBody } from '#core/platform/http.ts';
 import { pickRequestId } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
@@ -150,18 +150,19 @@ async function receiveNotifications(
       ...(firstError ? { errorCode: firstError.code } : {}),
     });
   }
-  for (const message of parsed.inbound) {
-    const intent = keywordIntent(message.text);
-    if (!intent) continue;
-    const recipient = toE164(message.from);
-    if (intent === 'opt_out') await addOptOut(deps.db, recipient, 'keyword');
-    else await removeOptOut(deps.db, recipient);
-    deps.logger.info(intent === 'opt_out' ? 'recipient opted out' : 'recipient opted back in', {
-      requestId,
-      messageId: message.id,
-    });
+  const consent = await applyConsentEvents(deps.db, parsed);
+  for (const entry of consent.log) {
+    deps.logger.info('consent event', { requestId, ...entry });
   }
-  return jsonResponse(200, { received: true, statuses: applied, messages: parsed.inbound.length });
+  if (consent.tally.replayed > 0) {
+    deps.metrics.addMetric(Metric.ConsentReplaysIgnored, MetricUnit.Count, consent.tally.replayed);
+  }
+  return jsonResponse(200, {
+    received: true,
+    statuses: applied,
+    messages: parsed.inbound.length,
+    preferences: parsed.preferences.length,
+  });
 }
 
 function countStatus(metrics: Metrics, status: string, errorCode: number | undefined) {

@@ -16,13 +16,21 @@ export interface StatusUpdate {
   wamid: string;
   status: WebhookStatus;
   timestamp: Date;
-  recipientId: string;
+  /** Phone digits; absent for a username user whose number Meta withholds (match by wamid). */
+  recipientId?: string;
+  /** The recipient's business-scoped user id (BSUID), when Meta sends one. */
+  recipientUserId?: string;
   phoneNumberId?: string;
   errors: StatusError[];
 }
 
 export interface InboundMessage {
-  from: string;
+  /** Phone digits; absent for a username user whose number Meta withholds. */
+  from?: string;
+  /** The sender's BSUID (`from_user_id`, or the message's contact's `user_id`). */
+  fromUserId?: string;
+  /** A `system` message: a changed number (`user_changed_number`) or BSUID (`user_changed_user_id`). */
+  system?: { type: string; waId?: string; userId?: string };
   id: string;
   timestamp: Date;
   type: string;
@@ -31,8 +39,21 @@ export interface InboundMessage {
   phoneNumberId?: string;
 }
 
+/** One item of a `user_preferences` webhook: marketing messages stopped or resumed. */
+export interface PreferenceChange {
+  waId?: string;
+  userId?: string;
+  value: 'stop' | 'resume';
+  timestamp: Date;
+}
+
 export type ParsedWebhook =
-  | { ok: true; statuses: StatusUpdate[]; inbound: InboundMessage[] }
+  | {
+      ok: true;
+      statuses: StatusUpdate[];
+      inbound: InboundMessage[];
+      preferences: PreferenceChange[];
+    }
   | { ok: false; error: string };
 
 /** Latest Unix second we accept (year 2286): anything later is not a real event time. */
@@ -62,23 +83,48 @@ const statusErrorSchema = z.looseObject({
   message: storableText.optional(),
 });
 
+/** Phone digits as Meta writes them; an empty string (older drafts) means absent, like omission. */
+const phoneDigits = z
+  .union([z.literal(''), z.string().regex(/^\d{6,15}$/)])
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+/** A business-scoped user id (BSUID), `CC.<alnum>` or `CC.ENT.<alnum>`; empty means absent. */
+const bsuid = z
+  .union([z.literal(''), z.string().regex(/^[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]{1,128}$/)])
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
 const statusSchema = z.looseObject({
   id: storableText.min(1).max(512),
   // Read as a string: Meta has other statuses ('deleted', 'warning') that we skip, not reject.
   status: z.string().min(1),
   timestamp: unixSeconds,
-  recipient_id: storableText.min(1),
+  // Statuses are matched by wamid: the recipient fields may hold a phone, a BSUID, or nothing.
+  recipient_id: storableText.optional(),
+  recipient_user_id: bsuid,
   errors: z.array(statusErrorSchema).optional(),
 });
 
 const inboundSchema = z.looseObject({
-  // WhatsApp ids of senders are phone digits; the opt-out list is keyed by them.
-  from: z.string().regex(/^\d{6,15}$/),
+  // A username user has no phone in the payload, only a BSUID; the opt-out list takes either.
+  from: phoneDigits,
+  from_user_id: bsuid,
   id: storableText.min(1).max(512),
   timestamp: unixSeconds,
   type: z.string().min(1),
   text: z.looseObject({ body: z.string() }).optional(),
   button: z.looseObject({ text: z.string().optional() }).optional(),
+  system: z
+    .looseObject({ type: z.string().optional(), wa_id: phoneDigits, user_id: bsuid })
+    .optional(),
+});
+
+const preferenceSchema = z.looseObject({
+  wa_id: phoneDigits,
+  user_id: bsuid,
+  value: z.enum(['stop', 'resume']),
+  timestamp: unixSeconds,
 });
 
 export const messagesValueSchema = z.looseObject({
@@ -91,7 +137,7 @@ export const messagesValueSchema = z.looseObject({
     .optional(),
   statuses: z.array(statusSchema).optional(),
   messages: z.array(inboundSchema).optional(),
-  contacts: z.array(z.looseObject({ wa_id: z.string().optional() })).optional(),
+  contacts: z.array(z.looseObject({ wa_id: z.string().optional(), user_id: bsuid })).optional(),
 });
 
 export const webhookPayloadSchema = z.looseObject({
@@ -135,8 +181,13 @@ export function parseWebhookPayload(json: unknown): ParsedWebhook {
 
   const statuses: StatusUpdate[] = [];
   const inbound: InboundMessage[] = [];
+  const preferences: PreferenceChange[] = [];
   for (const [e, entry] of outer.data.entry.entries()) {
     for (const [c, change] of entry.changes.entries()) {
+      if (change.field === 'user_preferences') {
+        preferences.push(...parsePreferences(change.value));
+        continue;
+      }
       if (change.field !== 'messages') continue;
       const value = messagesValueSchema.safeParse(change.value);
       if (!value.success) {
@@ -149,7 +200,8 @@ export function parseWebhookPayload(json: unknown): ParsedWebhook {
           wamid: s.id,
           status: s.status,
           timestamp: toDate(s.timestamp),
-          recipientId: s.recipient_id,
+          recipientId: s.recipient_id || undefined,
+          recipientUserId: s.recipient_user_id,
           phoneNumberId,
           errors: (s.errors ?? []).map((err) => ({
             code: err.code,
@@ -158,9 +210,22 @@ export function parseWebhookPayload(json: unknown): ParsedWebhook {
           })),
         });
       }
-      for (const m of value.data.messages ?? []) {
+      const contacts = value.data.contacts ?? [];
+      for (const [index, m] of (value.data.messages ?? []).entries()) {
+        // Meta pairs contacts with messages; with one contact it is the sender of every message.
+        const contact = contacts.length === 1 ? contacts[0] : contacts[index];
         inbound.push({
           from: m.from,
+          fromUserId: m.from_user_id ?? contact?.user_id,
+          ...(m.type === 'system' && m.system
+            ? {
+                system: {
+                  type: m.system.type ?? '',
+                  waId: m.system.wa_id,
+                  userId: m.system.user_id,
+                },
+              }
+            : {}),
           id: m.id,
           timestamp: toDate(m.timestamp),
           type: m.type,
@@ -170,7 +235,31 @@ export function parseWebhookPayload(json: unknown): ParsedWebhook {
       }
     }
   }
-  return { ok: true, statuses, inbound };
+  return { ok: true, statuses, inbound, preferences };
+}
+
+/**
+ * The items of a `user_preferences` value, each read alone: a malformed item (or one naming
+ * nobody) is skipped without dropping its neighbours, since consent must not be lost in a batch.
+ */
+function parsePreferences(value: unknown): PreferenceChange[] {
+  const items =
+    typeof value === 'object' && value !== null && 'user_preferences' in value
+      ? (value as { user_preferences: unknown }).user_preferences
+      : undefined;
+  if (!Array.isArray(items)) return [];
+  const changes: PreferenceChange[] = [];
+  for (const item of items) {
+    const parsed = preferenceSchema.safeParse(item);
+    if (!parsed.success || (!parsed.data.wa_id && !parsed.data.user_id)) continue;
+    changes.push({
+      waId: parsed.data.wa_id,
+      userId: parsed.data.user_id,
+      value: parsed.data.value,
+      timestamp: toDate(parsed.data.timestamp),
+    });
+  }
+  return changes;
 }
 
 const SANDBOX_WABA_ID = '100000000000001';

@@ -51,6 +51,7 @@ describe('parseWebhookPayload', () => {
     expect(result).toEqual({
       ok: true,
       inbound: [],
+      preferences: [],
       statuses: [
         {
           wamid: 'wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA',
@@ -111,6 +112,7 @@ describe('parseWebhookPayload', () => {
     expect(result).toEqual({
       ok: true,
       statuses: [],
+      preferences: [],
       inbound: [
         {
           from: RECIPIENT,
@@ -162,7 +164,7 @@ describe('parseWebhookPayload', () => {
 
     const result = parseWebhookPayload(body);
 
-    expect(result).toEqual({ ok: true, statuses: [], inbound: [] });
+    expect(result).toEqual({ ok: true, statuses: [], inbound: [], preferences: [] });
   });
 
   it('ignores changes of other fields, whose value has another shape', () => {
@@ -181,7 +183,7 @@ describe('parseWebhookPayload', () => {
       ],
     };
 
-    expect(parseWebhookPayload(body)).toEqual({ ok: true, statuses: [], inbound: [] });
+    expect(parseWebhookPayload(body)).toEqual({ ok: true, statuses: [], inbound: [], preferences: [] });
   });
 
   it('rejects a body for another object type', () => {
@@ -192,8 +194,28 @@ describe('parseWebhookPayload', () => {
     expect(result.ok).toBe(false);
   });
 
-  it('rejects a status without a recipient or with a malformed timestamp, naming the field', () => {
+  it('reads a status without a recipient (a username user), to be matched by its wamid', () => {
     const missing = metaStatusDelivery({ id: 'wamid.X', status: 'sent', timestamp: '1750263773' });
+    const empty = metaStatusDelivery({
+      id: 'wamid.Y',
+      status: 'delivered',
+      timestamp: '1750263773',
+      recipient_id: '',
+      recipient_user_id: 'US.13491208655302741918',
+    });
+
+    const a = parseWebhookPayload(missing);
+    const b = parseWebhookPayload(empty);
+
+    expect(a.ok && a.statuses[0]).toMatchObject({ wamid: 'wamid.X', recipientId: undefined });
+    expect(b.ok && b.statuses[0]).toMatchObject({
+      wamid: 'wamid.Y',
+      recipientId: undefined,
+      recipientUserId: 'US.13491208655302741918',
+    });
+  });
+
+  it('rejects a status with a malformed timestamp, naming the field', () => {
     const badTime = metaStatusDelivery({
       id: 'wamid.X',
       status: 'sent',
@@ -201,10 +223,8 @@ describe('parseWebhookPayload', () => {
       recipient_id: RECIPIENT,
     });
 
-    const a = parseWebhookPayload(missing);
     const b = parseWebhookPayload(badTime);
 
-    expect(a.ok === false && a.error).toContain('statuses.0.recipient_id');
     expect(b.ok === false && b.error).toContain('statuses.0.timestamp');
   });
 
@@ -246,6 +266,7 @@ describe('buildStatusWebhook', () => {
     expect(result).toEqual({
       ok: true,
       inbound: [],
+      preferences: [],
       statuses: [
         {
           wamid: 'wamid.B',

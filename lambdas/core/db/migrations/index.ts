@@ -7,12 +7,14 @@ import * as m0001 from '#core/db/migrations/0001_initial.ts';
 import * as m0002 from '#core/db/migrations/0002_delivery_control.ts';
 import * as m0003 from '#core/db/migrations/0003_reclaim_events.ts';
 import * as m0004 from '#core/db/migrations/0004_function_roles.ts';
+import * as m0006 from '#core/db/migrations/0006_consent.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_delivery_control': m0002,
   '0003_reclaim_events': m0003,
   '0004_function_roles': m0004,
+  '0006_consent': m0006,
 };
 
 export const staticMigrationProvider: MigrationProvider = {
