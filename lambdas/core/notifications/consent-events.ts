@@ -73,6 +73,14 @@ export async function applyConsentEvents(
     ),
   );
 
+  // Every message that names both ids links them, keyword or not.
+  await rememberBsuids(
+    db,
+    events.inbound.flatMap((m) =>
+      m.from && m.fromUserId ? [{ phone: toE164(m.from), bsuid: m.fromUserId }] : [],
+    ),
+  );
+
   let actedOnMessages = false;
   for (const message of events.inbound) {
     const intent = keywordIntent(message.text);
@@ -87,7 +95,6 @@ export async function applyConsentEvents(
         tally.replayed += 1;
         return { kind, outcome: 'replayed', messageId: message.id };
       }
-      await linkIds(trx, message.from, message.fromUserId);
       if (identity) {
         const system = message.system!;
         await linkIds(trx, system.waId, system.userId);

@@ -193,10 +193,7 @@ export async function rememberBsuids(
  * The keys given plus every phone number or BSUID linked to them in recipient_ids, so a START
  * sent under a BSUID also clears a STOP recorded under the phone number, and the other way round.
  */
-export async function linkedKeys(
-  db: Kysely<Database>,
-  keys: readonly string[],
-): Promise<string[]> {
+export async function linkedKeys(db: Kysely<Database>, keys: readonly string[]): Promise<string[]> {
   if (keys.length === 0) return [];
   const rows = await db
     .selectFrom('recipient_ids')
@@ -239,7 +236,10 @@ export async function markInboundSeen(db: Kysely<Database>, messageId: string): 
 }
 
 /** Forgets seen inbound ids past the retention (older ones also fail the consent clock). */
-export async function pruneInboundSeen(db: Kysely<Database>, now: Date = new Date()): Promise<void> {
+export async function pruneInboundSeen(
+  db: Kysely<Database>,
+  now: Date = new Date(),
+): Promise<void> {
   const cutoff = new Date(now.getTime() - INBOUND_SEEN_RETENTION_DAYS * 86_400_000);
   await db.deleteFrom('inbound_seen').where('seen_at', '<', cutoff).execute();
 }

@@ -356,8 +356,10 @@ export function buildStatusesWebhook(inputs: readonly StatusWebhookInput[]) {
 
 export interface InboundTextWebhookInput {
   phoneNumberId: string;
-  /** Sender digits, without '+'. */
+  /** Sender digits, without '+'; '' for a username user whose number Meta withholds. */
   from: string;
+  /** The sender's BSUID, sent as `from_user_id` and on the contact. */
+  userId?: string;
   text: string;
   id?: string;
   timestamp?: Date;
@@ -370,16 +372,109 @@ export function buildInboundTextWebhook(input: InboundTextWebhookInput) {
   return envelope(
     input.phoneNumberId,
     {
-      contacts: [{ profile: { name: 'Sandbox User' }, wa_id: from }],
+      contacts: [
+        {
+          profile: { name: 'Sandbox User' },
+          ...(from ? { wa_id: from } : {}),
+          ...(input.userId ? { user_id: input.userId } : {}),
+        },
+      ],
       messages: [
         {
           from,
+          ...(input.userId ? { from_user_id: input.userId } : {}),
           id:
             input.id ??
             `wamid.IN${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`,
           timestamp: unix(input.timestamp),
           type: 'text',
           text: { body: input.text },
+        },
+      ],
+    },
+    input.wabaId ?? SANDBOX_WABA_ID,
+  );
+}
+
+function newInboundId(): string {
+  return `wamid.IN${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export interface PreferencesWebhookInput {
+  phoneNumberId: string;
+  /** Digits without '+', or absent for a username user. */
+  waId?: string;
+  userId?: string;
+  value: 'stop' | 'resume';
+  timestamp?: Date;
+  wabaId?: string;
+}
+
+/** A Meta-shaped `user_preferences` body: the person stopped or resumed marketing messages. */
+export function buildUserPreferencesWebhook(input: PreferencesWebhookInput) {
+  const waId = input.waId?.replace(/^\+/, '');
+  const who = {
+    ...(waId ? { wa_id: waId } : {}),
+    ...(input.userId ? { user_id: input.userId } : {}),
+  };
+  const body = envelope(
+    input.phoneNumberId,
+    {
+      contacts: [{ profile: { name: 'Sandbox User' }, ...who }],
+      user_preferences: [
+        {
+          ...who,
+          detail: `User requested to ${input.value} marketing messages`,
+          category: 'marketing_messages',
+          value: input.value,
+          // An integer here, unlike the strings of the messages field.
+          timestamp: Number(unix(input.timestamp)),
+        },
+      ],
+    },
+    input.wabaId ?? SANDBOX_WABA_ID,
+  );
+  body.entry[0]!.changes[0]!.field = 'user_preferences';
+  return body;
+}
+
+export interface IdentityChangeWebhookInput {
+  phoneNumberId: string;
+  type: 'user_changed_number' | 'user_changed_user_id';
+  /** The sender as Meta names it: the old number (digits) and/or the old BSUID. */
+  from?: string;
+  fromUserId?: string;
+  /** The new number (digits) and/or the new BSUID, from the `system` block. */
+  newWaId?: string;
+  newUserId?: string;
+  id?: string;
+  timestamp?: Date;
+  wabaId?: string;
+}
+
+/** A Meta-shaped `system` message: the person now has another number or BSUID. */
+export function buildIdentityChangeWebhook(input: IdentityChangeWebhookInput) {
+  const from = input.from?.replace(/^\+/, '');
+  const newWaId = input.newWaId?.replace(/^\+/, '');
+  return envelope(
+    input.phoneNumberId,
+    {
+      messages: [
+        {
+          ...(from ? { from } : {}),
+          ...(input.fromUserId ? { from_user_id: input.fromUserId } : {}),
+          id: input.id ?? newInboundId(),
+          timestamp: unix(input.timestamp),
+          type: 'system',
+          system: {
+            body:
+              input.type === 'user_changed_number'
+                ? 'User changed their phone number'
+                : 'User changed their business-scoped user id',
+            type: input.type,
+            ...(newWaId ? { wa_id: newWaId } : {}),
+            ...(input.newUserId ? { user_id: input.newUserId } : {}),
+          },
         },
       ],
     },

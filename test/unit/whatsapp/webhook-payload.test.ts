@@ -183,7 +183,12 @@ describe('parseWebhookPayload', () => {
       ],
     };
 
-    expect(parseWebhookPayload(body)).toEqual({ ok: true, statuses: [], inbound: [], preferences: [] });
+    expect(parseWebhookPayload(body)).toEqual({
+      ok: true,
+      statuses: [],
+      inbound: [],
+      preferences: [],
+    });
   });
 
   it('rejects a body for another object type', () => {

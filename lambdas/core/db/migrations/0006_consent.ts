@@ -69,7 +69,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('message_id', 'text', (c) => c.primaryKey())
     .addColumn('seen_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
-  await db.schema.createIndex('inbound_seen_seen_at_idx').on('inbound_seen').column('seen_at').execute();
+  await db.schema
+    .createIndex('inbound_seen_seen_at_idx')
+    .on('inbound_seen')
+    .column('seen_at')
+    .execute();
 
   await db.schema
     .createTable('recipient_ids')
@@ -77,7 +81,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('bsuid', 'text', (c) => c.notNull())
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
-  await db.schema.createIndex('recipient_ids_bsuid_idx').on('recipient_ids').column('bsuid').execute();
+  await db.schema
+    .createIndex('recipient_ids_bsuid_idx')
+    .on('recipient_ids')
+    .column('bsuid')
+    .execute();
 
   for (const [role, tables] of Object.entries(GRANTS)) {
     for (const [table, privileges] of Object.entries(tables)) {
