@@ -8,6 +8,7 @@ import { auditRoutes } from './admin/audit.ts';
 import { keyRoutes } from './admin/keys.ts';
 import { adminNotificationRoutes } from './admin/notifications.ts';
 import { panicRoutes } from './admin/panic.ts';
+import { recipientRoutes } from './admin/recipients.ts';
 import { rolloutRoutes } from './admin/rollout.ts';
 import { statusRoutes } from './admin/status.ts';
 import { whatsappRoutes } from './admin/whatsapp.ts';
@@ -26,6 +27,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...whatsappRoutes,
   ...adminNotificationRoutes,
   ...auditRoutes,
+  ...recipientRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

@@ -14,7 +14,7 @@ import {
   buildUserPreferencesWebhook,
 } from '#core/whatsapp/webhook-payload.ts';
 import { createWebhookApp } from '../../../lambdas/webhook/app.ts';
-import { uniqueRecipient } from '../../support/api.ts';
+import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
 import {
   postSignedWebhook,
@@ -357,5 +357,79 @@ describe('consent: personal data', () => {
     expect(text_).not.toContain(phone.slice(1));
     expect(text_).not.toContain(userId);
     for (const answer of answers) expect(answer.statusCode).toBe(200);
+  });
+});
+
+describe('consent: GET /v1/admin/recipients/opt-outs', () => {
+  it('shows scope, source and time under the number and its BSUID, masked and audited', async () => {
+    // prepare
+    const api = testApiApp(db);
+    const { key } = await createTestClient(db, ['admin']);
+    const phone = uniqueRecipient();
+    const userId = uniqueBsuid();
+    await postSignedWebhook(app, text(phone, 'hello', { userId, at: seconds(1) }));
+    await postSignedWebhook(app, text('', 'STOP', { userId, at: seconds(2) }));
+    await postSignedWebhook(app, preference('stop', { phone }, seconds(3)));
+
+    // act
+    const response = await api({
+      ...apiEvent({
+        method: 'GET',
+        path: '/v1/admin/recipients/opt-outs',
+        headers: { 'X-API-Key': key },
+      }),
+      queryStringParameters: { to: phone },
+    });
+
+    // assess
+    expect(response.statusCode).toBe(200);
+    expect(response.body).not.toContain(phone.slice(1));
+    expect(response.body).not.toContain(userId);
+    const body = JSON.parse(response.body);
+    expect(body.recipient).toMatch(/^\+57\*+\d{4}$/);
+    expect(body.optOuts).toEqual(
+      expect.arrayContaining([
+        { key: 'phone', scope: 'all', source: 'keyword', changedAt: seconds(2).toISOString() },
+        { key: 'bsuid', scope: 'all', source: 'keyword', changedAt: seconds(2).toISOString() },
+        {
+          key: 'phone',
+          scope: 'marketing',
+          source: 'user_preferences',
+          changedAt: seconds(3).toISOString(),
+        },
+      ]),
+    );
+    const audit = await db
+      .selectFrom('audit_log')
+      .select(['action', 'detail'])
+      .where('action', '=', 'recipients.opt_outs_read')
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
+    expect(JSON.stringify(audit.detail)).not.toContain(phone.slice(1));
+  });
+
+  it('refuses a key without the admin scope and a number that is not E.164, echoing neither', async () => {
+    // prepare
+    const api = testApiApp(db);
+    const { key: writer } = await createTestClient(db);
+    const { key: admin } = await createTestClient(db, ['admin']);
+    const get = (key: string, to: string) =>
+      api({
+        ...apiEvent({
+          method: 'GET',
+          path: '/v1/admin/recipients/opt-outs',
+          headers: { 'X-API-Key': key },
+        }),
+        queryStringParameters: { to },
+      });
+
+    // act
+    const forbidden = await get(writer, uniqueRecipient());
+    const bad = await get(admin, '573001234567');
+
+    // assess
+    expect(forbidden.statusCode).toBe(403);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).not.toContain('573001234567');
   });
 });

@@ -11,6 +11,11 @@ type Privilege = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE';
 
 /** Role → table → privileges this migration's code paths need (see 0004 for the roles). */
 const GRANTS: Record<string, Record<string, Privilege[]>> = {
+  // GET /v1/admin/recipients/opt-outs reads them (read only: consent is the webhook's to change).
+  notif_api: {
+    opt_outs: ['SELECT'],
+    recipient_ids: ['SELECT'],
+  },
   // Keyword STOP/START, user_preferences, changed-number system messages, 131050 statuses.
   notif_webhook: {
     opt_outs: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
@@ -114,4 +119,5 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`revoke update on table opt_outs from notif_worker, notif_scheduler, notif_webhook`.execute(
     db,
   );
+  await sql`revoke select on table opt_outs from notif_api`.execute(db);
 }
