@@ -297,8 +297,10 @@ export interface StatusWebhookInput {
   phoneNumberId: string;
   wamid: string;
   status: WebhookStatus;
-  /** Recipient digits, without '+', as Meta writes them. */
+  /** Recipient digits, without '+', as Meta writes them; '' leaves `recipient_id` out (a username user). */
   recipientId: string;
+  /** The recipient's BSUID, sent as `recipient_user_id`. */
+  recipientUserId?: string;
   timestamp?: Date;
   errors?: StatusError[];
   wabaId?: string;
@@ -310,8 +312,10 @@ function statusObject(input: StatusWebhookInput): Record<string, unknown> {
     id: input.wamid,
     status: input.status,
     timestamp: unix(input.timestamp),
-    recipient_id: input.recipientId.replace(/^\+/, ''),
   };
+  const recipientId = input.recipientId.replace(/^\+/, '');
+  if (recipientId) status.recipient_id = recipientId;
+  if (input.recipientUserId) status.recipient_user_id = input.recipientUserId;
   if (input.status === 'failed') {
     status.errors = (input.errors ?? [{ code: 131000, title: 'Something went wrong' }]).map(
       (err) => ({
