@@ -6,7 +6,9 @@
 import { randomInt } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { cachedTemplateCategories } from '#core/delivery/template-categories.ts';
 import { optOutsOf } from '#core/notifications/opt-outs.ts';
+import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
 import {
   buildIdentityChangeWebhook,
   buildInboundTextWebhook,
@@ -20,6 +22,7 @@ import {
   postSignedWebhook,
   SANDBOX_APP_SECRET,
   SANDBOX_PHONE_NUMBER_ID,
+  SANDBOX_TOKEN,
   startDeliveryRig,
   testMetrics,
   testWebhookApp,
@@ -197,6 +200,79 @@ describe('consent: user_preferences is a marketing opt-out', () => {
     // assess
     expect(response.statusCode).toBe(200);
     expect(await optOutRows(to)).toMatchObject([{ scope: 'marketing' }]);
+  });
+});
+
+describe('consent: marketing opt-outs at send time', () => {
+  /** A rig whose worker reads template categories from the sandbox's template list. */
+  async function rigWithCategories() {
+    let graph: GraphClient | undefined;
+    const r = await startDeliveryRig(db, {
+      deps: { templateCategories: cachedTemplateCategories(() => graph!.listTemplates()) },
+    });
+    onTestFinished(() => r.stop());
+    graph = createGraphClient({
+      apiUrl: r.sandbox.url,
+      graphVersion: 'v25.0',
+      phoneNumberId: SANDBOX_PHONE_NUMBER_ID,
+      wabaId: '100000000000004',
+      accessToken: SANDBOX_TOKEN,
+      timeoutMs: 5_000,
+    });
+    onTestFinished(() => graph!.close());
+    const api = testApiApp(db, {
+      sqs: r.sqs,
+      queue: { sqs: r.sqs, queueUrls: { high: r.queue.url, bulk: r.queue.url } },
+    });
+    const { key } = await createTestClient(db);
+    const notify = async (to: string, name: string) => {
+      const response = await api(
+        apiEvent({
+          method: 'POST',
+          path: '/v1/notifications',
+          headers: { 'X-API-Key': key },
+          body: { to, template: { name, language: 'en_US' } },
+        }),
+      );
+      expect(response.statusCode).toBe(202);
+      return (JSON.parse(response.body) as { id: string }).id;
+    };
+    return { r, notify };
+  }
+
+  it('skips a MARKETING template to someone who stopped marketing, and sends a UTILITY one', async () => {
+    // prepare: the sandbox lists spring_sale as MARKETING and hello_world as UTILITY
+    const { r, notify } = await rigWithCategories();
+    const to = uniqueRecipient();
+    await postSignedWebhook(app, preference('stop', { phone: to }, seconds(1)));
+    const marketing = await notify(to, 'spring_sale');
+    const utility = await notify(to, 'hello_world');
+
+    // act
+    await r.pass({ minMessages: 2 });
+
+    // assess
+    expect(await r.row(marketing)).toMatchObject({
+      status: 'skipped',
+      status_reason: 'opted_out_marketing',
+    });
+    expect((await r.row(utility)).status).toBe('sent');
+    expect(r.sandbox.stats().sendsReceived).toBe(1);
+  });
+
+  it('sends the MARKETING template again once the person resumes', async () => {
+    // prepare
+    const { r, notify } = await rigWithCategories();
+    const to = uniqueRecipient();
+    await postSignedWebhook(app, preference('stop', { phone: to }, seconds(1)));
+    await postSignedWebhook(app, preference('resume', { phone: to }, seconds(2)));
+    const marketing = await notify(to, 'spring_sale');
+
+    // act
+    await r.pass();
+
+    // assess
+    expect((await r.row(marketing)).status).toBe('sent');
   });
 });
 

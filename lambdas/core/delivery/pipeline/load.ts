@@ -15,10 +15,8 @@ export async function loadRows(
 ): Promise<Map<string, LoadedRow>> {
   if (ids.length === 0) return new Map();
   // The opt-out check rides along as a subquery so that triage needs no second round trip. It
-  // reads full ('all') opt-outs under the phone number or the BSUID Meta reported for it. A
-  // marketing opt-out (131050, user_preferences) does not stop a send here: the worker cannot yet
-  // tell a marketing template from a utility one (no template registry), and Meta itself refuses
-  // a marketing template to that person with 131050 while utility ones go through.
+  // reads full ('all') opt-outs under the phone number or the BSUID Meta reported for it, and
+  // marketing ones (131050, user_preferences), which stop only templates known to be MARKETING.
   const rows = await db
     .selectFrom('notifications as n')
     .selectAll('n')
@@ -29,6 +27,14 @@ export async function loadRows(
           and (o.recipient = n.recipient
             or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
       )`.as('opted_out'),
+    )
+    .select(
+      sql<boolean>`exists (
+        select 1 from opt_outs o
+        where o.scope = 'marketing'
+          and (o.recipient = n.recipient
+            or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
+      )`.as('marketing_opted_out'),
     )
     .where('n.id', 'in', ids)
     .execute();
