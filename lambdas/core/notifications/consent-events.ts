@@ -22,6 +22,7 @@ import type {
   InboundMessage,
   PreferenceChange,
   StatusUpdate,
+  UserIdUpdate,
 } from '#core/whatsapp/webhook-payload.ts';
 
 /** System message types that move a person to a new number or BSUID (legacy name included). */
@@ -60,6 +61,7 @@ export async function applyConsentEvents(
     statuses: readonly StatusUpdate[];
     inbound: readonly InboundMessage[];
     preferences: readonly PreferenceChange[];
+    userIdUpdates?: readonly UserIdUpdate[];
   },
 ): Promise<{ tally: ConsentTally; log: ConsentEventLog[] }> {
   const tally: ConsentTally = { optedOut: 0, optedIn: 0, replayed: 0, carriedOver: 0 };
@@ -137,6 +139,15 @@ export async function applyConsentEvents(
     else if (stop) tally.optedOut += 1;
     else tally.optedIn += 1;
     log.push({ kind, outcome: changed.length === 0 ? 'replayed' : 'applied' });
+  }
+  // A BSUID changed (the user_id_update field): the new one inherits the old one's opt-outs.
+  for (const update of events.userIdUpdates ?? []) {
+    await linkIds(db, update.waId, update.current);
+    tally.carriedOver += await carryOverOptOuts(
+      db,
+      await linkedKeys(db, [update.previous, update.current, ...keysOf(update.waId, undefined)]),
+    );
+    log.push({ kind: 'identity_change', outcome: 'applied' });
   }
   return { tally, log };
 }

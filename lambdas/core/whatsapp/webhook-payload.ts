@@ -47,12 +47,20 @@ export interface PreferenceChange {
   timestamp: Date;
 }
 
+/** One item of a `user_id_update` webhook: the person's BSUID changed from one to another. */
+export interface UserIdUpdate {
+  waId?: string;
+  previous: string;
+  current: string;
+}
+
 export type ParsedWebhook =
   | {
       ok: true;
       statuses: StatusUpdate[];
       inbound: InboundMessage[];
       preferences: PreferenceChange[];
+      userIdUpdates: UserIdUpdate[];
     }
   | { ok: false; error: string };
 
@@ -120,6 +128,14 @@ const inboundSchema = z.looseObject({
     .optional(),
 });
 
+const userIdUpdateSchema = z.looseObject({
+  wa_id: phoneDigits,
+  user_id: z.looseObject({
+    previous: bsuid.pipe(z.string()),
+    current: bsuid.pipe(z.string()),
+  }),
+});
+
 const preferenceSchema = z.looseObject({
   wa_id: phoneDigits,
   user_id: bsuid,
@@ -182,10 +198,15 @@ export function parseWebhookPayload(json: unknown): ParsedWebhook {
   const statuses: StatusUpdate[] = [];
   const inbound: InboundMessage[] = [];
   const preferences: PreferenceChange[] = [];
+  const userIdUpdates: UserIdUpdate[] = [];
   for (const [e, entry] of outer.data.entry.entries()) {
     for (const [c, change] of entry.changes.entries()) {
       if (change.field === 'user_preferences') {
         preferences.push(...parsePreferences(change.value));
+        continue;
+      }
+      if (change.field === 'user_id_update') {
+        userIdUpdates.push(...parseUserIdUpdates(change.value));
         continue;
       }
       if (change.field !== 'messages') continue;
@@ -235,7 +256,22 @@ export function parseWebhookPayload(json: unknown): ParsedWebhook {
       }
     }
   }
-  return { ok: true, statuses, inbound, preferences };
+  return { ok: true, statuses, inbound, preferences, userIdUpdates };
+}
+
+/** The items of a `user_id_update` value, each read alone like preferences. */
+function parseUserIdUpdates(value: unknown): UserIdUpdate[] {
+  const items =
+    typeof value === 'object' && value !== null && 'user_id_update' in value
+      ? (value as { user_id_update: unknown }).user_id_update
+      : undefined;
+  if (!Array.isArray(items)) return [];
+  return items.flatMap((item) => {
+    const parsed = userIdUpdateSchema.safeParse(item);
+    if (!parsed.success) return [];
+    const { wa_id, user_id } = parsed.data;
+    return [{ waId: wa_id, previous: user_id.previous, current: user_id.current }];
+  });
 }
 
 /**

@@ -332,6 +332,54 @@ describe('consent: changed numbers and BSUIDs carry opt-outs over', () => {
   });
 });
 
+describe('consent: user_id_update', () => {
+  it('gives the current BSUID the opt-outs of the previous one, skipping a malformed item', async () => {
+    // prepare
+    const previous = uniqueBsuid();
+    const current = uniqueBsuid();
+    await postSignedWebhook(app, text('', 'STOP', { userId: previous, at: seconds(5) }));
+    const body = {
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: '100000000000001',
+          time: 1764000000,
+          changes: [
+            {
+              field: 'user_id_update',
+              value: {
+                messaging_product: 'whatsapp',
+                metadata: {
+                  display_phone_number: '15550000000',
+                  phone_number_id: SANDBOX_PHONE_NUMBER_ID,
+                },
+                contacts: [{ user_id: current }],
+                user_id_update: [
+                  { detail: 'no ids at all', timestamp: '1764000000' },
+                  {
+                    detail: 'User changed their business-scoped user id',
+                    user_id: { previous, current },
+                    timestamp: '1764000000',
+                  },
+                ],
+              },
+            },
+          ],
+        },
+      ],
+    };
+
+    // act
+    const response = await postSignedWebhook(app, body);
+
+    // assess
+    expect(response.statusCode).toBe(200);
+    expect(await optOutRows(current)).toMatchObject([
+      { scope: 'all', source: 'keyword', changed_at: seconds(5) },
+    ]);
+  });
+});
+
 describe('consent: replays', () => {
   it('does not let a re-posted START undo a newer STOP', async () => {
     // prepare: START at t=100 (captured), then STOP at t=200

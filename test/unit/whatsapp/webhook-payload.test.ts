@@ -52,6 +52,7 @@ describe('parseWebhookPayload', () => {
       ok: true,
       inbound: [],
       preferences: [],
+      userIdUpdates: [],
       statuses: [
         {
           wamid: 'wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA',
@@ -113,6 +114,7 @@ describe('parseWebhookPayload', () => {
       ok: true,
       statuses: [],
       preferences: [],
+      userIdUpdates: [],
       inbound: [
         {
           from: RECIPIENT,
@@ -164,7 +166,7 @@ describe('parseWebhookPayload', () => {
 
     const result = parseWebhookPayload(body);
 
-    expect(result).toEqual({ ok: true, statuses: [], inbound: [], preferences: [] });
+    expect(result).toEqual({ ok: true, statuses: [], inbound: [], preferences: [], userIdUpdates: [] });
   });
 
   it('ignores changes of other fields, whose value has another shape', () => {
@@ -188,6 +190,7 @@ describe('parseWebhookPayload', () => {
       statuses: [],
       inbound: [],
       preferences: [],
+      userIdUpdates: [],
     });
   });
 
@@ -272,6 +275,7 @@ describe('buildStatusWebhook', () => {
       ok: true,
       inbound: [],
       preferences: [],
+      userIdUpdates: [],
       statuses: [
         {
           wamid: 'wamid.B',
