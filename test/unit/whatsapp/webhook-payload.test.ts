@@ -166,7 +166,13 @@ describe('parseWebhookPayload', () => {
 
     const result = parseWebhookPayload(body);
 
-    expect(result).toEqual({ ok: true, statuses: [], inbound: [], preferences: [], userIdUpdates: [] });
+    expect(result).toEqual({
+      ok: true,
+      statuses: [],
+      inbound: [],
+      preferences: [],
+      userIdUpdates: [],
+    });
   });
 
   it('ignores changes of other fields, whose value has another shape', () => {
