@@ -184,7 +184,9 @@ export async function rememberBsuids(
     .onConflict((oc) =>
       oc
         .column('phone')
-        .doUpdateSet({ bsuid: (eb) => eb.ref('excluded.bsuid'), updated_at: new Date() }),
+        .doUpdateSet({ bsuid: (eb) => eb.ref('excluded.bsuid'), updated_at: new Date() })
+        // Every status repeats the BSUID: rewrite the row only when it changed.
+        .where('recipient_ids.bsuid', '<>', (eb) => eb.ref('excluded.bsuid')),
     )
     .execute();
 }
@@ -215,7 +217,8 @@ export async function rememberBsuidsByWamid(
     from unnest(${pairs.map((p) => p.wamid)}::text[], ${pairs.map((p) => p.bsuid)}::text[])
       as v(wamid, bsuid)
     join notifications n on n.wamid = v.wamid
-    on conflict (phone) do update set bsuid = excluded.bsuid, updated_at = now()`.execute(db);
+    on conflict (phone) do update set bsuid = excluded.bsuid, updated_at = now()
+    where recipient_ids.bsuid <> excluded.bsuid`.execute(db);
 }
 
 /** How long inbound message ids are remembered: Meta retries for up to 7 days. */

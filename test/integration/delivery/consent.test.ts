@@ -135,6 +135,27 @@ describe('consent: username users known only by a BSUID', () => {
   });
 });
 
+describe('consent: the number ↔ BSUID link', () => {
+  it('keeps the newest BSUID Meta reports for a number', async () => {
+    // prepare
+    const phone = uniqueRecipient();
+    const [first, second] = [uniqueBsuid(), uniqueBsuid()];
+    await postSignedWebhook(app, text(phone, 'hello', { userId: first }));
+    await postSignedWebhook(app, text(phone, 'hello again', { userId: first }));
+
+    // act
+    await postSignedWebhook(app, text(phone, 'new phone, same number', { userId: second }));
+
+    // assess
+    const link = await db
+      .selectFrom('recipient_ids')
+      .select('bsuid')
+      .where('phone', '=', phone)
+      .executeTakeFirstOrThrow();
+    expect(link.bsuid).toBe(second);
+  });
+});
+
 describe('consent: user_preferences is a marketing opt-out', () => {
   it('records stop as a marketing opt-out that does not stop a send', async () => {
     // prepare
