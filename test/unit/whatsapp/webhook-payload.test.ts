@@ -10,6 +10,8 @@ const PHONE_NUMBER_ID = '106540352242922';
 const RECIPIENT = '573001234567';
 /** What a body carrying only statuses and messages has besides them. */
 const NOTHING_ELSE = {
+  preferences: [],
+  userIdUpdates: [],
   events: [],
   rejects: [],
   foreignChanges: 0,
@@ -268,21 +270,26 @@ describe('parseWebhookPayload', () => {
     expect(b.ok && b.rejects[0]?.reason).toContain('statuses.0.timestamp');
   });
 
-  it('reads a status whose recipient_id is empty or absent (a username user) by its wamid', () => {
+  it('reads a status without a recipient (a username user), to be matched by its wamid', () => {
+    const missing = metaStatusDelivery({ id: 'wamid.X', status: 'sent', timestamp: '1750263773' });
     const empty = metaStatusDelivery({
-      id: 'wamid.U',
+      id: 'wamid.Y',
       status: 'delivered',
       timestamp: '1750263773',
       recipient_id: '',
       recipient_user_id: 'US.13491208655302741918',
     });
 
-    const result = parseWebhookPayload(empty);
+    const a = parseWebhookPayload(missing);
+    const b = parseWebhookPayload(empty);
 
-    expect(result.ok && result.statuses.map((s) => [s.wamid, s.recipientId])).toEqual([
-      ['wamid.U', ''],
-    ]);
-    expect(result.ok && result.rejects).toEqual([]);
+    expect(a.ok && a.statuses[0]).toMatchObject({ wamid: 'wamid.X', recipientId: undefined });
+    expect(b.ok && b.statuses[0]).toMatchObject({
+      wamid: 'wamid.Y',
+      recipientId: undefined,
+      recipientUserId: 'US.13491208655302741918',
+    });
+    expect(a.ok && b.ok && [...a.rejects, ...b.rejects]).toEqual([]);
   });
 
   it('sets aside an unknown status value but applies the valid status beside it', () => {
