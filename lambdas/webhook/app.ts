@@ -148,7 +148,14 @@ async function receiveNotifications(
       requestId,
       reason: parsed.error,
     });
-    return jsonResponse(200, { received: true, statuses: 0, messages: 0, rejected: 1 });
+    return jsonResponse(200, {
+      received: true,
+      statuses: 0,
+      messages: 0,
+      preferences: 0,
+      events: 0,
+      rejected: 1,
+    });
   }
   await recordAside(deps, parsed, requestId);
 

@@ -220,6 +220,8 @@ describe('consent: user_preferences is a marketing opt-out', () => {
 
     // assess
     expect(response.statusCode).toBe(200);
+    // The two bad items are refused alone (kept in webhook_rejects), not lost with the body.
+    expect(JSON.parse(response.body)).toMatchObject({ preferences: 1, rejected: 2 });
     expect(await optOutRows(to)).toMatchObject([{ scope: 'marketing' }]);
   });
 });
