@@ -46,6 +46,7 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/admin/whatsapp/rejects': ['GET'],
   '/v1/admin/notifications/{id}': ['GET'],
   '/v1/admin/audit': ['GET'],
+  '/v1/admin/recipients/opt-outs': ['GET'],
 };
 export const WEBHOOK_ROUTES: Record<string, readonly string[]> = {
   '/webhook/whatsapp': ['GET', 'POST'],

@@ -8,6 +8,7 @@ import { auditCommand } from './audit.ts';
 import type { Command, CommandContext } from './command.ts';
 import { dlqCommands } from './dlq.ts';
 import { keyCommands } from './keys.ts';
+import { optOutCommands } from './opt-outs.ts';
 import { createOutput } from './output.ts';
 import { panicCommands } from './panic.ts';
 import { preflightCommand } from './preflight.ts';
@@ -30,6 +31,7 @@ export const COMMANDS: Command[] = [
   ...webhookCommands(),
   sendTestCommand,
   auditCommand,
+  ...optOutCommands,
   preflightCommand,
 ];
 

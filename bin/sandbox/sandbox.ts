@@ -5,9 +5,11 @@ import { Agent, request } from 'undici';
 import type { ErrorClass } from '#core/model/error-class.ts';
 import {
   buildEventWebhook,
+  buildIdentityChangeWebhook,
   buildInboundTextWebhook,
   buildStatusesWebhook,
   buildStatusWebhook,
+  buildUserPreferencesWebhook,
   EVENT_FIELDS,
   malformedStatusItem,
   type StatusWebhookInput,
@@ -122,7 +124,8 @@ export interface SandboxHandle {
   /** Zeroes the stats, forgets per-recipient attempts, restores the faults and account given at start. */
   reset(): void;
   /** Posts a signed inbound text message webhook, as when a user writes to the business. */
-  sendInboundText(input: { from: string; text: string }): Promise<boolean>;
+  /** `from: ''` with a `userId` is a username user whose number Meta withholds. */
+  sendInboundText(input: { from: string; text: string; userId?: string }): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -139,7 +142,8 @@ export type SandboxBehaviour =
   | 'pair_rate_once'
   | 'server_error_always'
   | 'failed_webhook'
-  | 'invalid_parameter';
+  | 'invalid_parameter'
+  | 'username_user';
 
 export interface SandboxTestNumber {
   behaviour: SandboxBehaviour;
@@ -259,7 +263,18 @@ export const SANDBOX_TEST_NUMBERS: Readonly<Record<string, SandboxTestNumber>> =
     errorClass: 'invalid_request',
     once: false,
   },
+  '+573000000014': {
+    behaviour: 'username_user',
+    description:
+      'accepted; a username user: statuses carry no `recipient_id`, only `recipient_user_id` (BSUID `CO.SANDBOX573000000014`); `/_sandbox/inbound`, `/preferences` and `/identity` can speak for it',
+    once: false,
+  },
 };
+
+/** The BSUID the sandbox reports for a number: fixed, so tests and demos can name it. */
+export function sandboxBsuid(e164: string): string {
+  return `CO.SANDBOX${e164.replace(/\D/g, '')}`;
+}
 
 /** The test numbers as a markdown table, for the README and `ops` help. */
 export function describeSandboxTestNumbers(): string {
@@ -572,6 +587,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       attempts.set(to, attempt);
 
       const special = SANDBOX_TEST_NUMBERS[`+${to}`];
+      if (special?.behaviour === 'username_user') return accept(res, to, false, true);
       if (special && (!special.once || attempt === 1)) {
         if (special.behaviour === 'timeout_once') {
           return hold(res, timeoutHoldMs, () => accept(res, to, false), rejected);
@@ -589,7 +605,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     });
   }
 
-  function accept(res: Res, to: string, failLater: boolean): void {
+  function accept(res: Res, to: string, failLater: boolean, usernameUser = false): void {
     const wamid = `wamid.${nextId()}`;
     stats.accepted++;
     sendJson(res, 200, {
@@ -597,7 +613,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       contacts: [{ input: to, wa_id: to }],
       messages: [{ id: wamid, message_status: 'accepted' }],
     });
-    if (webhookUrl) scheduleStatuses(wamid, to, failLater);
+    if (webhookUrl) scheduleStatuses(wamid, to, failLater, usernameUser);
   }
 
   // ---------------------------------------------------------------- webhooks
@@ -607,7 +623,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
    * delivered, read in order; the retries make order across messages (and under failure) loose,
    * as with Meta.
    */
-  function scheduleStatuses(wamid: string, recipientId: string, failLater: boolean): void {
+  function scheduleStatuses(
+    wamid: string,
+    recipientId: string,
+    failLater: boolean,
+    usernameUser = false,
+  ): void {
     let steps: { status: WebhookStatus; at: number }[] = failLater
       ? [{ status: 'failed', at: delays.sent }]
       : [
@@ -631,7 +652,9 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
             phoneNumberId: options.phoneNumberId,
             wamid,
             status: step.status,
-            recipientId,
+            // A username user's number is withheld: the statuses name only the BSUID.
+            recipientId: usernameUser ? '' : recipientId,
+            ...(usernameUser ? { recipientUserId: sandboxBsuid(recipientId) } : {}),
             errors:
               step.status === 'failed'
                 ? [
@@ -916,10 +939,67 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         return sendJson(res, 200, { url: webhookUrl ?? null });
       }
       if (path === '/_sandbox/inbound') {
-        if (typeof body.from !== 'string' || typeof body.text !== 'string') {
-          return sendJson(res, 400, { error: 'expected {from: string, text: string}' });
+        const userId = optionalString(body.userId);
+        if (typeof body.from !== 'string' || typeof body.text !== 'string' || userId === false) {
+          return sendJson(res, 400, {
+            error:
+              'expected {from: string ("" for a username user), text: string, userId?: string}',
+          });
         }
-        void sendInboundText({ from: body.from, text: body.text }).then((delivered) =>
+        void sendInboundText({ from: body.from, text: body.text, userId }).then((delivered) =>
+          sendJson(res, delivered ? 200 : 502, { delivered }),
+        );
+        return;
+      }
+      if (path === '/_sandbox/preferences') {
+        const from = optionalString(body.from);
+        const userId = optionalString(body.userId);
+        if (
+          (body.value !== 'stop' && body.value !== 'resume') ||
+          from === false ||
+          userId === false ||
+          (!from && !userId)
+        ) {
+          return sendJson(res, 400, {
+            error:
+              'expected {value: "stop"|"resume", from?: string, userId?: string} naming someone',
+          });
+        }
+        const payload = buildUserPreferencesWebhook({
+          phoneNumberId: options.phoneNumberId,
+          waId: from?.replace(/\D/g, ''),
+          userId,
+          value: body.value,
+        });
+        void postWebhook(payload).then((delivered) =>
+          sendJson(res, delivered ? 200 : 502, { delivered }),
+        );
+        return;
+      }
+      if (path === '/_sandbox/identity') {
+        const fields = ['from', 'fromUserId', 'newNumber', 'newUserId'].map((k) =>
+          optionalString(body[k]),
+        );
+        const [from, fromUserId, newNumber, newUserId] = fields;
+        if (
+          (body.type !== 'user_changed_number' && body.type !== 'user_changed_user_id') ||
+          fields.includes(false)
+        ) {
+          return sendJson(res, 400, {
+            error:
+              'expected {type: "user_changed_number"|"user_changed_user_id", from?, fromUserId?, newNumber?, newUserId?}',
+          });
+        }
+        const payload = buildIdentityChangeWebhook({
+          phoneNumberId: options.phoneNumberId,
+          type: body.type,
+          from: (from || undefined)?.replace(/\D/g, ''),
+          fromUserId: fromUserId || undefined,
+          newWaId: (newNumber || undefined)?.replace(/\D/g, ''),
+          newUserId: newUserId || undefined,
+          id: `wamid.IN${nextId()}`,
+        });
+        void postWebhook(payload).then((delivered) =>
           sendJson(res, delivered ? 200 : 502, { delivered }),
         );
         return;
@@ -950,11 +1030,16 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     });
   }
 
-  function sendInboundText(input: { from: string; text: string }): Promise<boolean> {
+  function sendInboundText(input: {
+    from: string;
+    text: string;
+    userId?: string;
+  }): Promise<boolean> {
     return postWebhook(
       buildInboundTextWebhook({
         phoneNumberId: options.phoneNumberId,
         from: input.from.replace(/\D/g, ''),
+        userId: input.userId,
         text: input.text,
         id: `wamid.IN${nextId()}`,
       }),
@@ -1088,4 +1173,10 @@ function accountProblem(body: Record<string, unknown>): string | undefined {
 function clampRate(rate: number): number {
   if (!Number.isFinite(rate)) return 0;
   return Math.min(1, Math.max(0, rate));
+}
+
+/** A string field that may be left out: the string, undefined, or false when it has another type. */
+function optionalString(value: unknown): string | undefined | false {
+  if (value === undefined || value === null) return undefined;
+  return typeof value === 'string' ? value : false;
 }

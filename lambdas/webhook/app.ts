@@ -1,9 +1,10 @@
 /**
  * The Meta webhook: the GET subscription check, and signed POSTs carrying delivery statuses,
- * inbound messages (STOP / START keywords) and template, number and account events. The signature
- * is checked over the raw bytes first; a bad one is audited and nothing else is written. A body is
- * applied item by item: what cannot be read is kept aside and the rest applied, and the 200 comes
- * only once everything is stored (a database failure is a 500, which Meta redelivers).
+ * inbound messages (STOP / START keywords, changed numbers), marketing preferences and template,
+ * number and account events. The signature is checked over the raw bytes first; a bad one is
+ * audited and nothing else is written. A body is applied item by item: what cannot be read is kept
+ * aside and the rest applied, and the 200 comes only once everything is stored (a database failure
+ * is a 500, which Meta redelivers).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -13,7 +14,7 @@ import type { Database } from '#core/db/schema.ts';
 import { addClassMetric } from '#core/delivery/deliver-batch.ts';
 import { applyStatusUpdates } from '#core/notifications/apply-status-update.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
-import { addOptOut, keywordIntent, removeOptOut, toE164 } from '#core/notifications/opt-outs.ts';
+import { applyConsentEvents } from '#core/notifications/consent-events.ts';
 import { errorResponse, HttpError, header, jsonResponse, rawBody } from '#core/platform/http.ts';
 import { pickRequestId } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
@@ -147,7 +148,14 @@ async function receiveNotifications(
       requestId,
       reason: parsed.error,
     });
-    return jsonResponse(200, { received: true, statuses: 0, messages: 0, rejected: 1 });
+    return jsonResponse(200, {
+      received: true,
+      statuses: 0,
+      messages: 0,
+      preferences: 0,
+      events: 0,
+      rejected: 1,
+    });
   }
   await recordAside(deps, parsed, requestId);
 
@@ -178,21 +186,18 @@ async function receiveNotifications(
       ...(firstError ? { errorCode: firstError.code } : {}),
     });
   }
-  for (const message of parsed.inbound) {
-    const intent = keywordIntent(message.text);
-    if (!intent) continue;
-    const recipient = toE164(message.from);
-    if (intent === 'opt_out') await addOptOut(deps.db, recipient, 'keyword');
-    else await removeOptOut(deps.db, recipient);
-    deps.logger.info(intent === 'opt_out' ? 'recipient opted out' : 'recipient opted back in', {
-      requestId,
-      messageId: message.id,
-    });
+  const consent = await applyConsentEvents(deps.db, parsed);
+  for (const entry of consent.log) {
+    deps.logger.info('consent event', { requestId, ...entry });
+  }
+  if (consent.tally.replayed > 0) {
+    deps.metrics.addMetric(Metric.ConsentReplaysIgnored, MetricUnit.Count, consent.tally.replayed);
   }
   return jsonResponse(200, {
     received: true,
     statuses: applied,
     messages: parsed.inbound.length,
+    preferences: parsed.preferences.length,
     events: parsed.events.length,
     rejected: parsed.rejects.length,
   });

@@ -1,6 +1,7 @@
 /** SQS entry point of the worker: the shared Middy chain first, then one call to the delivery core. */
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDatabase } from '#core/db/connect.ts';
+import { cachedTemplateCategories } from '#core/delivery/template-categories.ts';
 import { createWorkerDeps } from '#core/delivery/worker-deps.ts';
 import { createSqsClient } from '#core/platform/aws-clients.ts';
 import {
@@ -18,10 +19,13 @@ import { deliverSqsBatch } from './records.ts';
 async function build() {
   const queueConfig = loadQueueConfig();
   const graph = await loadGraphClientConfig(process.env, { onStaleValue: warnStaleSecret });
+  const whatsapp = createGraphClient(graph);
   const deps = createWorkerDeps({
     db: createDatabase(loadDatabaseConfig()),
     sqs: createSqsClient(queueConfig),
-    whatsapp: createGraphClient(graph),
+    whatsapp,
+    // Needs WHATSAPP_WABA_ID; without it the category is unknown and marketing opt-outs are Meta's.
+    templateCategories: cachedTemplateCategories(() => whatsapp.listTemplates()),
     senderId: graph.phoneNumberId,
     settings: loadDeliveryControlConfig(),
     logger,

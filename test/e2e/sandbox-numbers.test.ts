@@ -91,6 +91,8 @@ describe('the local stack with the WhatsApp sandbox', () => {
     ['+573000000010', 'read', { attempts: 2, error: { class: 'pair_rate_limited', code: 131056 } }],
     ['+573000000012', 'failed', { error: { class: 'invalid_recipient', code: 131026 } }],
     ['+573000000013', 'failed', { error: { class: 'invalid_request', code: 100 } }],
+    // A username user: its statuses name only the BSUID and are matched by wamid alone.
+    ['+573000000014', 'read', { attempts: 1, error: null }],
   ];
 
   it('ends each documented test number in its documented state', async () => {

@@ -217,7 +217,7 @@ describe('personal data in logs, answers and the CLI', () => {
     expect(logs).toContain('"message":"notification accepted"');
     expect(logs).toContain('"message":"send failed permanently"');
     expect(logs).toContain('"message":"status received"');
-    expect(logs).toContain('"message":"recipient opted out"');
+    expect(logs).toContain('"message":"consent event"');
     expect(logs).toContain('"message":"send failed; will retry"');
     expect(answers.join('')).toContain('+57******4567');
     expect(cliRuns.map((r) => r.stdout).join('')).toContain('+57******4567');

@@ -8,6 +8,7 @@ import { auditRoutes } from './admin/audit.ts';
 import { keyRoutes } from './admin/keys.ts';
 import { adminNotificationRoutes } from './admin/notifications.ts';
 import { panicRoutes } from './admin/panic.ts';
+import { recipientRoutes } from './admin/recipients.ts';
 import { rolloutRoutes } from './admin/rollout.ts';
 import { statusRoutes } from './admin/status.ts';
 import { webhookRecordRoutes } from './admin/webhook-records.ts';
@@ -28,6 +29,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...webhookRecordRoutes,
   ...adminNotificationRoutes,
   ...auditRoutes,
+  ...recipientRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

@@ -74,10 +74,37 @@ export interface NotificationEventTable {
   at: CreatedAt;
 }
 
+export type OptOutScope = 'all' | 'marketing';
+export type OptOutSource = 'keyword' | 'meta_131050' | 'user_preferences' | 'operator';
+
 export interface OptOutTable {
+  /** E.164 phone number, or a business-scoped user id (BSUID) for a user known only by one. */
   recipient: string;
-  source: 'keyword' | 'meta_131050' | 'operator';
+  scope: ColumnType<OptOutScope, OptOutScope | undefined, OptOutScope>;
+  source: OptOutSource;
   created_at: CreatedAt;
+  /** Meta's time of the consent change (the message, preference or status timestamp). */
+  changed_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+/** The newest consent change seen per recipient and scope, opt-out or opt-in. */
+export interface ConsentClockTable {
+  recipient: string;
+  scope: OptOutScope;
+  changed_at: Date;
+}
+
+/** Inbound message ids already acted on, kept past Meta's 7 days of retries. */
+export interface InboundSeenTable {
+  message_id: string;
+  seen_at: CreatedAt;
+}
+
+/** The BSUID Meta reports for a phone number (statuses, inbound messages). */
+export interface RecipientIdTable {
+  phone: string;
+  bsuid: string;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 
 export interface AuditLogTable {
@@ -183,6 +210,9 @@ export interface Database {
   notifications: NotificationTable;
   notification_events: NotificationEventTable;
   opt_outs: OptOutTable;
+  consent_clock: ConsentClockTable;
+  inbound_seen: InboundSeenTable;
+  recipient_ids: RecipientIdTable;
   audit_log: AuditLogTable;
   pending_statuses: PendingStatusTable;
   sender_state: SenderStateTable;

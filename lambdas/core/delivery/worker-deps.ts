@@ -12,6 +12,7 @@ import { databaseGates } from '#core/delivery/database-gates.ts';
 import type { DeliveryDeps } from '#core/delivery/deliver-batch.ts';
 import type { DeliveryGates } from '#core/delivery/delivery-gates.ts';
 import { cachedRollout, type Rollout } from '#core/delivery/rollout.ts';
+import type { TemplateCategories } from '#core/delivery/template-categories.ts';
 import type { DeliveryControlConfig } from '#core/platform/config.ts';
 
 /** The settings the worker reads from DeliveryControlConfig. */
@@ -35,6 +36,8 @@ export interface WorkerParts {
   gates?: DeliveryGates;
   now?: () => Date;
   random?: () => number;
+  /** Template categories for marketing opt-outs (the handler reads them from the Graph API). */
+  templateCategories?: TemplateCategories;
 }
 
 export function createWorkerDeps(parts: WorkerParts): DeliveryDeps {
@@ -61,5 +64,6 @@ export function createWorkerDeps(parts: WorkerParts): DeliveryDeps {
     random: parts.random ?? Math.random,
     logger: parts.logger,
     metrics,
+    ...(parts.templateCategories ? { templateCategories: parts.templateCategories } : {}),
   };
 }

@@ -89,7 +89,7 @@ export async function applyStatusUpdate(
     }
   }
   if (report.status === 'failed' && report.errorCode === 131050) {
-    await addOptOut(db, moved.recipient, 'meta_131050');
+    await addOptOut(db, moved.recipient, 'meta_131050', report.timestamp);
   }
   return { kind: 'applied', notificationId: moved.id, recipient: moved.recipient };
 }
@@ -164,7 +164,7 @@ export async function applyStatusUpdates(
       }
       const report = reports[index]!;
       if (report.status === 'failed' && report.errorCode === 131050) {
-        await addOptOut(db, row.recipient, 'meta_131050');
+        await addOptOut(db, row.recipient, 'meta_131050', report.timestamp);
       }
       outcomes[index] = { kind: 'applied', notificationId: row.id, recipient: row.recipient };
     }

@@ -26,6 +26,8 @@ export const Metric = {
   SkippedRateLimit: 'SkippedRateLimit',
   /** A notification was not sent because its recipient opted out. */
   SkippedOptOut: 'SkippedOptOut',
+  /** A consent change in a webhook was older than the recipient's last one, or a seen message id. */
+  ConsentReplaysIgnored: 'ConsentReplaysIgnored',
   /** Meta answered 429 or a throughput code (130429, 4, 80007, 131056). */
   WhatsAppRateLimited: 'WhatsAppRateLimited',
   /** Meta answered 190 or 401/403: the token is expired or invalid. */

@@ -1,4 +1,4 @@
-/** Meta's webhook POST body: zod schemas, a parser into status updates and inbound messages, and builders. */
+/** Meta's webhook POST body: zod schemas, an item-by-item parser into statuses, inbound messages, consent changes, events and refused items, and builders. */
 import * as z from 'zod';
 import { isStorableText } from '#core/platform/json-input.ts';
 import { maskPhonesIn } from '#core/platform/phone.ts';
@@ -16,14 +16,21 @@ export interface StatusUpdate {
   wamid: string;
   status: WebhookStatus;
   timestamp: Date;
-  /** Empty when Meta withheld the phone number (usernames). */
-  recipientId: string;
+  /** Phone digits; absent for a username user whose number Meta withholds (match by wamid). */
+  recipientId?: string;
+  /** The recipient's business-scoped user id (BSUID), when Meta sends one. */
+  recipientUserId?: string;
   phoneNumberId?: string;
   errors: StatusError[];
 }
 
 export interface InboundMessage {
-  from: string;
+  /** Phone digits; absent for a username user whose number Meta withholds. */
+  from?: string;
+  /** The sender's BSUID (`from_user_id`, or the message's contact's `user_id`). */
+  fromUserId?: string;
+  /** A `system` message: a changed number (`user_changed_number`) or BSUID (`user_changed_user_id`). */
+  system?: { type: string; waId?: string; userId?: string };
   id: string;
   timestamp: Date;
   type: string;
@@ -32,11 +39,29 @@ export interface InboundMessage {
   phoneNumberId?: string;
 }
 
+/** One item of a `user_preferences` webhook: marketing messages stopped or resumed. */
+export interface PreferenceChange {
+  waId?: string;
+  userId?: string;
+  value: 'stop' | 'resume';
+  timestamp: Date;
+}
+
+/** One item of a `user_id_update` webhook: the person's BSUID changed from one to another. */
+export interface UserIdUpdate {
+  waId?: string;
+  previous: string;
+  current: string;
+}
+
 /** An item of a POST that could not be read: skipped alone, kept raw for an operator. */
 export interface RejectedItem {
   /** The change's `field` (`messages`, ...), or `body` when the envelope itself is unreadable. */
   field: string;
-  /** What was refused: `status`, `message`, `error`, `value` (a whole change), `body`. */
+  /**
+   * What was refused: `status`, `message`, `error`, `preference`, `user_id_update`, `value` (a
+   * whole change), `body`.
+   */
   kind: string;
   /** Which part failed and why, phone-like runs masked. */
   reason: string;
@@ -55,6 +80,10 @@ export interface WhatsAppEvent {
 export interface ParsedItems {
   statuses: StatusUpdate[];
   inbound: InboundMessage[];
+  /** `user_preferences` items: marketing messages stopped or resumed. */
+  preferences: PreferenceChange[];
+  /** `user_id_update` items: a person's BSUID changed. */
+  userIdUpdates: UserIdUpdate[];
   rejects: RejectedItem[];
   events: WhatsAppEvent[];
   /** Changes whose metadata.phone_number_id is not one of ours: acknowledged and ignored. */
@@ -160,6 +189,18 @@ const statusErrorSchema = z.looseObject({
   message: storableText.optional(),
 });
 
+/** Phone digits as Meta writes them; an empty string (older drafts) means absent, like omission. */
+const phoneDigits = z
+  .union([z.literal(''), z.string().regex(/^\d{6,15}$/)])
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+/** A business-scoped user id (BSUID), `CC.<alnum>` or `CC.ENT.<alnum>`; empty means absent. */
+const bsuid = z
+  .union([z.literal(''), z.string().regex(/^[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]{1,128}$/)])
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
 const statusSchema = z.looseObject({
   id: storableText.min(1).max(512),
   // Read as a string: Meta has other statuses ('deleted', 'warning') that we skip, not reject.
@@ -167,18 +208,46 @@ const statusSchema = z.looseObject({
   timestamp: unixSeconds,
   // Absent or "" for a user known by a username (BSUID only): statuses match by wamid alone.
   recipient_id: storableText.optional(),
+  recipient_user_id: bsuid,
   errors: z.array(statusErrorSchema).optional(),
 });
 
 const inboundSchema = z.looseObject({
-  // WhatsApp ids of senders are phone digits; the opt-out list is keyed by them.
-  from: z.string().regex(/^\d{6,15}$/),
+  // A username user has no phone in the payload (`from` absent or ""), only a BSUID; the opt-out
+  // list takes either, and a message naming neither is refused.
+  from: phoneDigits,
+  from_user_id: bsuid,
   id: storableText.min(1).max(512),
   timestamp: unixSeconds,
   type: z.string().min(1),
   text: z.looseObject({ body: z.string() }).optional(),
   button: z.looseObject({ text: z.string().optional() }).optional(),
+  system: z
+    .looseObject({ type: z.string().optional(), wa_id: phoneDigits, user_id: bsuid })
+    .optional(),
 });
+
+/** A `contacts[]` item: only the BSUID is read, to name the sender of a message without one. */
+const contactSchema = z.looseObject({ wa_id: z.string().optional(), user_id: bsuid });
+
+const userIdUpdateSchema = z.looseObject({
+  wa_id: phoneDigits,
+  user_id: z.looseObject({
+    previous: bsuid.pipe(z.string()),
+    current: bsuid.pipe(z.string()),
+  }),
+});
+
+const preferenceSchema = z.looseObject({
+  wa_id: phoneDigits,
+  user_id: bsuid,
+  value: z.enum(['stop', 'resume']),
+  timestamp: unixSeconds,
+});
+
+/** The item lists of the consent fields; the items themselves are read one by one. */
+const preferencesValueSchema = z.looseObject({ user_preferences: z.array(z.unknown()) });
+const userIdUpdateValueSchema = z.looseObject({ user_id_update: z.array(z.unknown()) });
 
 export const messagesValueSchema = z.looseObject({
   messaging_product: z.literal('whatsapp').optional(),
@@ -295,6 +364,8 @@ export function parseWebhookPayload(json: unknown, options: ParseOptions = {}): 
   const items: ParsedItems = {
     statuses: [],
     inbound: [],
+    preferences: [],
+    userIdUpdates: [],
     rejects: [],
     events: [],
     foreignChanges: 0,
@@ -306,6 +377,10 @@ export function parseWebhookPayload(json: unknown, options: ParseOptions = {}): 
       const where = `entry.${e}.changes.${c}.value`;
       if (change.field === 'messages') {
         parseMessagesValue(change.value, where, options, items);
+      } else if (change.field === 'user_preferences') {
+        parsePreferences(change.value, where, items);
+      } else if (change.field === 'user_id_update') {
+        parseUserIdUpdates(change.value, where, items);
       } else if ((EVENT_FIELDS as readonly string[]).includes(change.field)) {
         const value = eventValueSchema.safeParse(change.value);
         if (!value.success) {
@@ -375,7 +450,8 @@ function parseMessagesValue(
       wamid: s.data.id,
       status: s.data.status,
       timestamp: toDate(s.data.timestamp),
-      recipientId: s.data.recipient_id ?? '',
+      recipientId: s.data.recipient_id || undefined,
+      recipientUserId: s.data.recipient_user_id,
       phoneNumberId,
       errors: (s.data.errors ?? []).map((err) => ({
         code: err.code,
@@ -384,6 +460,11 @@ function parseMessagesValue(
       })),
     });
   }
+  const contacts = (value.data.contacts ?? []).map((item) => {
+    // A contact we cannot read only costs the message its fallback BSUID.
+    const contact = contactSchema.safeParse(item);
+    return contact.success ? contact.data : undefined;
+  });
   for (const [i, item] of (value.data.messages ?? []).entries()) {
     const m = inboundSchema.safeParse(item);
     if (!m.success) {
@@ -391,8 +472,30 @@ function parseMessagesValue(
       items.rejects.push({ field: 'messages', kind: 'message', reason, raw: item });
       continue;
     }
+    // Meta pairs contacts with messages; with one contact it is the sender of every message.
+    const contact = contacts.length === 1 ? contacts[0] : contacts[i];
+    const fromUserId = m.data.from_user_id ?? contact?.user_id;
+    if (!m.data.from && !fromUserId) {
+      items.rejects.push({
+        field: 'messages',
+        kind: 'message',
+        reason: `${where}.messages.${i}.from: neither a phone number nor a user id`,
+        raw: item,
+      });
+      continue;
+    }
     items.inbound.push({
       from: m.data.from,
+      fromUserId,
+      ...(m.data.type === 'system' && m.data.system
+        ? {
+            system: {
+              type: m.data.system.type ?? '',
+              waId: m.data.system.wa_id,
+              userId: m.data.system.user_id,
+            },
+          }
+        : {}),
       id: m.data.id,
       timestamp: toDate(m.data.timestamp),
       type: m.data.type,
@@ -412,6 +515,56 @@ function parseMessagesValue(
       event: `error_${err.data.code}`,
       payload: redactEventPayload(err.data) as Record<string, unknown>,
     });
+  }
+}
+
+/**
+ * The items of a `user_preferences` value, each read alone: a malformed item (or one naming
+ * nobody) is refused without dropping its neighbours, since consent must not be lost in a batch.
+ */
+function parsePreferences(raw: unknown, where: string, items: ParsedItems): void {
+  const value = preferencesValueSchema.safeParse(raw);
+  if (!value.success) {
+    const reason = describeIssues(value.error, where);
+    items.rejects.push({ field: 'user_preferences', kind: 'value', reason, raw });
+    return;
+  }
+  for (const [i, item] of value.data.user_preferences.entries()) {
+    const parsed = preferenceSchema.safeParse(item);
+    const at = `${where}.user_preferences.${i}`;
+    if (!parsed.success || (!parsed.data.wa_id && !parsed.data.user_id)) {
+      const reason = parsed.success
+        ? `${at}: neither wa_id nor user_id`
+        : describeIssues(parsed.error, at);
+      items.rejects.push({ field: 'user_preferences', kind: 'preference', reason, raw: item });
+      continue;
+    }
+    items.preferences.push({
+      waId: parsed.data.wa_id,
+      userId: parsed.data.user_id,
+      value: parsed.data.value,
+      timestamp: toDate(parsed.data.timestamp),
+    });
+  }
+}
+
+/** The items of a `user_id_update` value, each read alone like preferences. */
+function parseUserIdUpdates(raw: unknown, where: string, items: ParsedItems): void {
+  const value = userIdUpdateValueSchema.safeParse(raw);
+  if (!value.success) {
+    const reason = describeIssues(value.error, where);
+    items.rejects.push({ field: 'user_id_update', kind: 'value', reason, raw });
+    return;
+  }
+  for (const [i, item] of value.data.user_id_update.entries()) {
+    const parsed = userIdUpdateSchema.safeParse(item);
+    if (!parsed.success) {
+      const reason = describeIssues(parsed.error, `${where}.user_id_update.${i}`);
+      items.rejects.push({ field: 'user_id_update', kind: 'user_id_update', reason, raw: item });
+      continue;
+    }
+    const { wa_id, user_id } = parsed.data;
+    items.userIdUpdates.push({ waId: wa_id, previous: user_id.previous, current: user_id.current });
   }
 }
 
@@ -450,8 +603,10 @@ export interface StatusWebhookInput {
   phoneNumberId: string;
   wamid: string;
   status: WebhookStatus;
-  /** Recipient digits, without '+', as Meta writes them. */
+  /** Recipient digits, without '+', as Meta writes them; '' leaves `recipient_id` out (a username user). */
   recipientId: string;
+  /** The recipient's BSUID, sent as `recipient_user_id`. */
+  recipientUserId?: string;
   timestamp?: Date;
   errors?: StatusError[];
   wabaId?: string;
@@ -463,8 +618,10 @@ function statusObject(input: StatusWebhookInput): Record<string, unknown> {
     id: input.wamid,
     status: input.status,
     timestamp: unix(input.timestamp),
-    recipient_id: input.recipientId.replace(/^\+/, ''),
   };
+  const recipientId = input.recipientId.replace(/^\+/, '');
+  if (recipientId) status.recipient_id = recipientId;
+  if (input.recipientUserId) status.recipient_user_id = input.recipientUserId;
   if (input.status === 'failed') {
     status.errors = (input.errors ?? [{ code: 131000, title: 'Something went wrong' }]).map(
       (err) => ({
@@ -509,8 +666,10 @@ export function buildStatusesWebhook(inputs: readonly StatusWebhookInput[]) {
 
 export interface InboundTextWebhookInput {
   phoneNumberId: string;
-  /** Sender digits, without '+'. */
+  /** Sender digits, without '+'; '' for a username user whose number Meta withholds. */
   from: string;
+  /** The sender's BSUID, sent as `from_user_id` and on the contact. */
+  userId?: string;
   text: string;
   id?: string;
   timestamp?: Date;
@@ -523,16 +682,109 @@ export function buildInboundTextWebhook(input: InboundTextWebhookInput) {
   return envelope(
     input.phoneNumberId,
     {
-      contacts: [{ profile: { name: 'Sandbox User' }, wa_id: from }],
+      contacts: [
+        {
+          profile: { name: 'Sandbox User' },
+          ...(from ? { wa_id: from } : {}),
+          ...(input.userId ? { user_id: input.userId } : {}),
+        },
+      ],
       messages: [
         {
           from,
+          ...(input.userId ? { from_user_id: input.userId } : {}),
           id:
             input.id ??
             `wamid.IN${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`,
           timestamp: unix(input.timestamp),
           type: 'text',
           text: { body: input.text },
+        },
+      ],
+    },
+    input.wabaId ?? SANDBOX_WABA_ID,
+  );
+}
+
+function newInboundId(): string {
+  return `wamid.IN${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export interface PreferencesWebhookInput {
+  phoneNumberId: string;
+  /** Digits without '+', or absent for a username user. */
+  waId?: string;
+  userId?: string;
+  value: 'stop' | 'resume';
+  timestamp?: Date;
+  wabaId?: string;
+}
+
+/** A Meta-shaped `user_preferences` body: the person stopped or resumed marketing messages. */
+export function buildUserPreferencesWebhook(input: PreferencesWebhookInput) {
+  const waId = input.waId?.replace(/^\+/, '');
+  const who = {
+    ...(waId ? { wa_id: waId } : {}),
+    ...(input.userId ? { user_id: input.userId } : {}),
+  };
+  const body = envelope(
+    input.phoneNumberId,
+    {
+      contacts: [{ profile: { name: 'Sandbox User' }, ...who }],
+      user_preferences: [
+        {
+          ...who,
+          detail: `User requested to ${input.value} marketing messages`,
+          category: 'marketing_messages',
+          value: input.value,
+          // An integer here, unlike the strings of the messages field.
+          timestamp: Number(unix(input.timestamp)),
+        },
+      ],
+    },
+    input.wabaId ?? SANDBOX_WABA_ID,
+  );
+  body.entry[0]!.changes[0]!.field = 'user_preferences';
+  return body;
+}
+
+export interface IdentityChangeWebhookInput {
+  phoneNumberId: string;
+  type: 'user_changed_number' | 'user_changed_user_id';
+  /** The sender as Meta names it: the old number (digits) and/or the old BSUID. */
+  from?: string;
+  fromUserId?: string;
+  /** The new number (digits) and/or the new BSUID, from the `system` block. */
+  newWaId?: string;
+  newUserId?: string;
+  id?: string;
+  timestamp?: Date;
+  wabaId?: string;
+}
+
+/** A Meta-shaped `system` message: the person now has another number or BSUID. */
+export function buildIdentityChangeWebhook(input: IdentityChangeWebhookInput) {
+  const from = input.from?.replace(/^\+/, '');
+  const newWaId = input.newWaId?.replace(/^\+/, '');
+  return envelope(
+    input.phoneNumberId,
+    {
+      messages: [
+        {
+          ...(from ? { from } : {}),
+          ...(input.fromUserId ? { from_user_id: input.fromUserId } : {}),
+          id: input.id ?? newInboundId(),
+          timestamp: unix(input.timestamp),
+          type: 'system',
+          system: {
+            body:
+              input.type === 'user_changed_number'
+                ? 'User changed their phone number'
+                : 'User changed their business-scoped user id',
+            type: input.type,
+            ...(newWaId ? { wa_id: newWaId } : {}),
+            ...(input.newUserId ? { user_id: input.newUserId } : {}),
+          },
         },
       ],
     },

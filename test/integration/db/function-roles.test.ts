@@ -247,7 +247,7 @@ describe('the functions database roles', () => {
 
   it('keeps each role off the tables its function never touches', async () => {
     expect({
-      apiOptOuts: await refusal(asRole.api, 'select * from opt_outs'),
+      apiOptOutWrites: await refusal(asRole.api, 'delete from opt_outs'),
       apiPacing: await refusal(asRole.api, 'select * from recipient_pacing'),
       workerKeys: await refusal(asRole.worker, 'select * from api_keys'),
       workerAuditRead: await refusal(asRole.worker, 'select * from audit_log'),
@@ -257,7 +257,7 @@ describe('the functions database roles', () => {
         FUNCTIONS.map((fn) => refusal(asRole[fn], 'delete from notifications')),
       ),
     }).toEqual({
-      apiOptOuts: DENIED,
+      apiOptOutWrites: DENIED,
       apiPacing: DENIED,
       workerKeys: DENIED,
       workerAuditRead: DENIED,

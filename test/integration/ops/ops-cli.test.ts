@@ -4,6 +4,8 @@
  */
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase } from '#core/db/connect.ts';
+import { addOptOut } from '#core/notifications/opt-outs.ts';
 import type { LocalStack } from '../../../bin/local/stack.ts';
 import { COMMANDS, runCli } from '../../../bin/ops/cli.ts';
 import { testSqsClient } from '../../support/api.ts';
@@ -202,6 +204,28 @@ describe('keys', () => {
 });
 
 describe('send-test and the DLQ', () => {
+  it('shows a recipient’s opt-outs with scope and source, the number masked', async () => {
+    const db = createDatabase({ DATABASE_URL: stack.databaseUrl, DB_POOL_MAX: 1 } as never);
+    try {
+      await addOptOut(db, '+573001112233', 'keyword', new Date('2026-11-01T10:00:00Z'));
+      await addOptOut(db, '+573001112233', 'user_preferences', new Date('2026-11-02T10:00:00Z'));
+    } finally {
+      await db.destroy();
+    }
+
+    const human = await ops('opt-outs', 'show', '+573001112233');
+    const none = await json('opt-outs', 'show', '+573009998877');
+    const bad = await ops('opt-outs', 'show', '573001112233');
+
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('+57******2233');
+    expect(human.stdout).toMatch(/all\s+keyword/);
+    expect(human.stdout).toMatch(/marketing\s+user_preferences/);
+    expect(human.stdout).not.toContain('3001112233');
+    expect(none).toEqual({ recipient: '+57******8877', optOuts: [] });
+    expect(bad.code).toBe(2);
+  });
+
   it('follows a test message to delivered and prints only the masked number', async () => {
     const result = await ops('send-test', '+573001234567');
     expect(result.code, result.stderr).toBe(0);

@@ -13,6 +13,7 @@ import {
   describeSandboxTestNumbers,
   SANDBOX_TEST_NUMBERS,
   type SandboxOptions,
+  sandboxBsuid,
   startSandbox,
 } from '../../../bin/sandbox/sandbox.ts';
 import { uniqueMobile } from '../../support/phones.ts';
@@ -404,6 +405,60 @@ describe('graph client against the sandbox', () => {
     expect(verifyWebhookSignature(hook.raw, hook.signature, APP_SECRET)).toBe(true);
     const parsed = parseWebhookPayload(JSON.parse(hook.raw));
     expect(parsed.ok && parsed.inbound[0]).toMatchObject({ from: '573001234567', text: 'STOP' });
+  });
+
+  it('names the username test number only by its BSUID in statuses', async () => {
+    const receiver = await startReceiver();
+    const { client } = await startTestSandbox({ webhookUrl: receiver.url });
+
+    const result = await client.sendMessage(template('+573000000014'));
+    await vi.waitFor(() => expect(receiver.received.length).toBeGreaterThanOrEqual(3), {
+      timeout: 3000,
+    });
+
+    expect(result.ok).toBe(true);
+    for (const hook of receiver.received) {
+      const status = JSON.parse(hook.raw).entry[0].changes[0].value.statuses[0];
+      expect(status).not.toHaveProperty('recipient_id');
+      expect(status.recipient_user_id).toBe(sandboxBsuid('+573000000014'));
+      const parsed = parseWebhookPayload(JSON.parse(hook.raw));
+      expect(parsed.ok && parsed.statuses[0]?.wamid).toBe(result.ok && result.wamid);
+    }
+  });
+
+  it('posts a username user STOP, user_preferences and changed-number messages on request', async () => {
+    const receiver = await startReceiver();
+    const { sandbox } = await startTestSandbox({ webhookUrl: receiver.url });
+    const post = (path: string, body: unknown) =>
+      fetch(`${sandbox.url}/_sandbox/${path}`, { method: 'POST', body: JSON.stringify(body) });
+
+    const answers = [
+      await post('inbound', { from: '', userId: 'CO.SANDBOX1', text: 'STOP' }),
+      await post('preferences', { from: '+573001234567', value: 'stop' }),
+      await post('identity', {
+        type: 'user_changed_number',
+        from: '+573001234567',
+        newNumber: '+573007654321',
+        newUserId: 'CO.SANDBOX2',
+      }),
+      await post('preferences', { value: 'later' }),
+    ];
+
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 400]);
+    const [stop, preference, identity] = receiver.received.map((hook) => {
+      expect(verifyWebhookSignature(hook.raw, hook.signature, APP_SECRET)).toBe(true);
+      const parsed = parseWebhookPayload(JSON.parse(hook.raw));
+      if (!parsed.ok) throw new Error(parsed.error);
+      return parsed;
+    });
+    expect(stop!.inbound[0]).toMatchObject({ from: undefined, fromUserId: 'CO.SANDBOX1' });
+    expect(preference!.preferences).toEqual([
+      expect.objectContaining({ waId: '573001234567', value: 'stop' }),
+    ]);
+    expect(identity!.inbound[0]).toMatchObject({
+      from: '573001234567',
+      system: { type: 'user_changed_number', waId: '573007654321', userId: 'CO.SANDBOX2' },
+    });
   });
 
   it('turns every send into an upstream failure under a 5xx fault rate of 1, probes included', async () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildInboundTextWebhook,
   buildStatusWebhook,
+  buildUserPreferencesWebhook,
   parseWebhookPayload,
 } from '#core/whatsapp/webhook-payload.ts';
 
@@ -10,6 +11,8 @@ const PHONE_NUMBER_ID = '106540352242922';
 const RECIPIENT = '573001234567';
 /** What a body carrying only statuses and messages has besides them. */
 const NOTHING_ELSE = {
+  preferences: [],
+  userIdUpdates: [],
   events: [],
   rejects: [],
   foreignChanges: 0,
@@ -268,21 +271,26 @@ describe('parseWebhookPayload', () => {
     expect(b.ok && b.rejects[0]?.reason).toContain('statuses.0.timestamp');
   });
 
-  it('reads a status whose recipient_id is empty or absent (a username user) by its wamid', () => {
+  it('reads a status without a recipient (a username user), to be matched by its wamid', () => {
+    const missing = metaStatusDelivery({ id: 'wamid.X', status: 'sent', timestamp: '1750263773' });
     const empty = metaStatusDelivery({
-      id: 'wamid.U',
+      id: 'wamid.Y',
       status: 'delivered',
       timestamp: '1750263773',
       recipient_id: '',
       recipient_user_id: 'US.13491208655302741918',
     });
 
-    const result = parseWebhookPayload(empty);
+    const a = parseWebhookPayload(missing);
+    const b = parseWebhookPayload(empty);
 
-    expect(result.ok && result.statuses.map((s) => [s.wamid, s.recipientId])).toEqual([
-      ['wamid.U', ''],
-    ]);
-    expect(result.ok && result.rejects).toEqual([]);
+    expect(a.ok && a.statuses[0]).toMatchObject({ wamid: 'wamid.X', recipientId: undefined });
+    expect(b.ok && b.statuses[0]).toMatchObject({
+      wamid: 'wamid.Y',
+      recipientId: undefined,
+      recipientUserId: 'US.13491208655302741918',
+    });
+    expect(a.ok && b.ok && [...a.rejects, ...b.rejects]).toEqual([]);
   });
 
   it('sets aside an unknown status value but applies the valid status beside it', () => {
@@ -354,5 +362,129 @@ describe('buildStatusWebhook', () => {
         },
       ],
     });
+  });
+});
+
+describe('parseWebhookPayload, consent fields item by item', () => {
+  const BSUID = 'CO.13491208655302741918';
+  const T = '1750263773';
+
+  function userIdUpdateBody(items: unknown[]) {
+    return {
+      object: 'whatsapp_business_account',
+      entry: [
+        { id: '1', changes: [{ field: 'user_id_update', value: { user_id_update: items } }] },
+      ],
+    };
+  }
+
+  it('reads user_preferences items, refusing alone one that is malformed or names nobody', () => {
+    const body = buildUserPreferencesWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      waId: RECIPIENT,
+      value: 'stop',
+      timestamp: new Date(Number(T) * 1000),
+    });
+    const value = body.entry[0]!.changes[0]!.value as unknown as { user_preferences: unknown[] };
+    value.user_preferences.push(
+      { value: 'stop', timestamp: Number(T) },
+      { wa_id: RECIPIENT, value: 'pause', timestamp: Number(T) },
+    );
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.preferences).toEqual([
+      { waId: RECIPIENT, userId: undefined, value: 'stop', timestamp: new Date(Number(T) * 1000) },
+    ]);
+    expect(result.ok && result.rejects.map((r) => [r.field, r.kind])).toEqual([
+      ['user_preferences', 'preference'],
+      ['user_preferences', 'preference'],
+    ]);
+    expect(result.ok && result.rejects[0]!.reason).toContain('neither wa_id nor user_id');
+    expect(result.ok && result.unknownFields).toEqual([]);
+  });
+
+  it('reads user_id_update items, refusing alone one whose previous BSUID is missing', () => {
+    const body = userIdUpdateBody([
+      { wa_id: RECIPIENT, user_id: { previous: BSUID, current: 'CO.NEW1' } },
+      { wa_id: RECIPIENT, user_id: { current: 'CO.NEW2' } },
+    ]);
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.userIdUpdates).toEqual([
+      { waId: RECIPIENT, previous: BSUID, current: 'CO.NEW1' },
+    ]);
+    expect(result.ok && result.rejects.map((r) => [r.field, r.kind])).toEqual([
+      ['user_id_update', 'user_id_update'],
+    ]);
+    expect(result.ok && result.unknownFields).toEqual([]);
+  });
+
+  it('refuses a consent change whose item list is missing, as a whole value', () => {
+    const body = userIdUpdateBody([]);
+    body.entry[0]!.changes[0]!.value = { something_else: [] } as never;
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.rejects.map((r) => [r.field, r.kind])).toEqual([
+      ['user_id_update', 'value'],
+    ]);
+  });
+
+  it('reads a message with `from: ""` from a username user under their BSUID', () => {
+    const body = buildInboundTextWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      from: '',
+      userId: BSUID,
+      text: 'STOP',
+      id: 'wamid.U1',
+    });
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.rejects).toEqual([]);
+    expect(result.ok && result.inbound).toMatchObject([
+      { from: undefined, fromUserId: BSUID, id: 'wamid.U1', text: 'STOP' },
+    ]);
+  });
+
+  it('takes the BSUID of the paired contact when the message has none', () => {
+    const body = buildInboundTextWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      from: '',
+      userId: BSUID,
+      text: 'STOP',
+    });
+    const value = body.entry[0]!.changes[0]!.value as unknown as {
+      messages: Record<string, unknown>[];
+    };
+    delete value.messages[0]!.from_user_id;
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.inbound.map((m) => m.fromUserId)).toEqual([BSUID]);
+  });
+
+  it('refuses a message naming neither a phone number nor a BSUID and keeps its neighbour', () => {
+    const body = buildInboundTextWebhook({
+      phoneNumberId: PHONE_NUMBER_ID,
+      from: RECIPIENT,
+      text: 'hola',
+      id: 'wamid.OK',
+    });
+    const value = body.entry[0]!.changes[0]!.value as unknown as {
+      contacts: unknown[];
+      messages: unknown[];
+    };
+    value.contacts = [];
+    value.messages.push({ from: '', id: 'wamid.NOBODY', timestamp: T, type: 'text' });
+
+    const result = parseWebhookPayload(body);
+
+    expect(result.ok && result.inbound.map((m) => m.id)).toEqual(['wamid.OK']);
+    expect(result.ok && result.rejects.map((r) => [r.kind, r.reason])).toEqual([
+      ['message', expect.stringContaining('messages.1.from: neither')],
+    ]);
   });
 });

@@ -14,14 +14,27 @@ export async function loadRows(
   ids: readonly string[],
 ): Promise<Map<string, LoadedRow>> {
   if (ids.length === 0) return new Map();
-  // The opt-out check rides along as a subquery so that triage needs no second round trip.
+  // The opt-out check rides along as a subquery so that triage needs no second round trip. It
+  // reads full ('all') opt-outs under the phone number or the BSUID Meta reported for it, and
+  // marketing ones (131050, user_preferences), which stop only templates known to be MARKETING.
   const rows = await db
     .selectFrom('notifications as n')
     .selectAll('n')
     .select(
-      sql<boolean>`exists (select 1 from opt_outs o where o.recipient = n.recipient)`.as(
-        'opted_out',
-      ),
+      sql<boolean>`exists (
+        select 1 from opt_outs o
+        where o.scope = 'all'
+          and (o.recipient = n.recipient
+            or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
+      )`.as('opted_out'),
+    )
+    .select(
+      sql<boolean>`exists (
+        select 1 from opt_outs o
+        where o.scope = 'marketing'
+          and (o.recipient = n.recipient
+            or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
+      )`.as('marketing_opted_out'),
     )
     .where('n.id', 'in', ids)
     .execute();

@@ -4,6 +4,7 @@
  * handled, scheduled, claimed by another worker, opted out) and passes the rest on as candidates.
  */
 
+import { templateKey } from '#core/delivery/template-categories.ts';
 import { ALREADY_SENT_STATUSES } from '#core/model/lifecycle.ts';
 import { WORKER_TIMEOUT_SECONDS } from '#core/notifications/queue-settings.ts';
 import { isUuid } from '#core/platform/ids.ts';
@@ -32,6 +33,8 @@ export function triage(
   records: readonly DeliveryRecord[],
   rows: ReadonlyMap<string, LoadedRow>,
   now: Date,
+  /** `name|language` of templates known to be MARKETING; absent when unknown. */
+  marketingTemplates?: ReadonlySet<string>,
 ): Triage {
   const settled: Verdict[] = [];
   const candidates: Candidate[] = [];
@@ -70,7 +73,7 @@ export function triage(
       continue;
     }
     seen.add(row.id);
-    const verdict = triageRow({ record, row }, now);
+    const verdict = triageRow({ record, row }, now, marketingTemplates);
     if (verdict) settled.push(verdict);
     else candidates.push({ record, row });
   }
@@ -78,7 +81,11 @@ export function triage(
 }
 
 /** What the row's own state says about one record: a verdict, or nothing when it may be sent. */
-function triageRow({ record, row }: Candidate, now: Date): Verdict | undefined {
+function triageRow(
+  { record, row }: Candidate,
+  now: Date,
+  marketingTemplates: ReadonlySet<string> | undefined,
+): Verdict | undefined {
   if (
     (ALREADY_SENT_STATUSES as readonly string[]).includes(row.status) ||
     row.status === 'failed' ||
@@ -115,5 +122,31 @@ function triageRow({ record, row }: Candidate, now: Date): Verdict | undefined {
       log: infoLine(record, 'recipient opted out; skipped'),
     };
   }
+  if (row.marketing_opted_out && isMarketingTemplate(row, marketingTemplates)) {
+    return {
+      record,
+      outcome: 'skipped',
+      transition: {
+        id: row.id,
+        to: 'skipped',
+        from: [...CLAIMABLE, 'sending'],
+        reason: 'opted_out_marketing',
+      },
+      metrics: [{ name: Metric.SkippedOptOut, unit: 'Count', value: 1 }],
+      log: infoLine(record, 'recipient stopped marketing messages; marketing template skipped'),
+    };
+  }
   return undefined;
+}
+
+/** Whether a row sends a template whose category is known to be MARKETING. */
+export function isMarketingTemplate(
+  row: Pick<LoadedRow, 'message_type' | 'message'>,
+  marketingTemplates: ReadonlySet<string> | undefined,
+): boolean {
+  if (row.message_type !== 'template' || !marketingTemplates) return false;
+  // A template row's message is the request's template object: { name, language, components? }.
+  const template = row.message as { name?: unknown; language?: unknown } | null;
+  if (typeof template?.name !== 'string' || typeof template.language !== 'string') return false;
+  return marketingTemplates.has(templateKey(template.name, template.language));
 }

@@ -31,7 +31,11 @@ export type RecordOutcome =
   | 'bad_body';
 
 /** A stored notification with whether its recipient is on the opt-out list, read in one query. */
-export type LoadedRow = NotificationRow & { opted_out: boolean };
+export type LoadedRow = NotificationRow & {
+  opted_out: boolean;
+  /** A marketing-only opt-out (131050, user_preferences): stops marketing templates only. */
+  marketing_opted_out?: boolean;
+};
 
 /** A record whose row may still be sent: it passed triage. */
 export interface Candidate {
