@@ -141,7 +141,15 @@ describe('the local stack with the WhatsApp sandbox', () => {
     const id = await send('+573000000008');
     const view = await waitFor(id, (v) => v.status === 'deferred');
     expect(view).toMatchObject({ status: 'deferred', error: { class: 'auth', code: 190 } });
-    const health = await fetch(`${stack.baseUrl}/v1/health`);
+    // The worker records the row's move before it opens the circuit (its bookkeeping step), so a
+    // reader can see `deferred` a moment before panic mode shows: wait for it, do not race it.
+    const deadline = Date.now() + 10_000;
+    let health = await fetch(`${stack.baseUrl}/v1/health`);
+    while (health.status !== 503 && Date.now() < deadline) {
+      await health.arrayBuffer();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      health = await fetch(`${stack.baseUrl}/v1/health`);
+    }
     expect(health.status).toBe(503);
     const body = (await health.json()) as { checks: { whatsapp: { status: string } } };
     expect(body.checks.whatsapp.status).toBe('down');
