@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ChaosReport, runChaos } from './chaos/run-chaos.ts';
-import { SANDBOX_FAULTS } from './sandbox/sandbox.ts';
+import { SANDBOX_FAULTS } from './sandbox/faults.ts';
 
 const { values } = parseArgs({
   options: {

@@ -31,7 +31,7 @@ import { freePort } from '../local/free-port.ts';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../local/postgres.ts';
 import { localSqsClient } from '../local/sqs.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import type { SandboxFault } from '../sandbox/sandbox.ts';
+import type { SandboxFault } from '../sandbox/faults.ts';
 import { startWebhookTee, type WebhookTee } from './webhook-tee.ts';
 import { startWorkerChild, type WorkerChild } from './worker-child.ts';
 

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ChaosReport, runChaos } from '../../bin/chaos/run-chaos.ts';
-import { SANDBOX_FAULTS } from '../../bin/sandbox/sandbox.ts';
+import { SANDBOX_FAULTS } from '../../bin/sandbox/faults.ts';
 
 describe('delivery under faults', () => {
   it('loses nothing and sends twice only across a crash, with workers killed and PostgreSQL restarted', async () => {

@@ -29,7 +29,7 @@ import {
 import type { Priority } from '#core/model/notification-request.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import type { SqsHandler } from '../../bin/local/sqs-event-source.ts';
-import type { SandboxHandle, SandboxOptions } from '../../bin/sandbox/sandbox.ts';
+import type { SandboxHandle, SandboxOptions } from '../../bin/sandbox/server.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
 import {

@@ -32,11 +32,7 @@ import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client
 import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { startLocalHttpServer } from '../../bin/local/http-server.ts';
 import { toSqsRecord } from '../../bin/local/sqs-event-source.ts';
-import {
-  type SandboxHandle,
-  type SandboxOptions,
-  startSandbox,
-} from '../../bin/sandbox/sandbox.ts';
+import { type SandboxHandle, type SandboxOptions, startSandbox } from '../../bin/sandbox/server.ts';
 import { createWebhookApp } from '../../lambdas/webhook/app.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';

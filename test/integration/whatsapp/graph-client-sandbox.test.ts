@@ -9,12 +9,11 @@ import {
 } from '#core/whatsapp/graph-client.ts';
 import { parseWebhookPayload } from '#core/whatsapp/webhook-payload.ts';
 import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
+import { type SandboxOptions, startSandbox } from '../../../bin/sandbox/server.ts';
 import {
   describeSandboxTestNumbers,
   SANDBOX_TEST_NUMBERS,
-  type SandboxOptions,
-  startSandbox,
-} from '../../../bin/sandbox/sandbox.ts';
+} from '../../../bin/sandbox/test-numbers.ts';
 
 const TOKEN = 'sandbox-token-0123456789abcdef';
 const APP_SECRET = 'sandbox-app-secret';
@@ -380,6 +379,72 @@ describe('graph client against the sandbox', () => {
     expect(stats).toMatchObject({ sendsReceived: 1, rejected: 1 });
     expect(after.ok).toBe(true);
     expect(sandbox.stats()).toMatchObject({ sendsReceived: 1, accepted: 1 });
+    expect(bad.status).toBe(400);
+  });
+
+  it('faults only the next N sends when the window is counted in sends, then switches itself off', async () => {
+    const { sandbox, client } = await startTestSandbox();
+    sandbox.setFaults({ rate: 1, kinds: ['5xx'], nextSends: 3 });
+
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await client.sendMessage(template(ordinaryNumber())));
+
+    expect(results.map((r) => r.ok)).toEqual([false, false, false, true, true]);
+    expect(sandbox.stats()).toMatchObject({ sendsReceived: 5, rejected: 3, faulted: 3 });
+    expect(sandbox.faults()).toMatchObject({ rate: 0, nextSends: null });
+  });
+
+  it('keeps faults on until N sends failed because of them, however many sends that takes', async () => {
+    const { sandbox, client } = await startTestSandbox();
+    // One send in two draws a fault, so the window ends after a number of sends nobody fixed.
+    sandbox.setFaults({ rate: 0.5, kinds: ['5xx'], untilFailed: 4 });
+
+    let sends = 0;
+    while (sandbox.faults().rate > 0 && sends < 500) {
+      await client.sendMessage(template(ordinaryNumber()));
+      sends += 1;
+    }
+    const atEnd = sandbox.stats();
+    const after = await client.sendMessage(template(ordinaryNumber()));
+
+    expect(atEnd.faulted).toBe(4);
+    expect(atEnd.rejected).toBe(4);
+    expect(atEnd.sendsReceived).toBe(sends);
+    expect(after.ok).toBe(true);
+    expect(sandbox.faults()).toMatchObject({ rate: 0, untilFailed: null });
+  });
+
+  it('counts a timed-out send as failed by its fault only once the client gives up', async () => {
+    const { sandbox, client } = await startTestSandbox({ timeoutHoldMs: 10_000 });
+    sandbox.setFaults({ rate: 1, kinds: ['timeout'], untilFailed: 1 });
+
+    const cut = await client.sendMessage(template(ordinaryNumber()));
+    await expect.poll(() => sandbox.stats().faulted, { timeout: 10_000 }).toBe(1);
+
+    expect(cut).toMatchObject({ ok: false, errorClass: 'upstream' });
+    expect(sandbox.faults().rate).toBe(0);
+  });
+
+  it('takes a counted fault window through its control endpoint and refuses a bad count', async () => {
+    const { sandbox, client } = await startTestSandbox();
+
+    const set = await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ rate: 1, kinds: ['429'], nextSends: 2 }),
+    });
+    const first = await client.sendMessage(template(ordinaryNumber()));
+    const state = (await (await fetch(`${sandbox.url}/_sandbox/stats`)).json()) as {
+      faults: unknown;
+    };
+    const bad = await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ rate: 1, untilFailed: 0 }),
+    });
+
+    expect(set.status).toBe(200);
+    expect(await set.json()).toEqual({ rate: 1, kinds: ['429'], nextSends: 2, untilFailed: null });
+    expect(first).toMatchObject({ ok: false, errorClass: 'rate_limited' });
+    expect(state.faults).toEqual({ rate: 1, kinds: ['429'], nextSends: 1, untilFailed: null });
     expect(bad.status).toBe(400);
   });
 
