@@ -254,7 +254,7 @@ export async function passUntilSeen(
   deps: DeliveryDeps,
   queue: TestQueue,
   ids: readonly string[],
-  timeoutMs = 10_000,
+  timeoutMs = 60_000,
 ): Promise<WorkerPass[]> {
   const waiting = new Set(ids);
   const passes: WorkerPass[] = [];
@@ -340,7 +340,7 @@ export async function receiveUntil(
   sqs: SQSClient,
   queueUrl: string,
   done: (receipts: readonly Receipt[]) => boolean,
-  timeoutMs = 5_000,
+  timeoutMs = 30_000,
 ): Promise<Receipt[]> {
   const receipts: Receipt[] = [];
   const deadline = Date.now() + timeoutMs;
@@ -419,7 +419,7 @@ export function schedulerOptions(overrides: Partial<SchedulerOptions> = {}): Sch
 export async function runSchedulerWhenFree(
   deps: SchedulerDeps,
   options: SchedulerOptions,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<SchedulerReport & { outcome: 'done' }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

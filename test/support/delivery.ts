@@ -258,7 +258,8 @@ export async function readNotification(db: Kysely<Database>, id: string): Promis
 export async function pollUntil<T>(
   read: () => Promise<T>,
   done: (value: T) => boolean,
-  timeoutMs = 5_000,
+  // A generous ceiling: the poll returns as soon as `done` holds, so only a busy machine waits.
+  timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await read();

@@ -211,7 +211,7 @@ describe('graph client against the sandbox', () => {
 
     // act
     const result = await client.sendMessage(template(to));
-    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 3000 });
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 15_000 });
 
     // assess
     expect(result.ok).toBe(true);
@@ -245,7 +245,7 @@ describe('graph client against the sandbox', () => {
         const parsed = parseWebhookPayload(JSON.parse(hook.raw));
         return n + (parsed.ok ? parsed.statuses.length : 0);
       }, 0);
-    await vi.waitFor(() => expect(statusCount()).toBe(60), { timeout: 5000 });
+    await vi.waitFor(() => expect(statusCount()).toBe(60), { timeout: 15_000 });
 
     // assess
     expect(receiver.received.length).toBeLessThan(60);
@@ -267,7 +267,7 @@ describe('graph client against the sandbox', () => {
     const { client } = await startTestSandbox({ webhookUrl: receiver.url });
 
     const result = await client.sendMessage(template('+573000000012'));
-    await vi.waitFor(() => expect(receiver.received).toHaveLength(1), { timeout: 3000 });
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(1), { timeout: 15_000 });
     await new Promise((resolve) => setTimeout(resolve, 80));
 
     expect(result.ok).toBe(true);
@@ -286,7 +286,7 @@ describe('graph client against the sandbox', () => {
     const { sandbox, client } = await startTestSandbox({ webhookUrl: receiver.url });
 
     await client.sendMessage(template(ordinaryNumber()));
-    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 3000 });
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 15_000 });
 
     expect(receiver.requests()).toBe(4);
     expect(sandbox.stats()).toMatchObject({ webhooksSent: 3, webhooksFailed: 0 });
@@ -298,7 +298,7 @@ describe('graph client against the sandbox', () => {
 
     await client.sendMessage(template(ordinaryNumber()));
     await vi.waitFor(() => expect(sandbox.stats().webhooksFailed).toBeGreaterThanOrEqual(1), {
-      timeout: 3000,
+      timeout: 15_000,
     });
 
     expect(receiver.requests()).toBeGreaterThanOrEqual(3);
