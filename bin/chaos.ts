@@ -52,8 +52,12 @@ const report: ChaosReport = await runChaos({
   clientRetryMs: 40_000,
   faultRate,
   faultKinds: [...SANDBOX_FAULTS],
-  // Counted in sends (see run-chaos.ts): about one kill per 150 sends, a storm at three quarters.
-  killEverySends: [75, 225],
+  // Counted in sends (see run-chaos.ts): a kill every 1/40 to 1/13 of the notifications (75 to 230
+  // sends at the default 3000), PostgreSQL down at half, the storm at three quarters.
+  killEverySends: [
+    Math.max(20, Math.round(notifications / 40)),
+    Math.max(50, Math.round(notifications / 13)),
+  ],
   faultsUntil: {
     failedSends: Math.max(10, Math.round(notifications * faultRate * 0.5)),
     kills: Math.max(2, Math.floor(notifications / 300)),

@@ -54,7 +54,10 @@ export interface SandboxOptions {
    * under load. Default 20; 0 posts each status alone.
    */
   webhookBatchMs?: number;
-  /** Share of ordinary sends (and probes) that get one of `faultKinds`, 0..1. Default 0 (setFaults can count them). */
+  /**
+   * Share of ordinary sends (and probes) that get one of `faultKinds`, 0..1, until changed.
+   * Default 0. setFaults can also count a window in sends (FaultPlan).
+   */
   faultRate?: number;
   /** Default: all kinds. */
   faultKinds?: SandboxFault[];
