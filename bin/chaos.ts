@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ChaosReport, runChaos } from './chaos/run-chaos.ts';
-import { SANDBOX_FAULTS } from './sandbox/sandbox.ts';
+import { SANDBOX_FAULTS } from './sandbox/faults.ts';
 
 const { values } = parseArgs({
   options: {
@@ -52,11 +52,20 @@ const report: ChaosReport = await runChaos({
   clientRetryMs: 40_000,
   faultRate,
   faultKinds: [...SANDBOX_FAULTS],
-  killEveryMs: [2000, 6000],
-  faultWindowMs: Math.max(30_000, loadMs),
-  stormAtMs: Math.round(loadMs * 0.75),
-  stormMs: 2000,
-  postgresStopAtMs: Math.round(loadMs / 2),
+  // Counted in sends (see run-chaos.ts): a kill every 1/40 to 1/13 of the notifications (75 to 230
+  // sends at the default 3000), PostgreSQL down at half, the storm at three quarters.
+  killEverySends: [
+    Math.max(20, Math.round(notifications / 40)),
+    Math.max(50, Math.round(notifications / 13)),
+  ],
+  faultsUntil: {
+    failedSends: Math.max(10, Math.round(notifications * faultRate * 0.5)),
+    kills: Math.max(2, Math.floor(notifications / 300)),
+  },
+  faultWindowMaxMs: Math.max(120_000, loadMs * 3),
+  stormAfterSends: Math.round(notifications * 0.75),
+  stormMaxMs: 60_000,
+  postgresStopAfterSends: Math.round(notifications / 2),
   postgresDownMs: 3000,
   workerConcurrency: 4,
   visibilityTimeoutSeconds: 40,

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { startSandbox } from '../sandbox/sandbox.ts';
+import { startSandbox } from '../sandbox/server.ts';
 import type { CeilingResult } from './ceiling-client.ts';
 import { type Latencies, summarize } from './stats.ts';
 

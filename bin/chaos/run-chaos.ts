@@ -5,6 +5,10 @@
  * it lets everything finish (retries, the scheduler's probes and drains, an operator's DLQ redrive)
  * and then accounts for every notification: finished, still on its way, or lost; and for every
  * send the sandbox accepted twice, the crash that explains it.
+ *
+ * Every fault is placed by counting sends, not by the clock: on a machine busy with other work the
+ * worker may make no send for seconds, and a window timed in seconds would then see no fault at
+ * all. The clock only sets ceilings, so a run that cannot make progress still ends and reports.
  */
 import { randomInt } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -29,7 +33,7 @@ import { freePort } from '../local/free-port.ts';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../local/postgres.ts';
 import { localSqsClient } from '../local/sqs.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import type { SandboxFault } from '../sandbox/sandbox.ts';
+import type { SandboxFault } from '../sandbox/faults.ts';
 import { startWebhookTee, type WebhookTee } from './webhook-tee.ts';
 import { startWorkerChild, type WorkerChild } from './worker-child.ts';
 
@@ -46,20 +50,28 @@ export interface ChaosOptions {
   /** Share of sends and probes the sandbox answers with a fault while the faults are on. */
   faultRate: number;
   faultKinds: SandboxFault[];
-  /** The worker process is SIGKILLed after a random time in this range, then restarted (null: never). */
-  killEveryMs: [number, number] | null;
-  /** Faults and kills last at least this long from the start of the load (and until it ends). */
-  faultWindowMs: number;
   /**
-   * A burst of nothing but 5xx answers (after the load starts, and how long at least): it lasts
-   * until panic mode opens (at most stormMaxMs), so the probes, the close and the drain are
-   * exercised even when a worker kill or the PostgreSQL restart falls inside the burst.
+   * Each worker process is SIGKILLed once it has made a random number of sends in this range
+   * (counted by the sandbox from when it polls), then restarted (null: never).
    */
-  stormAtMs: number | null;
-  stormMs: number;
-  stormMaxMs?: number;
-  /** When PostgreSQL stops (after the load starts), and for how long. */
-  postgresStopAtMs: number | null;
+  killEverySends: [number, number] | null;
+  /**
+   * Faults and kills stay on until every first request is out and at least this many sends have
+   * failed because of an injected fault and this many workers have been killed.
+   */
+  faultsUntil: { failedSends: number; kills: number };
+  /** Ceiling on the fault window; past it the faults stop and the report shows what fell short. */
+  faultWindowMaxMs: number;
+  /**
+   * A burst of nothing but 5xx answers, starting once the sandbox has received this many sends: it
+   * lasts until panic mode opens (the consecutive failures that open it are its count; at most
+   * stormMaxMs), so the probes, the close and the drain are exercised even when a worker kill or
+   * the PostgreSQL restart falls inside the burst.
+   */
+  stormAfterSends: number | null;
+  stormMaxMs: number;
+  /** PostgreSQL stops once the sandbox has received this many sends, and stays down this long. */
+  postgresStopAfterSends: number | null;
   postgresDownMs: number;
   workerConcurrency: number;
   /**
@@ -118,6 +130,8 @@ export interface ChaosReport {
     recipientsAttemptedMoreThanOnce: number;
   };
   workerKills: number;
+  /** How the fault window ended: `counted` when every count was reached, else `ceiling`. */
+  faultWindowEnded: 'counted' | 'ceiling';
   /** The worker process died by itself (e.g. an uncaught database error) and was restarted. */
   workerSelfExits: number;
   /**
@@ -231,14 +245,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const workerEnv = { ...process.env, WORKER_WAIT_SECONDS: '1' };
     const spawnWorker = () =>
       startWorkerChild({ env: workerEnv, concurrency: options.workerConcurrency });
+    const sends = () => sandbox.stats().sendsReceived;
     supervisor = (async () => {
       while (supervising) {
         const current = spawnWorker();
         worker = current;
-        const every = options.killEveryMs;
+        const every = options.killEverySends;
+        // Counted from the first poll, so a worker starved while starting is not killed idle.
         const ending =
           killing && every
-            ? sleep(randomInt(every[0], every[1] + 1)).then(() => 'due')
+            ? current.ready
+                .then(async () => {
+                  const due = sends() + randomInt(every[0], every[1] + 1);
+                  await waitUntil(() => !killing || sends() >= due);
+                  return killing ? 'due' : waitUntil(() => !supervising).then(() => 'end');
+                })
+                .catch(() => 'exited')
             : waitUntil(() => !supervising).then(() => 'end');
         const outcome = await Promise.race([current.exited.then(() => 'exited'), ending]);
         if (outcome === 'exited' && supervising) {
@@ -253,11 +275,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // The load: a client that retries 5xx, 409 and network errors with the same Idempotency-Key.
     const loadStarted = Date.now();
+    const windowCeiling = loadStarted + options.faultWindowMaxMs;
     let postgresRestart: ChaosReport['postgresRestart'] = null;
     const restart = (async () => {
-      if (options.postgresStopAtMs === null) return;
-      await sleep(options.postgresStopAtMs);
-      log('stopping PostgreSQL');
+      if (options.postgresStopAfterSends === null) return;
+      const at = options.postgresStopAfterSends;
+      await waitUntil(() => sends() >= at || Date.now() > windowCeiling);
+      log(`stopping PostgreSQL after ${sends()} sends`);
       const stoppedAt = new Date();
       await postgres!.stop();
       postgres = undefined;
@@ -267,31 +291,34 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       log('PostgreSQL is back');
     })();
     const storm = (async () => {
-      if (options.stormAtMs === null) return;
-      await sleep(options.stormAtMs);
-      log(`5xx storm for at least ${options.stormMs} ms, until panic mode opens`);
+      if (options.stormAfterSends === null) return;
+      const at = options.stormAfterSends;
+      await waitUntil(() => sends() >= at || Date.now() > windowCeiling);
+      log(`5xx storm after ${sends()} sends, until panic mode opens`);
+      const failedBefore = sandbox.stats().faulted;
       sandbox.setFaults({ rate: 1, kinds: ['5xx'] });
       const stormStarted = Date.now();
-      await sleep(options.stormMs);
-      const stormEnd = stormStarted + (options.stormMaxMs ?? 20_000);
-      while (Date.now() < stormEnd && !(await circuitOpened())) await sleep(250);
-      log(`5xx storm over after ${Date.now() - stormStarted} ms`);
+      const stormEnd = stormStarted + options.stormMaxMs;
+      while (Date.now() < stormEnd && !(await circuitOpened())) await sleep(100);
+      log(
+        `5xx storm over after ${Date.now() - stormStarted} ms, ${sandbox.stats().faulted - failedBefore} sends failed`,
+      );
       sandbox.setFaults({ rate: options.faultRate, kinds: options.faultKinds });
     })();
     const load = postNotifications(stack, options);
-    await Promise.all([
-      load.issued,
-      restart,
-      storm,
-      sleep(Math.max(0, loadStarted + options.faultWindowMs - Date.now())),
-    ]);
+    const counted = () =>
+      sandbox.stats().faulted >= options.faultsUntil.failedSends &&
+      kills.length >= options.faultsUntil.kills;
+    await Promise.all([load.issued, restart, storm]);
+    await waitUntil(() => counted() || Date.now() > windowCeiling);
+    const faultWindowEnded = counted() ? 'counted' : 'ceiling';
 
     // Faults off; the last worker lives; everything is let to finish.
     killing = false;
     sandbox.setFaults({ rate: 0 });
     const duringFaults = sandbox.stats();
     log(
-      `faults off after ${((Date.now() - loadStarted) / 1000).toFixed(1)} s: ${duringFaults.sendsReceived} sends so far, ${duringFaults.accepted} accepted, ${duringFaults.rejected} rejected`,
+      `faults off (${faultWindowEnded}) after ${((Date.now() - loadStarted) / 1000).toFixed(1)} s: ${duringFaults.sendsReceived} sends so far, ${duringFaults.accepted} accepted, ${duringFaults.rejected} rejected (${duringFaults.faulted} by injected faults), ${kills.length} workers killed`,
     );
     // The client's retries (a request cut off by the restart is "in flight" for 30 s) finish calm.
     const outcomes = await load.done;
@@ -339,7 +366,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         redriven += moved;
       }
     }
-    await sleep(1500); // the last `sent` webhooks reach the tee
+    // The last `sent` webhooks reach the tee: one per accepted send, unless the sandbox gave it up.
+    const teeCeiling = Date.now() + 30_000;
+    await waitUntil(() => {
+      const s = sandbox.stats();
+      return tee!.acceptedSends() >= s.accepted || s.webhooksFailed > 0 || Date.now() > teeCeiling;
+    });
     supervising = false;
 
     // ---- the accounting
@@ -409,6 +441,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           .length,
       },
       workerKills: kills.length,
+      faultWindowEnded,
       killTimes: kills.map((k) => new Date(k).toISOString()),
       workerSelfExits: selfExits,
       stackUncaughtErrors: stackErrors,
@@ -632,8 +665,16 @@ async function attributeDuplicates(
     events.forEach((event, i) => {
       if (event.to_status !== 'sending') return;
       const next = events[i + 1];
-      if (next && next.from_status === 'sending' && next.attempt === event.attempt) return;
       const claimedAt = event.at.getTime();
+      // The claim's own outcome is written by its batch, within the window. A move out of this
+      // `sending` long after (a stale claim deferred while panic mode is on, when its message came
+      // back) means the batch never recorded one: the claim is unrecorded and a crash must explain it.
+      const ownOutcome =
+        next &&
+        next.from_status === 'sending' &&
+        next.attempt === event.attempt &&
+        next.at.getTime() - claimedAt <= WINDOW_MS;
+      if (ownOutcome) return;
       const kill = kills.find((k) => k >= claimedAt && k <= claimedAt + WINDOW_MS);
       const restart = pgStop >= claimedAt && pgStop <= claimedAt + WINDOW_MS ? pgStop : undefined;
       if (kill !== undefined && (restart === undefined || kill < restart)) {

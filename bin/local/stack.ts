@@ -11,7 +11,7 @@ import { createDatabase } from '#core/db/connect.ts';
 import { migrateToLatest } from '#core/db/migrate.ts';
 import { enqueueNotifications } from '#core/notifications/enqueue.ts';
 import { PRIORITIES } from '#core/notifications/queue-settings.ts';
-import { type SandboxHandle, startSandbox } from '../sandbox/sandbox.ts';
+import { type SandboxHandle, startSandbox } from '../sandbox/server.ts';
 import { type FunctionDatabaseUrls, functionDatabaseUrls } from './database-roles.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
 import { localLambdaContext } from './lambda-context.ts';

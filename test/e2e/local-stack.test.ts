@@ -15,7 +15,7 @@ let sqsEndpoint: string;
 
 function waitForBanner(): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner in time:\n${output}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`no banner in time:\n${output}`)), 150_000);
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       if (/READY http/.test(output)) {

@@ -30,7 +30,7 @@ beforeAll(async () => {
     workerConcurrency: 2,
     schedulerIntervalSeconds: 2,
   });
-}, 60_000);
+});
 
 afterAll(async () => {
   await stack?.stop();
@@ -62,7 +62,7 @@ async function read(id: string): Promise<View> {
   return (await response.json()) as View;
 }
 
-async function waitFor(id: string, done: (v: View) => boolean, timeoutMs = 40_000): Promise<View> {
+async function waitFor(id: string, done: (v: View) => boolean, timeoutMs = 90_000): Promise<View> {
   const deadline = Date.now() + timeoutMs;
   let view = await read(id);
   while (!done(view) && Date.now() < deadline) {
@@ -105,7 +105,7 @@ describe('the local stack with the WhatsApp sandbox', () => {
       expect({ to, status: view.status }).toEqual({ to, status });
       expect(view).toMatchObject(expected);
     });
-  }, 60_000);
+  });
 
   it('retries an always-failing number until the message sits in the DLQ', async () => {
     const id = await send('+573000000011');
@@ -115,7 +115,7 @@ describe('the local stack with the WhatsApp sandbox', () => {
       region: 'us-east-1',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
-    const deadline = Date.now() + 45_000;
+    const deadline = Date.now() + 90_000;
     let inDlq = false;
     while (!inDlq && Date.now() < deadline) {
       const received = await sqs.send(
@@ -135,7 +135,7 @@ describe('the local stack with the WhatsApp sandbox', () => {
       attempts: 5,
       error: { class: 'upstream', code: 131000 },
     });
-  }, 60_000);
+  });
 
   it('opens panic mode on an auth failure and parks the notification as deferred', async () => {
     const id = await send('+573000000008');

@@ -24,7 +24,7 @@ import type { Priority } from '#core/model/notification-request.ts';
 import { deleteMessages } from '#core/platform/sqs.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import type { SqsHandler } from '../../bin/local/sqs-event-source.ts';
-import type { SandboxHandle, SandboxOptions } from '../../bin/sandbox/sandbox.ts';
+import type { SandboxHandle, SandboxOptions } from '../../bin/sandbox/server.ts';
 import { deliverSqsBatch } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
 import {
@@ -204,7 +204,7 @@ export async function passUntilSeen(
   deps: DeliveryDeps,
   queue: TestQueue,
   ids: readonly string[],
-  timeoutMs = 10_000,
+  timeoutMs = 60_000,
 ): Promise<WorkerPass[]> {
   const waiting = new Set(ids);
   const passes: WorkerPass[] = [];
@@ -286,7 +286,7 @@ export async function receiveUntil(
   sqs: SQSClient,
   queueUrl: string,
   done: (receipts: readonly Receipt[]) => boolean,
-  timeoutMs = 5_000,
+  timeoutMs = 30_000,
 ): Promise<Receipt[]> {
   const receipts: Receipt[] = [];
   const deadline = Date.now() + timeoutMs;
@@ -364,7 +364,7 @@ export function schedulerOptions(overrides: Partial<SchedulerOptions> = {}): Sch
 export async function runSchedulerWhenFree(
   deps: SchedulerDeps,
   options: SchedulerOptions,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<SchedulerReport & { outcome: 'done' }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -26,11 +26,7 @@ import { signWebhookBody } from '#core/whatsapp/webhook-signature.ts';
 import { startLocalHttpServer } from '../../bin/local/http-server.ts';
 import { createQueueWithDeadLetter, type QueueWithDeadLetter } from '../../bin/local/sqs.ts';
 import { toSqsRecord } from '../../bin/local/sqs-event-source.ts';
-import {
-  type SandboxHandle,
-  type SandboxOptions,
-  startSandbox,
-} from '../../bin/sandbox/sandbox.ts';
+import { type SandboxHandle, type SandboxOptions, startSandbox } from '../../bin/sandbox/server.ts';
 import { createWebhookApp } from '../../lambdas/webhook/app.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
@@ -199,7 +195,8 @@ export async function readNotification(db: Kysely<Database>, id: string): Promis
 export async function pollUntil<T>(
   read: () => Promise<T>,
   done: (value: T) => boolean,
-  timeoutMs = 5_000,
+  // A generous ceiling: the poll returns as soon as `done` holds, so only a busy machine waits.
+  timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await read();

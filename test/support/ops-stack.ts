@@ -74,7 +74,8 @@ export function runOps(args: string[], env: Record<string, string> = {}): Promis
       {
         // Only what the CLI needs: no WN_* from the developer's shell, no AWS profile.
         env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-        timeout: 30_000,
+        // A ceiling for a busy machine, where starting node and the SDK alone can take seconds.
+        timeout: 110_000,
       },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;

@@ -86,7 +86,8 @@ describe('priorities', () => {
       { priority: 'high' },
     );
     const all = [...bulkIds, ...highIds];
-    const deadline = Date.now() + 30_000;
+    // About 12 s on an idle machine and 25 s beside two busy loops; the ceiling leaves room.
+    const deadline = Date.now() + 90_000;
     let rows = await readRows(db, all);
     while ([...rows.values()].some((r) => r.sent_at === null) && Date.now() < deadline) {
       await sleep(200);

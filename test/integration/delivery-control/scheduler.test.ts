@@ -112,7 +112,7 @@ describe('scheduled notifications', () => {
       t.sqs,
       t.queue.url,
       (got) => got.some((g) => g.message.Body === id),
-      6_000,
+      30_000,
     );
     const receipt = receipts.find((g) => g.message.Body === id);
     expect(receipt, 'the message reached the queue').toBeDefined();
@@ -153,7 +153,7 @@ describe('the outbox sweep', () => {
     // act: runs until the row is old enough
     const AGE_SECONDS = 2;
     let swept: SchedulerReport | undefined;
-    const deadline = Date.now() + 6_000;
+    const deadline = Date.now() + 30_000;
     while (t.sentOf(id).length === 0 && Date.now() < deadline) {
       swept = await runSchedulerWhenFree(deps, schedulerOptions({ outboxAgeSeconds: AGE_SECONDS }));
       if (t.sentOf(id).length === 0) await sleep(100);
@@ -231,7 +231,7 @@ describe('one run at a time', () => {
     const options = schedulerOptions({ lookaheadSeconds: 5, probesPerRun: 1 });
     // Run A until it holds the lock (another file's run may hold it for a moment first).
     let runA: Promise<SchedulerReport> | undefined;
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 30_000;
     while (!runA && Date.now() < deadline) {
       const holding = new Promise<'holding'>((resolve) => {
         probing = () => resolve('holding');

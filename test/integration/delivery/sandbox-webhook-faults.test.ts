@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { applyPendingStatuses } from '#core/notifications/apply-status-update.ts';
 import { createGraphClient } from '#core/whatsapp/graph-client.ts';
-import { startSandbox } from '../../../bin/sandbox/sandbox.ts';
+import { startSandbox } from '../../../bin/sandbox/server.ts';
 import { testDatabase } from '../../support/database.ts';
 import {
   pollUntil,

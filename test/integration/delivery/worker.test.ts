@@ -255,7 +255,7 @@ describe('worker: retries', () => {
     const id = await r.notify('+573000000011');
 
     // act: keep invoking the worker, as the event source would, until SQS gives up on the message
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     let handled = 0;
     while (Date.now() < deadline && (await countQueueMessages(r.sqs, r.queue.dlqUrl)) === 0) {
       const pass = await r.pass({ waitMs: 200 });

@@ -54,7 +54,7 @@ beforeAll(async () => {
       scopes: ['notifications:write', 'notifications:read'],
     })
   ).key;
-}, 60_000);
+});
 
 afterAll(async () => {
   sqs?.destroy();

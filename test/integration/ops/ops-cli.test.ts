@@ -21,7 +21,7 @@ beforeAll(async () => {
   stack = own.stack;
   sqs = testSqsClient(stack.sqsEndpoint);
   target = ['--url', stack.baseUrl, '--api-key', stack.apiKey];
-}, 60_000);
+});
 
 afterAll(async () => {
   sqs?.destroy();

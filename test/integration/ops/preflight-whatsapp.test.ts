@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startLocalHttpServer } from '../../../bin/local/http-server.ts';
-import { type SandboxHandle, startSandbox } from '../../../bin/sandbox/sandbox.ts';
+import { type SandboxHandle, startSandbox } from '../../../bin/sandbox/server.ts';
 import { testDatabase } from '../../support/database.ts';
 import { testWebhookApp, WEBHOOK_VERIFY_TOKEN } from '../../support/delivery.ts';
 import {

@@ -9,13 +9,12 @@ import {
 } from '#core/whatsapp/graph-client.ts';
 import { parseWebhookPayload } from '#core/whatsapp/webhook-payload.ts';
 import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
+import { type SandboxOptions, startSandbox } from '../../../bin/sandbox/server.ts';
 import {
   describeSandboxTestNumbers,
   SANDBOX_TEST_NUMBERS,
-  type SandboxOptions,
   sandboxBsuid,
-  startSandbox,
-} from '../../../bin/sandbox/sandbox.ts';
+} from '../../../bin/sandbox/test-numbers.ts';
 import { uniqueMobile } from '../../support/phones.ts';
 
 const TOKEN = 'sandbox-token-0123456789abcdef';
@@ -207,7 +206,7 @@ describe('graph client against the sandbox', () => {
 
     // act
     const result = await client.sendMessage(template(to));
-    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 3000 });
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 15_000 });
 
     // assess
     expect(result.ok).toBe(true);
@@ -241,7 +240,7 @@ describe('graph client against the sandbox', () => {
         const parsed = parseWebhookPayload(JSON.parse(hook.raw));
         return n + (parsed.ok ? parsed.statuses.length : 0);
       }, 0);
-    await vi.waitFor(() => expect(statusCount()).toBe(60), { timeout: 5000 });
+    await vi.waitFor(() => expect(statusCount()).toBe(60), { timeout: 15_000 });
 
     // assess
     expect(receiver.received.length).toBeLessThan(60);
@@ -263,7 +262,7 @@ describe('graph client against the sandbox', () => {
     const { client } = await startTestSandbox({ webhookUrl: receiver.url });
 
     const result = await client.sendMessage(template('+573000000012'));
-    await vi.waitFor(() => expect(receiver.received).toHaveLength(1), { timeout: 3000 });
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(1), { timeout: 15_000 });
     await new Promise((resolve) => setTimeout(resolve, 80));
 
     expect(result.ok).toBe(true);
@@ -282,7 +281,7 @@ describe('graph client against the sandbox', () => {
     const { sandbox, client } = await startTestSandbox({ webhookUrl: receiver.url });
 
     await client.sendMessage(template(uniqueMobile()));
-    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 3000 });
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(3), { timeout: 15_000 });
 
     expect(receiver.requests()).toBe(4);
     expect(sandbox.stats()).toMatchObject({ webhooksSent: 3, webhooksFailed: 0 });
@@ -294,7 +293,7 @@ describe('graph client against the sandbox', () => {
 
     await client.sendMessage(template(uniqueMobile()));
     await vi.waitFor(() => expect(sandbox.stats().webhooksFailed).toBeGreaterThanOrEqual(1), {
-      timeout: 3000,
+      timeout: 15_000,
     });
 
     expect(receiver.requests()).toBeGreaterThanOrEqual(3);
@@ -522,6 +521,72 @@ describe('graph client against the sandbox', () => {
     expect(stats).toMatchObject({ sendsReceived: 1, rejected: 1 });
     expect(after.ok).toBe(true);
     expect(sandbox.stats()).toMatchObject({ sendsReceived: 1, accepted: 1 });
+    expect(bad.status).toBe(400);
+  });
+
+  it('faults only the next N sends when the window is counted in sends, then switches itself off', async () => {
+    const { sandbox, client } = await startTestSandbox();
+    sandbox.setFaults({ rate: 1, kinds: ['5xx'], nextSends: 3 });
+
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await client.sendMessage(template(uniqueMobile())));
+
+    expect(results.map((r) => r.ok)).toEqual([false, false, false, true, true]);
+    expect(sandbox.stats()).toMatchObject({ sendsReceived: 5, rejected: 3, faulted: 3 });
+    expect(sandbox.faults()).toMatchObject({ rate: 0, nextSends: null });
+  });
+
+  it('keeps faults on until N sends failed because of them, however many sends that takes', async () => {
+    const { sandbox, client } = await startTestSandbox();
+    // One send in two draws a fault, so the window ends after a number of sends nobody fixed.
+    sandbox.setFaults({ rate: 0.5, kinds: ['5xx'], untilFailed: 4 });
+
+    let sends = 0;
+    while (sandbox.faults().rate > 0 && sends < 500) {
+      await client.sendMessage(template(uniqueMobile()));
+      sends += 1;
+    }
+    const atEnd = sandbox.stats();
+    const after = await client.sendMessage(template(uniqueMobile()));
+
+    expect(atEnd.faulted).toBe(4);
+    expect(atEnd.rejected).toBe(4);
+    expect(atEnd.sendsReceived).toBe(sends);
+    expect(after.ok).toBe(true);
+    expect(sandbox.faults()).toMatchObject({ rate: 0, untilFailed: null });
+  });
+
+  it('counts a timed-out send as failed by its fault only once the client gives up', async () => {
+    const { sandbox, client } = await startTestSandbox({ timeoutHoldMs: 10_000 });
+    sandbox.setFaults({ rate: 1, kinds: ['timeout'], untilFailed: 1 });
+
+    const cut = await client.sendMessage(template(uniqueMobile()));
+    await expect.poll(() => sandbox.stats().faulted, { timeout: 10_000 }).toBe(1);
+
+    expect(cut).toMatchObject({ ok: false, errorClass: 'upstream' });
+    expect(sandbox.faults().rate).toBe(0);
+  });
+
+  it('takes a counted fault window through its control endpoint and refuses a bad count', async () => {
+    const { sandbox, client } = await startTestSandbox();
+
+    const set = await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ rate: 1, kinds: ['429'], nextSends: 2 }),
+    });
+    const first = await client.sendMessage(template(uniqueMobile()));
+    const state = (await (await fetch(`${sandbox.url}/_sandbox/stats`)).json()) as {
+      faults: unknown;
+    };
+    const bad = await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ rate: 1, untilFailed: 0 }),
+    });
+
+    expect(set.status).toBe(200);
+    expect(await set.json()).toEqual({ rate: 1, kinds: ['429'], nextSends: 2, untilFailed: null });
+    expect(first).toMatchObject({ ok: false, errorClass: 'rate_limited' });
+    expect(state.faults).toEqual({ rate: 1, kinds: ['429'], nextSends: 1, untilFailed: null });
     expect(bad.status).toBe(400);
   });
 
