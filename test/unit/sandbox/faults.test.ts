@@ -1,6 +1,7 @@
 /**
  * The sandbox's fault plan on its own: windows counted in sends (the next N, or until N failed)
- * end themselves, read-only calls draw faults without using up a count, and a bad plan is refused.
+ * end themselves, read-only calls draw faults without using up a count, the webhook kinds are
+ * drawn only for webhooks, and a bad plan is refused.
  */
 import { describe, expect, it } from 'vitest';
 import { createFaults, faultPlanProblem } from '../../../bin/sandbox/faults.ts';
@@ -61,10 +62,31 @@ describe('counted fault windows', () => {
   });
 });
 
+describe('webhook fault kinds', () => {
+  it('never gives a send or a read a webhook kind, and draws a webhook kind only when it is set', () => {
+    const faults = createFaults({ rate: 1, kinds: ['redeliver', '429'] }, () => 0);
+
+    expect(Array.from({ length: 4 }, () => faults.forSend())).toEqual(['429', '429', '429', '429']);
+    expect(faults.forRead()).toBe('429');
+    expect(faults.forWebhook('redeliver')).toBe(true);
+    expect(faults.forWebhook('out_of_order')).toBe(false);
+  });
+
+  it('faults no send when only webhook kinds are set, and no webhook at rate 0', () => {
+    const faults = createFaults({ rate: 1, kinds: ['malformed_item'] }, () => 0);
+    expect(faults.forSend()).toBeUndefined();
+    expect(faults.forWebhook('malformed_item')).toBe(true);
+
+    faults.set({ rate: 0 });
+    expect(faults.forWebhook('malformed_item')).toBe(false);
+  });
+});
+
 describe('faultPlanProblem', () => {
   it.each([
     [{ rate: 0.5 }],
     [{ rate: 1, kinds: ['5xx', 'reset'] }],
+    [{ rate: 0.2, kinds: ['malformed_item', 'redeliver', 'out_of_order', '429'] }],
     [{ rate: 1, nextSends: 20 }],
     [{ rate: 1, untilFailed: 5 }],
   ])('accepts %j', (body) => {
