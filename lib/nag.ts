@@ -138,7 +138,7 @@ export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
     );
     acknowledge(
       frameworkRole,
-      'AwsSolutions-IAM5[Resource::<ApiLoggingRoleFunction305E39BD.Arn>:*]',
+      `AwsSolutions-IAM5[Resource::<${Stack.of(apiLoggingRole).getLogicalId(apiLoggingRole.function.node.defaultChild as CfnFunction)}.Arn>:*]`,
       'CDK’s custom resource framework may invoke any version of the one handler function it ' +
         'fronts; the wildcard is the version suffix of that function’s ARN, nothing wider.',
     );
