@@ -109,34 +109,33 @@ function triageRow(
     return { record, outcome: 'busy', holdBackSeconds: BUSY_RETRY_SECONDS };
   }
   if (row.opted_out) {
-    return {
-      record,
-      outcome: 'skipped',
-      transition: {
-        id: row.id,
-        to: 'skipped',
-        from: [...CLAIMABLE, 'sending'],
-        reason: 'opted_out',
-      },
-      metrics: [{ name: Metric.SkippedOptOut, unit: 'Count', value: 1 }],
-      log: infoLine(record, 'recipient opted out; skipped'),
-    };
+    return optedOut(record, row.id, 'opted_out', 'recipient opted out; skipped');
   }
   if (row.marketing_opted_out && isMarketingTemplate(row, marketingTemplates)) {
-    return {
+    return optedOut(
       record,
-      outcome: 'skipped',
-      transition: {
-        id: row.id,
-        to: 'skipped',
-        from: [...CLAIMABLE, 'sending'],
-        reason: 'opted_out_marketing',
-      },
-      metrics: [{ name: Metric.SkippedOptOut, unit: 'Count', value: 1 }],
-      log: infoLine(record, 'recipient stopped marketing messages; marketing template skipped'),
-    };
+      row.id,
+      'opted_out_marketing',
+      'recipient stopped marketing messages; marketing template skipped',
+    );
   }
   return undefined;
+}
+
+/** A send the recipient's opt-out stops: `skipped` with the opt-out's reason, counted alike. */
+function optedOut(
+  record: DeliveryRecord,
+  id: string,
+  reason: 'opted_out' | 'opted_out_marketing',
+  message: string,
+): Verdict {
+  return {
+    record,
+    outcome: 'skipped',
+    transition: { id, to: 'skipped', from: [...CLAIMABLE, 'sending'], reason },
+    metrics: [{ name: Metric.SkippedOptOut, unit: 'Count', value: 1 }],
+    log: infoLine(record, message),
+  };
 }
 
 /** Whether a row sends a template whose category is known to be MARKETING. */
