@@ -6,7 +6,7 @@
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, sql, type UpdateObject } from 'kysely';
 import type { Database, SenderStateRow } from '#core/db/schema.ts';
 import { inTransaction } from '#core/db/transaction.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
@@ -57,83 +57,61 @@ export function emitPanicMetric(metrics: Metrics | undefined, active: boolean): 
   metrics?.addMetric(Metric.PanicModeActive, MetricUnit.Count, active ? 1 : 0);
 }
 
+/** Who changes the circuit, and why (kept in the audit entry). */
+export interface CircuitChange {
+  senderId: string;
+  actor: string;
+  reason: string;
+  requestId?: string;
+  metrics?: Metrics;
+}
+
 /**
  * Opens the circuit unless it already is; returns true when this call opened it. The change and
  * its audit entry are one transaction; the metric follows the commit.
  */
-export async function openCircuit(
-  db: Kysely<Database>,
-  input: {
-    senderId: string;
-    actor: string;
-    reason: string;
-    requestId?: string;
-    metrics?: Metrics;
-  },
-): Promise<boolean> {
+export async function openCircuit(db: Kysely<Database>, input: CircuitChange): Promise<boolean> {
   await ensureSender(db, input.senderId);
-  const changed = await inTransaction(db, async (trx) => {
-    const opened = await trx
-      .updateTable('sender_state')
-      .set({
-        circuit: 'open',
-        opened_at: sql`now()`,
-        opened_by: input.actor,
-        open_reason: input.reason.slice(0, 500),
-        good_probes: 0,
-        updated_at: sql`now()`,
-      })
-      .where('sender_id', '=', input.senderId)
-      .where('circuit', '=', 'closed')
-      .executeTakeFirst();
-    if (opened.numUpdatedRows === 0n) return false;
-    await writeAudit(trx, {
-      actor: input.actor,
-      action: 'panic.enable',
-      outcome: 'ok',
-      requestId: input.requestId ?? null,
-      detail: { senderId: input.senderId, reason: input.reason },
-    });
-    return true;
+  return switchCircuit(db, input, 'open', {
+    opened_at: sql`now()`,
+    opened_by: input.actor,
+    open_reason: input.reason.slice(0, 500),
   });
-  if (changed) emitPanicMetric(input.metrics, true);
-  return changed;
 }
 
 /** Closes the circuit unless it already is closed; returns true when this call closed it (audited in the same transaction). */
-export async function closeCircuit(
+export async function closeCircuit(db: Kysely<Database>, input: CircuitChange): Promise<boolean> {
+  return switchCircuit(db, input, 'closed', { consecutive_failures: 0 });
+}
+
+/**
+ * The one way the circuit changes: a guarded UPDATE (only from the other state, so two callers
+ * cannot both win), its audit entry in the same transaction, and the metric once committed.
+ */
+async function switchCircuit(
   db: Kysely<Database>,
-  input: {
-    senderId: string;
-    actor: string;
-    reason: string;
-    requestId?: string;
-    metrics?: Metrics;
-  },
+  input: CircuitChange,
+  to: 'open' | 'closed',
+  set: UpdateObject<Database, 'sender_state'>,
 ): Promise<boolean> {
   const changed = await inTransaction(db, async (trx) => {
-    const closed = await trx
+    const updated = await trx
       .updateTable('sender_state')
-      .set({
-        circuit: 'closed',
-        consecutive_failures: 0,
-        good_probes: 0,
-        updated_at: sql`now()`,
-      })
+      .set({ ...set, circuit: to, good_probes: 0, updated_at: sql`now()` })
       .where('sender_id', '=', input.senderId)
-      .where('circuit', '=', 'open')
+      .where('circuit', '=', to === 'open' ? 'closed' : 'open')
       .executeTakeFirst();
-    if (closed.numUpdatedRows === 0n) return false;
+    if (updated.numUpdatedRows === 0n) return false;
     await writeAudit(trx, {
       actor: input.actor,
-      action: 'panic.disable',
+      action: to === 'open' ? 'panic.enable' : 'panic.disable',
       outcome: 'ok',
       requestId: input.requestId ?? null,
       detail: { senderId: input.senderId, reason: input.reason },
     });
     return true;
   });
-  if (changed) emitPanicMetric(input.metrics, false);
+  if (changed) emitPanicMetric(input.metrics, to === 'open');
   return changed;
 }
 
