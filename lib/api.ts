@@ -33,6 +33,7 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/notifications': ['POST'],
   '/v1/notifications/batch': ['POST'],
   '/v1/notifications/{id}': ['GET'],
+  '/v1/notifications/{id}/cancel': ['POST'],
   '/v1/openapi.json': ['GET'],
   '/v1/admin/status': ['GET'],
   '/v1/admin/panic': ['GET', 'POST'],
@@ -47,6 +48,7 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/admin/notifications/{id}': ['GET'],
   '/v1/admin/audit': ['GET'],
   '/v1/admin/recipients/opt-outs': ['GET'],
+  '/v1/admin/clients/{clientId}/fallback': ['PUT'],
 };
 export const WEBHOOK_ROUTES: Record<string, readonly string[]> = {
   '/webhook/whatsapp': ['GET', 'POST'],

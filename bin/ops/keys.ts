@@ -1,5 +1,9 @@
-/** `ops keys create|list|rotate|revoke`: API keys through the admin API; a new key is printed once. */
+/**
+ * `ops keys create|list|rotate|revoke|fallback`: API keys through the admin API; a new key is
+ * printed once. `keys fallback` sets the default fallback delay of the client a key belongs to.
+ */
 import {
+  boolFlag,
   type Command,
   type CommandContext,
   parseDuration,
@@ -218,6 +222,48 @@ export const keyCommands: Command[] = [
       ctx.out.data(revoked);
       ctx.out.line(
         `Revoked ${revoked.prefix} at ${formatTime(revoked.revokedAt)}; calls with it now get 401.`,
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'keys fallback',
+    summary: "set or clear a client's default fallback delay (notifications that name none get it)",
+    usage: '<client-id> (--after <duration> | --off)',
+    description:
+      'A notification not delivered by sendAt (or acceptance) plus this delay, failed, or held by panic mode or the kill switch past it, is marked fallback required (and cancelled if not yet sent). The client id is the CLIENT column of keys list --json. Applies to notifications accepted from now on.',
+    positionals: { min: 1, max: 1, names: '<client-id>' },
+    options: { after: { type: 'string' }, off: { type: 'boolean' } },
+    optionsHelp: [
+      ['--after <duration>', 'the default delay: 60s to 7d (e.g. 15m, 2h)'],
+      ['--off', 'clear the default: only notifications that ask get a fallback'],
+    ],
+    examples: [
+      'npm run ops -- keys fallback 0193f0c4-1c2b-7a3d-8e4f-000000000001 --after 15m',
+      'npm run ops -- keys fallback 0193f0c4-1c2b-7a3d-8e4f-000000000001 --off',
+    ],
+    async run(ctx) {
+      const clientId = ctx.positionals[0] ?? '';
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(clientId)) {
+        throw new UsageError('<client-id> must be a client id (a UUID; see keys list --json)');
+      }
+      const after = stringFlag(ctx, 'after');
+      const off = boolFlag(ctx, 'off');
+      if ((after === undefined) === !off) throw new UsageError('give either --after or --off');
+      const afterSeconds = after === undefined ? null : parseDuration(after, 'after');
+      if (afterSeconds !== null && (afterSeconds < 60 || afterSeconds > 7 * 86_400)) {
+        throw new UsageError('--after must be from 60s to 7d');
+      }
+      const updated = await (await ctx.api()).put<{
+        clientId: string;
+        name: string;
+        fallbackAfterSeconds: number | null;
+      }>(`/v1/admin/clients/${clientId}/fallback`, { afterSeconds });
+      ctx.out.data(updated);
+      ctx.out.line(
+        updated.fallbackAfterSeconds === null
+          ? `${updated.name} has no default fallback now.`
+          : `${updated.name}: notifications that name no fallback get one after ${updated.fallbackAfterSeconds}s.`,
       );
       return 0;
     },

@@ -50,6 +50,15 @@ export function queueTable(queues: readonly QueueStatus[]): string {
   ]);
 }
 
+/** `3 (failed 2, deferred_panic_mode 1)`: marked in the last 24 h, by reason. */
+function fallbackSummary(d: AdminStatus['last24h']): string {
+  const reasons = Object.entries(d.fallbacksByReason ?? {})
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  return `${d.fallbacksRequired ?? 0}${reasons ? ` (${reasons})` : ''}`;
+}
+
 function last24hLines(status: AdminStatus): string[] {
   const d = status.last24h;
   const alarm = alarms.find((t) => t.id === 'delivery-failure-rate-warning');
@@ -83,6 +92,9 @@ function last24hLines(status: AdminStatus): string[] {
       ['skipped duplicate', d.skippedDuplicate],
       ['skipped rate limit', d.skippedRateLimit],
       ['success rate', rate],
+      // Absent from an api older than cancel and fallback: shown as 0, not an error.
+      ['cancelled', d.cancelled ?? 0],
+      ['fallbacks required', fallbackSummary(d)],
     ]),
   ];
   if (d.topErrors.length) {

@@ -5,6 +5,7 @@
 import { buildOpenApiDocument } from '../openapi.ts';
 import type { ApiRoute } from '../route.ts';
 import { auditRoutes } from './admin/audit.ts';
+import { clientFallbackRoutes } from './admin/client-fallback.ts';
 import { keyRoutes } from './admin/keys.ts';
 import { adminNotificationRoutes } from './admin/notifications.ts';
 import { panicRoutes } from './admin/panic.ts';
@@ -30,6 +31,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...adminNotificationRoutes,
   ...auditRoutes,
   ...recipientRoutes,
+  ...clientFallbackRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

@@ -1,5 +1,5 @@
 /**
- * The client routes: accept one notification or a batch, read one back. Outcomes of the core's
+ * The client routes: accept one notification or a batch, read one back, cancel one. Outcomes of the core's
  * acceptance map to HTTP here, once, for the single route and for each batch item alike.
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -19,11 +19,18 @@ import {
   type BatchItem,
   findNotification,
 } from '#core/notifications/accept-notification.ts';
+import { cancelNotification } from '#core/notifications/cancel-notification.ts';
 import type { NotificationView } from '#core/notifications/notification-view.ts';
 import { errorFields, HttpError, jsonResponse } from '#core/platform/http.ts';
 import { isUuid } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
-import { type ApiDeps, defineRoute, describeIssue, idempotencyKeySchema } from '../route.ts';
+import {
+  type ApiDeps,
+  actorOf,
+  defineRoute,
+  describeIssue,
+  idempotencyKeySchema,
+} from '../route.ts';
 import { errorSchema, notificationIdParams, notificationSchema } from './shared.ts';
 
 export const batchAnswerSchema = z
@@ -49,6 +56,10 @@ const batchRequestDocument = z
   .object({ notifications: z.array(batchItemDocumentSchema).min(1).max(MAX_BATCH_SIZE) })
   .strict()
   .meta({ id: 'NotificationBatchRequest' });
+
+const cancelConflictSchema = z
+  .object({ error: errorSchema.shape.error, notification: notificationSchema })
+  .meta({ id: 'CancelConflict' });
 
 type ErrorFields = { code: string; message: string; field?: string | undefined };
 
@@ -296,6 +307,55 @@ export const notificationRoutes = [
         : undefined;
       if (!found) throw new HttpError(404, 'not_found', 'no such notification');
       return jsonResponse(200, found);
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/notifications/{id}/cancel',
+    operationId: 'cancelNotification',
+    summary:
+      'Cancel a notification not yet sending: scheduled, accepted, queued or deferred (scope notifications:write; audited)',
+    tag: 'notifications',
+    scope: 'notifications:write',
+    request: { params: notificationIdParams },
+    responses: {
+      200: { description: 'Cancelled: it will never be sent', schema: notificationSchema },
+      404: { description: 'No such notification (or another client’s)' },
+      409: {
+        description:
+          'Sending or past it; `notification.status` is where it stands (cancelling twice is a 409 too)',
+        schema: cancelConflictSchema,
+      },
+    },
+    handle: async ({ ctx, deps, client, params }) => {
+      const outcome = isUuid(params.id)
+        ? await cancelNotification(deps.db, {
+            clientId: client.clientId,
+            id: params.id,
+            actor: actorOf(client),
+            requestId: ctx.requestId,
+            sourceIp: ctx.sourceIp,
+          })
+        : ({ kind: 'not_found' } as const);
+      if (outcome.kind === 'not_found') {
+        throw new HttpError(404, 'not_found', 'no such notification');
+      }
+      if (outcome.kind === 'not_cancellable') {
+        const status = outcome.notification.status;
+        return jsonResponse(409, {
+          error: {
+            code: 'not_cancellable',
+            message: `the notification is ${status}; only scheduled, accepted, queued or deferred notifications can be cancelled`,
+            requestId: ctx.requestId,
+          },
+          notification: outcome.notification,
+        });
+      }
+      deps.logger.info('notification cancelled', {
+        notificationId: outcome.notification.id,
+        previousStatus: outcome.previousStatus,
+      });
+      return jsonResponse(200, outcome.notification);
     },
   }),
 ];

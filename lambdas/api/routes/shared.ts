@@ -45,6 +45,24 @@ export const notificationSchema = z
     deliveredAt: isoOrNull,
     readAt: isoOrNull,
     failedAt: isoOrNull,
+    fallback: z
+      .object({
+        afterSeconds: z.number().int(),
+        dueAt: isoOrNull.meta({
+          description: 'sendAt (or acceptance) plus afterSeconds: delivered by then, or fallback',
+        }),
+        requiredAt: isoOrNull.meta({
+          description: 'When the service found fallback required (set once); null while not',
+        }),
+        reason: z.string().nullable().meta({
+          description:
+            'failed, not_delivered (sent, no delivery report in time), not_sent, or deferred_<why> (panic_mode, kill_switch, …)',
+        }),
+      })
+      .nullable()
+      .meta({
+        description: 'The fallback the notification carries (its own or the client default)',
+      }),
   })
   .meta({ id: 'Notification' });
 

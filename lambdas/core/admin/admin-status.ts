@@ -60,6 +60,11 @@ export interface Last24h {
   skippedRateLimit: number;
   /** sent, delivered or read ÷ (those + failed), in percent; null before anything finished. */
   successRatePercent: number | null;
+  /** Cancelled, by the client or by a fallback, among the window's notifications. */
+  cancelled: number;
+  /** Fallbacks found required in the window (by when they were marked), by reason. */
+  fallbacksRequired: number;
+  fallbacksByReason: Record<string, number>;
 }
 
 export interface QueueStatus {
@@ -156,11 +161,31 @@ export async function readLast24h(db: Kysely<Database>, now: Date): Promise<Last
     .groupBy(['error_class', 'error_code'])
     .orderBy(sql`count(*)`, 'desc')
     .execute();
-  const [totals, failures, tallies] = await Promise.all([
+  // Counted by when fallback was marked, not when the notification came in: a fallback a week
+  // after a scheduled send counts the day it told the client.
+  const fallbacksQuery = db
+    .selectFrom('notifications')
+    .select(['fallback_reason', sql<string>`count(*)`.as('count')])
+    .where('fallback_required_at', '>=', since)
+    .groupBy('fallback_reason')
+    .execute();
+  const cancelledQuery = db
+    .selectFrom('notifications')
+    .select(sql<string>`count(*)`.as('count'))
+    .where('created_at', '>=', since)
+    .where('status', '=', 'cancelled')
+    .executeTakeFirstOrThrow();
+  const [totals, failures, tallies, fallbacks, cancelled] = await Promise.all([
     totalsQuery,
     failuresQuery,
     readTallies(db, since),
+    fallbacksQuery,
+    cancelledQuery,
   ]);
+  const fallbacksByReason: Record<string, number> = {};
+  for (const row of fallbacks) {
+    fallbacksByReason[row.fallback_reason ?? 'unknown'] = count(row.count);
+  }
   const failedByClass: Last24h['failedByClass'] = {};
   for (const row of failures) {
     const key = row.error_class ?? 'unknown';
@@ -190,6 +215,9 @@ export async function readLast24h(db: Kysely<Database>, now: Date): Promise<Last
     skippedRateLimit: tallies.skipped_rate_limit,
     successRatePercent:
       succeeded + failed === 0 ? null : Math.round((succeeded / (succeeded + failed)) * 1000) / 10,
+    cancelled: count(cancelled.count),
+    fallbacksRequired: Object.values(fallbacksByReason).reduce((a, b) => a + b, 0),
+    fallbacksByReason,
   };
 }
 

@@ -14,6 +14,8 @@ export interface ApiClientTable {
   id: string;
   name: string;
   created_at: CreatedAt;
+  /** The fallback a notification of this client gets when it names none (seconds; null: none). */
+  fallback_after_seconds: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface ApiKeyTable {
@@ -61,6 +63,16 @@ export interface NotificationTable {
   delivered_at: Timestamp | null;
   read_at: Timestamp | null;
   failed_at: Timestamp | null;
+  /** Fallback: seconds after send_at (or acceptance) by which it must be delivered; null: none. */
+  fallback_after_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  fallback_due_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Set once, from null, when the client must reach the person another way (the event's trigger). */
+  fallback_required_at: ColumnType<
+    Date | null,
+    Date | string | null | undefined,
+    Date | string | null
+  >;
+  fallback_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface NotificationEventTable {

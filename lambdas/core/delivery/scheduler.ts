@@ -1,5 +1,6 @@
 /**
- * The scheduler's minute: enqueue scheduled notifications that fall due, sweep `accepted` rows whose
+ * The scheduler's minute: mark notifications whose fallback fell due (cancelling those not yet
+ * sent), enqueue scheduled notifications that fall due, sweep `accepted` rows whose
  * SQS send failed (the outbox), probe the Graph API while panic mode is on, and drain deferred rows
  * at a gentle rate once their reason has passed; about once an hour, read how long the access token
  * has left. One run at a time, guarded by an advisory lock.
@@ -8,6 +9,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
+import { markDueFallbacks } from '#core/delivery/fallback.ts';
 import { emitPanicMetric, ensureSender, recordProbe } from '#core/delivery/panic-mode.ts';
 import { getRollout } from '#core/delivery/rollout.ts';
 import { applyPendingStatuses } from '#core/notifications/apply-status-update.ts';
@@ -90,6 +92,8 @@ export type SchedulerReport =
       outcome: 'done';
       scheduled: number;
       swept: number;
+      /** Notifications found to need their fallback this run (those not yet sent were cancelled). */
+      fallbacks: number;
       drained: number;
       probes: { ok: boolean }[];
       /** Probes left undone because the next one would not have fitted in the invocation. */
@@ -171,6 +175,8 @@ async function runLocked(
   options: SchedulerOptions,
 ): Promise<SchedulerReport & { outcome: 'done' }> {
   const now = deps.now();
+  // First, so that a row whose fallback fell due is cancelled before it could be enqueued or drained.
+  const fallbacks = (await markDueFallbacks(db, now, options.batchLimit)).length;
   const scheduled = await enqueueRows(db, deps, {
     label: 'scheduled',
     select: (q) =>
@@ -280,6 +286,7 @@ async function runLocked(
     outcome: 'done' as const,
     scheduled,
     swept,
+    fallbacks,
     drained,
     probes,
     probesSkippedForTime,
@@ -292,6 +299,7 @@ async function runLocked(
   if (
     scheduled ||
     swept ||
+    fallbacks ||
     drained ||
     probes.length ||
     probesSkippedForTime ||

@@ -11,6 +11,7 @@ export const NOTIFICATION_STATUSES = [
   'failed',
   'skipped',
   'deferred',
+  'cancelled',
 ] as const;
 
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
@@ -26,7 +27,13 @@ export const SENDABLE_STATUSES = ['accepted', 'queued', 'sending', 'deferred'] a
 export const ALREADY_SENT_STATUSES = ['sent', 'delivered', 'read'] as const;
 
 /** Nothing moves a row out of these. */
-export const TERMINAL_STATUSES = ['read', 'failed', 'skipped'] as const;
+export const TERMINAL_STATUSES = ['read', 'failed', 'skipped', 'cancelled'] as const;
+
+/**
+ * A client may cancel a notification only while nothing has started sending it: from `sending` on,
+ * Meta may already have the message, and a cancel could not keep its promise.
+ */
+export const CANCELLABLE_STATUSES = ['scheduled', 'accepted', 'queued', 'deferred'] as const;
 
 /**
  * The statuses from which a webhook status may move a row to `target`. Moves only go forward:

@@ -10,6 +10,30 @@ export type Priority = 'high' | 'bulk';
 export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 60 * 60 * 1000;
 const MAX_METADATA_BYTES = 2048;
+/**
+ * Bounds of a fallback's afterSeconds: the scheduler looks once a minute, so less than a minute
+ * cannot be kept; more than a week is no longer a fallback.
+ */
+export const FALLBACK_MIN_SECONDS = 60;
+export const FALLBACK_MAX_SECONDS = 7 * 24 * 60 * 60;
+
+export const fallbackSchema = z
+  .object({
+    afterSeconds: z
+      .number()
+      .int()
+      .min(FALLBACK_MIN_SECONDS)
+      .max(FALLBACK_MAX_SECONDS)
+      .meta({
+        example: 900,
+        description: `Seconds after sendAt (or acceptance) by which the notification must be delivered, ${FALLBACK_MIN_SECONDS} to ${FALLBACK_MAX_SECONDS}`,
+      }),
+  })
+  .strict()
+  .meta({
+    description:
+      'Ask to be told (`fallback.requiredAt`, event notification.fallback_required) when WhatsApp did not deliver in time, failed, or was held by panic mode or the kill switch; a notification not sent by then is cancelled at the same moment. Without it, the client default applies (if any).',
+  });
 
 const templateComponent = z
   .object({
@@ -64,6 +88,7 @@ export const notificationRequestSchema = z
     text: textSchema.optional(),
     priority: z.enum(['high', 'bulk']).default('high'),
     sendAt: z.iso.datetime({ offset: true }).optional(),
+    fallback: fallbackSchema.optional(),
     metadata: z
       .record(z.string().max(64), z.unknown())
       .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {

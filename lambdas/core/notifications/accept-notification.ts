@@ -53,13 +53,33 @@ export function requestHash(request: NotificationRequest): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
 }
 
+/**
+ * The fallback delay a notification carries: its own, else the client's default, else none. Its
+ * due time counts from the scheduled send, or from acceptance when it goes now.
+ */
+export function fallbackTiming(
+  request: NotificationRequest,
+  clientDefaultSeconds: number | null,
+  sendAt: Date | null,
+  now: Date,
+): { fallback_after_seconds: number | null; fallback_due_at: Date | null } {
+  const after = request.fallback?.afterSeconds ?? clientDefaultSeconds;
+  if (after === null) return { fallback_after_seconds: null, fallback_due_at: null };
+  return {
+    fallback_after_seconds: after,
+    fallback_due_at: new Date((sendAt ?? now).getTime() + after * 1000),
+  };
+}
+
 export function newNotificationRow(
   input: AcceptInput,
   sendAt: Date | null,
   now: Date,
+  clientFallbackSeconds: number | null = null,
 ): NewNotification & { id: string; message: string; metadata: string | null } {
   const { request } = input;
   return {
+    ...fallbackTiming(request, clientFallbackSeconds, sendAt, now),
     id: uuidv7(now.getTime()),
     client_id: input.clientId,
     idempotency_key: input.idempotencyKey ?? null,
@@ -113,6 +133,10 @@ export async function acceptNotificationBatch(
     row: ReturnType<typeof newNotificationRow>;
     scheduledView: NotificationView | undefined;
   }[] = [];
+  // The client default is read only when some item names no fallback of its own.
+  const clientFallbackSeconds = input.items.every((i) => i.request.fallback)
+    ? null
+    : await readClientFallback(deps.db, input.clientId);
   for (const [index, batchItem] of input.items.entries()) {
     const schedule = checkSendAt(batchItem.request.sendAt, now);
     if (!schedule.ok) {
@@ -125,7 +149,7 @@ export async function acceptNotificationBatch(
       request: batchItem.request,
       idempotencyKey: batchItem.idempotencyKey,
     };
-    const row = newNotificationRow(item, schedule.sendAt, now);
+    const row = newNotificationRow(item, schedule.sendAt, now, clientFallbackSeconds);
     // A scheduled notification's answer is final at once: stored with the row.
     const scheduledView = schedule.sendAt ? viewOfNew(row) : undefined;
     if (scheduledView) row.response = JSON.stringify(scheduledView);
@@ -205,10 +229,21 @@ function viewOfNew(values: ReturnType<typeof newNotificationRow>): NotificationV
     delivered_at: null,
     read_at: null,
     failed_at: null,
+    fallback_required_at: null,
+    fallback_reason: null,
     ...values,
     message: JSON.parse(values.message),
     metadata: values.metadata ? JSON.parse(values.metadata) : null,
   } as NotificationRow);
+}
+
+async function readClientFallback(db: Kysely<Database>, clientId: string): Promise<number | null> {
+  const client = await db
+    .selectFrom('api_clients')
+    .select('fallback_after_seconds')
+    .where('id', '=', clientId)
+    .executeTakeFirst();
+  return client?.fallback_after_seconds ?? null;
 }
 
 async function replayExisting(

@@ -23,6 +23,13 @@ export interface NotificationView {
   deliveredAt: string | null;
   readAt: string | null;
   failedAt: string | null;
+  /** The fallback this notification carries, and whether it was found required; null: none. */
+  fallback: {
+    afterSeconds: number;
+    dueAt: string | null;
+    requiredAt: string | null;
+    reason: string | null;
+  } | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -52,5 +59,14 @@ export function toNotificationView(row: NotificationRow): NotificationView {
     deliveredAt: iso(row.delivered_at),
     readAt: iso(row.read_at),
     failedAt: iso(row.failed_at),
+    fallback:
+      row.fallback_after_seconds === null || row.fallback_after_seconds === undefined
+        ? null
+        : {
+            afterSeconds: row.fallback_after_seconds,
+            dueAt: iso(row.fallback_due_at),
+            requiredAt: iso(row.fallback_required_at),
+            reason: row.fallback_reason,
+          },
   };
 }

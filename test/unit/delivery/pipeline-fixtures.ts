@@ -59,6 +59,10 @@ export function storedRow(id: string, overrides: Partial<LoadedRow> = {}): Loade
     delivered_at: null,
     read_at: null,
     failed_at: null,
+    fallback_after_seconds: null,
+    fallback_due_at: null,
+    fallback_required_at: null,
+    fallback_reason: null,
     opted_out: false,
     ...overrides,
   };

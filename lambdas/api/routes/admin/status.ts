@@ -50,6 +50,11 @@ export const adminStatusSchema = z
       skippedDuplicate: z.number().int(),
       skippedRateLimit: z.number().int(),
       successRatePercent: z.number().nullable(),
+      cancelled: z.number().int(),
+      fallbacksRequired: z.number().int().meta({
+        description: 'Fallbacks marked in the window (by when they were marked)',
+      }),
+      fallbacksByReason: z.record(z.string(), z.number().int()),
     }),
     queues: z.array(queueStatusSchema),
     sqs: z.object({ endpoint: z.string().nullable() }),

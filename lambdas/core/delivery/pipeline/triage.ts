@@ -1,7 +1,8 @@
 /**
  * Triage, the first stage and a pure one: from the records and their stored rows alone, settles
  * every record that must not be sent (bad body, missing row, duplicate in the batch, already
- * handled, scheduled, claimed by another worker, opted out) and passes the rest on as candidates.
+ * handled, cancelled, scheduled, claimed by another worker, opted out) and passes the rest on as
+ * candidates.
  */
 
 import { templateKey } from '#core/delivery/template-categories.ts';
@@ -97,6 +98,11 @@ function triageRow(
       metrics: [{ name: Metric.SkippedDuplicate, unit: 'Count', value: 1 }],
       log: infoLine(record, 'already handled; nothing sent', { status: row.status }),
     };
+  }
+  if (row.status === 'cancelled') {
+    // The client cancelled it (or fallback did) after its message was queued: the message is
+    // dropped here, and the claim's guard would refuse the row anyway.
+    return { record, outcome: 'skipped', log: infoLine(record, 'cancelled; nothing sent') };
   }
   if (row.status === 'scheduled') {
     // The scheduler enqueues scheduled rows when they fall due; an early message is dropped.
