@@ -119,7 +119,7 @@ export function probeFits(remainingMs: number, first: boolean, options: Schedule
 }
 
 /** Any constant works; it only has to be the same for every scheduler. */
-const SCHEDULER_LOCK_KEY = 7_362_019_411;
+export const SCHEDULER_LOCK_KEY = 7_362_019_411;
 
 export async function runScheduler(
   deps: SchedulerDeps,
