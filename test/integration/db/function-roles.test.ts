@@ -158,6 +158,36 @@ describe('the functions database roles', () => {
     expect(events.map((e) => e.to_status)).toEqual(['accepted', 'queued']);
   });
 
+  it('lets the api role cancel a notification and set a client default fallback (0011), audited', async () => {
+    const api = asRole.api;
+    const client = await createTestClient(api, ['notifications:write', 'notifications:read']);
+    const admin = await createTestClient(api, ['admin']);
+    const app = testApiApp(api);
+    const call = (key: string, method: 'POST' | 'PUT', path: string, body?: unknown) =>
+      app(apiEvent({ method, path, headers: { 'x-api-key': key }, ...(body ? { body } : {}) }));
+
+    const setDefault = await call(
+      admin.key,
+      'PUT',
+      `/v1/admin/clients/${client.clientId}/fallback`,
+      {
+        afterSeconds: 600,
+      },
+    );
+    const created = await call(client.key, 'POST', '/v1/notifications', {
+      to: uniqueRecipient(),
+      template: { name: 'appointment_reminder', language: 'es', components: [] },
+    });
+    const { id, fallback } = JSON.parse(created.body) as { id: string; fallback: unknown };
+    const cancelled = await call(client.key, 'POST', `/v1/notifications/${id}/cancel`);
+
+    expect([setDefault.statusCode, created.statusCode, cancelled.statusCode]).toEqual([
+      200, 202, 200,
+    ]);
+    expect(fallback).toMatchObject({ afterSeconds: 600 });
+    expect(JSON.parse(cancelled.body)).toMatchObject({ status: 'cancelled' });
+  });
+
   it('lets the webhook role record and lift an opt-out and audit it, and nothing about keys', async () => {
     const webhook = asRole.webhook;
     const recipient = uniqueRecipient();
