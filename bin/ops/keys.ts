@@ -231,7 +231,7 @@ export const keyCommands: Command[] = [
     summary: "set or clear a client's default fallback delay (notifications that name none get it)",
     usage: '<client-id> (--after <duration> | --off)',
     description:
-      'A notification not delivered by sendAt (or acceptance) plus this delay, failed, or held by panic mode or the kill switch past it, is marked fallback required (and cancelled if not yet sent). The client id is the CLIENT column of keys list --json. Applies to notifications accepted from now on.',
+      'A notification not delivered by sendAt (or acceptance) plus this delay, failed, or held by panic mode or the kill switch past it, is marked fallback required (and cancelled if not yet sent). The client id is the clientId of a key in keys list --json. Applies to notifications accepted from now on.',
     positionals: { min: 1, max: 1, names: '<client-id>' },
     options: { after: { type: 'string' }, off: { type: 'boolean' } },
     optionsHelp: [
