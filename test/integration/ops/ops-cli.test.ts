@@ -201,6 +201,34 @@ describe('keys', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('HTTP 404');
   });
+
+  it('sets and clears a client default fallback, audited; status counts fallbacks', async () => {
+    const created = await json('keys', 'create', '--name', 'cli-fallback');
+
+    const set = await ops('keys', 'fallback', created.clientId, '--after', '15m');
+    const cleared = await json('keys', 'fallback', created.clientId, '--off');
+    const neither = await ops('keys', 'fallback', created.clientId);
+    const status = await ops('status');
+
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain(
+      'cli-fallback: notifications that name no fallback get one after 900s.',
+    );
+    expect(cleared).toEqual({
+      clientId: created.clientId,
+      name: 'cli-fallback',
+      fallbackAfterSeconds: null,
+    });
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('give either --after or --off');
+    expect(status.stdout).toMatch(/^cancelled:\s+\d+$/m);
+    expect(status.stdout).toMatch(/^fallbacks required:\s+\d+/m);
+    const audit = await json('audit', 'tail', '--action', 'client.fallback', '--limit', '2');
+    expect(audit.entries.map((e: { detail: unknown }) => e.detail)).toEqual([
+      { clientId: created.clientId, fallbackAfterSeconds: 900 },
+      { clientId: created.clientId, fallbackAfterSeconds: null },
+    ]);
+  });
 });
 
 describe('send-test and the DLQ', () => {
