@@ -62,6 +62,14 @@ const cases: Case[] = [
   handled('failed'),
   handled('skipped'),
   {
+    name: 'drops a message for a cancelled row without a move or a metric, even one opted out',
+    row: { status: 'cancelled', opted_out: true },
+    expected: {
+      outcome: 'skipped',
+      log: { level: 'info', message: 'cancelled; nothing sent', fields: expect.any(Object) },
+    },
+  },
+  {
     name: 'drops an early message for a scheduled row, which the scheduler enqueues when due',
     row: { status: 'scheduled' },
     expected: { outcome: 'skipped' },
