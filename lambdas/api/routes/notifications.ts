@@ -267,7 +267,10 @@ export const notificationRoutes = [
       const quota = await takeQuota(deps, client, 1);
       if (quota?.answer.refusedBy) {
         const refused = quotaRefusal(quota.answer, client);
-        const answer = errorResponse(new HttpError(429, refused.code, refused.message), ctx.requestId);
+        const answer = errorResponse(
+          new HttpError(429, refused.code, refused.message),
+          ctx.requestId,
+        );
         return { ...answer, headers: { ...answer.headers, ...quota.answer.headers } };
       }
       const outcome = await acceptNotification(acceptDeps(deps), {

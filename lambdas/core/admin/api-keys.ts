@@ -319,7 +319,9 @@ export function parseKeyExpiry(
   if (duration) {
     const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[duration[2] as 'm' | 'h' | 'd'];
     at = now.getTime() + Number(duration[1]) * unit;
-  } else if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text)) {
+  } else if (
+    /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text)
+  ) {
     // A bare date is midnight UTC of that day; a date-time must say its zone.
     at = Date.parse(text.length === 10 ? `${text}T00:00:00Z` : text);
     if (Number.isNaN(at)) return { ok: false, message: `${text} is not a valid date` };

@@ -138,7 +138,8 @@ export function decideForGrant(
 ): Map<string, GateDecision> {
   const decisions = new Map<string, GateDecision>();
   if (grant.circuitOpen) {
-    for (const row of rows) decisions.set(row.id, { kind: 'defer', reason: 'panic_mode', until: null });
+    for (const row of rows)
+      decisions.set(row.id, { kind: 'defer', reason: 'panic_mode', until: null });
     return decisions;
   }
   const granted = rows.slice(0, grant.granted);

@@ -15,15 +15,11 @@ const apiScopeSchema = z.enum([
   'admin',
 ]) satisfies z.ZodType<ApiScope>;
 
-const expiresSchema = z
-  .string()
-  .max(40)
-  .optional()
-  .meta({
-    description:
-      'When the key stops working (401 `api_key_expired`): a duration from now (`30m`, `2h`, `90d`) or an ISO date-time with its zone. None: never',
-    example: '90d',
-  });
+const expiresSchema = z.string().max(40).optional().meta({
+  description:
+    'When the key stops working (401 `api_key_expired`): a duration from now (`30m`, `2h`, `90d`) or an ISO date-time with its zone. None: never',
+  example: '90d',
+});
 
 export const createKeyRequestSchema = z
   .object({
