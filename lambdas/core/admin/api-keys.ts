@@ -324,7 +324,12 @@ export function parseKeyExpiry(
   ) {
     // A bare date is midnight UTC of that day; a date-time must say its zone.
     at = Date.parse(text.length === 10 ? `${text}T00:00:00Z` : text);
-    if (Number.isNaN(at)) return { ok: false, message: `${text} is not a valid date` };
+    const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+    // Date.parse rolls 2027-02-30 over into March; a day that does not exist is a mistake.
+    const real = new Date(Date.UTC(year, month - 1, day));
+    if (Number.isNaN(at) || real.getUTCMonth() !== month - 1 || real.getUTCDate() !== day) {
+      return { ok: false, message: `${text} is not a valid date` };
+    }
   } else {
     return {
       ok: false,
