@@ -247,10 +247,14 @@ export const keyCommands: Command[] = [
     summary: 'list API keys (prefixes, never the keys)',
     usage: '[--active]',
     options: { active: { type: 'boolean' } },
-    optionsHelp: [['--active', 'only keys that still work (active, or expiring after a rotation)']],
+    optionsHelp: [
+      ['--active', 'only keys that still work (active, or expiring after a rotation; not expired)'],
+    ],
     async run(ctx) {
       const { keys } = await (await ctx.api()).get<{ keys: KeyRow[] }>('/v1/admin/keys');
-      const shown = ctx.flags.active ? keys.filter((k) => k.state !== 'revoked') : keys;
+      const shown = ctx.flags.active
+        ? keys.filter((k) => k.state === 'active' || k.state === 'expiring')
+        : keys;
       ctx.out.data({ keys: shown });
       ctx.out.line(
         table(shown, [

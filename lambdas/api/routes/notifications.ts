@@ -248,7 +248,7 @@ export const notificationRoutes = [
       202: {
         description: 'Accepted; `Location` points at the notification',
         schema: notificationSchema,
-        headers: ['Location', 'Idempotent-Replayed'],
+        headers: ['Location', 'Idempotent-Replayed', ...LIMIT_HEADERS],
       },
       403: { description: 'The key lacks the scope, or may not ask for this priority' },
       409: { description: 'A request with this Idempotency-Key is still running' },
