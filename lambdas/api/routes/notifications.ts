@@ -176,10 +176,10 @@ async function takeQuota(deps: ApiDeps, client: ApiCaller, wanted: number) {
   return { take, answer };
 }
 
-/** Replays stored nothing new: what they took is given back. */
-async function returnReplays(deps: ApiDeps, client: ApiCaller, outcomes: AcceptOutcome[]) {
-  const replays = outcomes.filter((o) => o.kind === 'accepted' && o.replayed).length;
-  await returnClientQuota(deps.db, client.clientId, replays, deps.now());
+/** Items that stored nothing new (a replay, a refusal) give back what they took. */
+async function returnUnused(deps: ApiDeps, client: ApiCaller, outcomes: AcceptOutcome[]) {
+  const unused = outcomes.filter((o) => o.kind !== 'accepted' || o.replayed).length;
+  await returnClientQuota(deps.db, client.clientId, unused, deps.now());
 }
 
 interface BatchResult {
@@ -368,7 +368,7 @@ export const notificationRoutes = [
         requestId: ctx.requestId,
         items: admitted.map((i) => i.item),
       });
-      if (quota) await returnReplays(deps, client, outcomes);
+      if (quota) await returnUnused(deps, client, outcomes);
       for (const [n, outcome] of outcomes.entries()) {
         results[admitted[n]!.index] = batchResult(outcome, admitted[n]!.index);
       }

@@ -176,6 +176,23 @@ describe('a key with a daily quota', () => {
     expect(response.headers?.['retry-after']).toBeDefined();
   });
 
+  it('gives back what a batch item refused after the take (a sendAt too far ahead) took', async () => {
+    const client = await limitedClient({ dailyQuota: 2 });
+    const t = appAt(new Date());
+    const tooFar = new Date(Date.now() + 60 * 86_400_000).toISOString();
+
+    const batch = await t.app(
+      postBatch(client.key, [notification(), notification({ sendAt: tooFar })]),
+    );
+    const second = await t.app(post(client.key, notification()));
+    const third = await t.app(post(client.key, notification()));
+
+    expect(JSON.parse(batch.body).results.map((r: { status: number }) => r.status)).toEqual([
+      202, 400,
+    ]);
+    expect([second.statusCode, third.statusCode]).toEqual([202, 429]);
+  });
+
   it('charges nothing for an idempotent replay', async () => {
     const client = await limitedClient({ dailyQuota: 2 });
     const t = appAt(new Date());
