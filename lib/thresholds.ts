@@ -20,6 +20,7 @@ export const RUNBOOKS = [
   'whatsapp-api-errors',
   'worker-errors',
   'database',
+  'security',
 ] as const;
 export type Runbook = (typeof RUNBOOKS)[number];
 
@@ -503,6 +504,24 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     evaluationPeriods: 1,
     datapointsToAlarm: 1,
     // A token that never expires publishes nothing, and that is fine.
+    treatMissingData: 'notBreaching',
+  },
+  // Issue 16: an admin key minted by break-glass while another worked is a security event.
+  {
+    id: 'admin-key-break-glass',
+    severity: 'critical',
+    sev: 'SEV-2',
+    runbook: 'security',
+    section: 'Admin key minted by break-glass',
+    source: { kind: 'serviceMetric', metric: Metric.AdminKeyBreakGlass, statistic: 'Sum' },
+    measure: `${Metric.AdminKeyBreakGlass} per 5 min`,
+    comparison: '>=',
+    threshold: 1,
+    unit: 'count',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    // Emitted only by a break-glass mint: silence is the normal state.
     treatMissingData: 'notBreaching',
   },
 ];

@@ -25,10 +25,47 @@ interface KeyRow {
   clientId: string;
   name: string;
   scopes: string[];
-  state: 'active' | 'expiring' | 'revoked';
+  state: 'active' | 'expiring' | 'revoked' | 'expired';
   createdAt: string;
   revokedAt: string | null;
+  expiresAt: string | null;
   lastUsedAt: string | null;
+  limits: Limits;
+}
+
+interface Limits {
+  ratePerSecond: number | null;
+  dailyQuota: number | null;
+  maxPriority: 'high' | 'bulk' | null;
+}
+
+/** `5/s`, `0.5/s` or `5`: notifications per second. */
+export function parseRate(raw: string): number {
+  const match = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(raw.trim());
+  const rate = match ? Number(match[1]) : Number.NaN;
+  if (!(rate > 0) || rate > 10_000) {
+    throw new UsageError(
+      '--rate must be notifications per second, such as 5/s or 0.5/s (at most 10000)',
+    );
+  }
+  return rate;
+}
+
+function parseDaily(raw: string): number {
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) > 10_000_000) {
+    throw new UsageError('--daily must be a whole number of notifications per UTC day');
+  }
+  return Number(raw);
+}
+
+/** The limits as `keys list` and `keys create` print them. */
+export function describeLimits(limits: Limits): string {
+  const parts = [
+    limits.ratePerSecond === null ? null : `${limits.ratePerSecond}/s`,
+    limits.dailyQuota === null ? null : `${limits.dailyQuota}/day`,
+    limits.maxPriority === 'bulk' ? 'bulk only' : null,
+  ].filter((p) => p !== null);
+  return parts.length === 0 ? 'none' : parts.join(', ');
 }
 
 const SCOPES = ['notifications:write', 'notifications:read', 'admin'];
@@ -57,15 +94,32 @@ export const keyCommands: Command[] = [
       "Every other key command needs an admin key. This one needs none: it invokes the stage's\n" +
       'migrate function (stack output MigrateFunctionName) with {"action": "create-admin-key"},\n' +
       'which only an AWS principal allowed lambda:InvokeFunction on it can do. Audited as key.create.',
-    options: { name: { type: 'string' } },
-    optionsHelp: [['--name <name>', 'who the admin key is for (required)']],
-    examples: ['npm run ops -- keys bootstrap --stage dev --name platform-oncall'],
+    options: {
+      name: { type: 'string' },
+      'break-glass': { type: 'boolean' },
+      reason: { type: 'string' },
+    },
+    optionsHelp: [
+      ['--name <name>', 'who the admin key is for (required)'],
+      [
+        '--break-glass',
+        'mint one although an admin key works (nobody can use it); audited, and it pages',
+      ],
+      ['--reason <text>', 'why, for the audit log (required with --break-glass)'],
+    ],
+    examples: [
+      'npm run ops -- keys bootstrap --stage dev --name platform-oncall',
+      'npm run ops -- keys bootstrap --stage prod --name alice --break-glass --reason "admin keys lost with laptop"',
+    ],
     async run(ctx) {
       const stage = stringFlag(ctx, 'stage');
       if (!stage || !(STAGES as readonly string[]).includes(stage)) {
         throw new UsageError(`keys bootstrap needs --stage ${STAGES.join('|')}`);
       }
       const name = requiredFlag(ctx, 'name', 'who the admin key is for');
+      const breakGlass = boolFlag(ctx, 'break-glass');
+      const reason = stringFlag(ctx, 'reason');
+      if (breakGlass && !reason) throw new UsageError('--break-glass needs --reason <why>');
       const region = stringFlag(ctx, 'region') ?? process.env.AWS_REGION;
       const stackName = stringFlag(ctx, 'stack-name') ?? stackNameFor(stage as Stage);
       const { CloudFormationClient } = await import('@aws-sdk/client-cloudformation');
@@ -80,16 +134,32 @@ export const keyCommands: Command[] = [
       const answer = await new LambdaClient(region ? { region } : {}).send(
         new InvokeCommand({
           FunctionName: functionName,
-          Payload: new TextEncoder().encode(JSON.stringify({ action: 'create-admin-key', name })),
+          Payload: new TextEncoder().encode(
+            JSON.stringify({
+              action: 'create-admin-key',
+              name,
+              ...(breakGlass ? { breakGlass: true, reason } : {}),
+            }),
+          ),
         }),
       );
       const payload = answer.Payload ? new TextDecoder().decode(answer.Payload) : '';
       if (answer.FunctionError) {
         throw new OpsError(`the migrate function refused: ${payload.slice(0, 300)}`);
       }
-      const created = JSON.parse(payload) as { key: string; prefix: string; scopes: string[] };
+      const created = JSON.parse(payload) as {
+        key: string;
+        prefix: string;
+        scopes: string[];
+        breakGlass?: boolean;
+      };
       ctx.out.data(created);
       ctx.out.line(`Created the admin key ${created.prefix} for ${name} in ${stackName}.`);
+      if (created.breakGlass) {
+        ctx.out.line(
+          'BREAK-GLASS: audited as key.break_glass and the admin-key-break-glass alarm pages on-call.',
+        );
+      }
       printNewKey(ctx, created.key);
       return 0;
     },
@@ -97,18 +167,33 @@ export const keyCommands: Command[] = [
   {
     name: 'keys create',
     summary: 'create an API client and its key (shown once)',
-    usage: '--name <name> [--scopes <scope,...>]',
+    usage:
+      '--name <name> [--scopes <scope,...>] [--rate <n/s>] [--daily <n>] [--max-priority bulk|high] [--expires <when>]',
     description:
       'Creates an API client and its first key. The key is printed once; with --json it is the field `key`.\n' +
-      `Scopes: ${SCOPES.join(', ')} (admin implies both notification scopes).`,
-    options: { name: { type: 'string' }, scopes: { type: 'string' } },
+      `Scopes: ${SCOPES.join(', ')} (admin implies both notification scopes).\n` +
+      'Limits are the client’s own: over --rate or --daily the API answers 429 with Retry-After;\n' +
+      'with --max-priority bulk a high-priority request is refused (403). A rotation keeps them.',
+    options: {
+      name: { type: 'string' },
+      scopes: { type: 'string' },
+      rate: { type: 'string' },
+      daily: { type: 'string' },
+      'max-priority': { type: 'string' },
+      expires: { type: 'string' },
+    },
     optionsHelp: [
       ['--name <name>', 'who uses the key: a service or a person (required)'],
       ['--scopes <a,b>', 'default notifications:write,notifications:read'],
+      ['--rate <n/s>', 'notifications accepted per second (bursts of 10 s of it); default none'],
+      ['--daily <n>', 'notifications accepted per UTC day, each batch item counted; default none'],
+      ['--max-priority <p>', 'bulk: refuse high-priority requests; default high'],
+      ['--expires <when>', 'the key stops working: 2h, 90d or an ISO date; default never'],
     ],
     examples: [
       'npm run ops -- keys create --name billing-service',
-      'npm run ops -- keys create --name alice --scopes admin --json',
+      'npm run ops -- keys create --name newsletter --rate 5/s --daily 20000 --max-priority bulk --expires 90d',
+      'npm run ops -- keys create --name alice --scopes admin --expires 2026-12-31 --json',
     ],
     async run(ctx) {
       const name = requiredFlag(ctx, 'name', 'who uses the key');
@@ -122,13 +207,29 @@ export const keyCommands: Command[] = [
           throw new UsageError(`unknown scope ${scope}; scopes are ${SCOPES.join(', ')}`);
         }
       }
+      const rate = stringFlag(ctx, 'rate');
+      const daily = stringFlag(ctx, 'daily');
+      const maxPriority = stringFlag(ctx, 'max-priority');
+      if (maxPriority !== undefined && maxPriority !== 'bulk' && maxPriority !== 'high') {
+        throw new UsageError('--max-priority must be bulk or high');
+      }
+      const expires = stringFlag(ctx, 'expires');
       const created = await (await ctx.api()).post<{
         key: string;
         prefix: string;
         clientId: string;
         name: string;
         scopes: string[];
-      }>('/v1/admin/keys', { name, ...(scopes ? { scopes } : {}) });
+        expiresAt: string | null;
+        limits: Limits;
+      }>('/v1/admin/keys', {
+        name,
+        ...(scopes ? { scopes } : {}),
+        ...(rate === undefined ? {} : { ratePerSecond: parseRate(rate) }),
+        ...(daily === undefined ? {} : { dailyQuota: parseDaily(daily) }),
+        ...(maxPriority === undefined ? {} : { maxPriority }),
+        ...(expires === undefined ? {} : { expires }),
+      });
       ctx.out.data(created);
       ctx.out.line(`Created an API key for ${created.name}.`);
       ctx.out.line(
@@ -136,6 +237,8 @@ export const keyCommands: Command[] = [
           ['prefix', created.prefix],
           ['client', created.clientId],
           ['scopes', created.scopes.join(', ')],
+          ['limits', describeLimits(created.limits)],
+          ['expires', created.expiresAt ? formatTime(created.expiresAt) : 'never'],
         ]),
       );
       printNewKey(ctx, created.key);
@@ -147,10 +250,14 @@ export const keyCommands: Command[] = [
     summary: 'list API keys (prefixes, never the keys)',
     usage: '[--active]',
     options: { active: { type: 'boolean' } },
-    optionsHelp: [['--active', 'only keys that still work (active, or expiring after a rotation)']],
+    optionsHelp: [
+      ['--active', 'only keys that still work (active, or expiring after a rotation; not expired)'],
+    ],
     async run(ctx) {
       const { keys } = await (await ctx.api()).get<{ keys: KeyRow[] }>('/v1/admin/keys');
-      const shown = ctx.flags.active ? keys.filter((k) => k.state !== 'revoked') : keys;
+      const shown = ctx.flags.active
+        ? keys.filter((k) => k.state === 'active' || k.state === 'expiring')
+        : keys;
       ctx.out.data({ keys: shown });
       ctx.out.line(
         table(shown, [
@@ -159,10 +266,15 @@ export const keyCommands: Command[] = [
           { title: 'SCOPES', value: (k) => k.scopes },
           { title: 'STATE', value: (k) => k.state },
           { title: 'CREATED', value: (k) => formatTime(k.createdAt) },
+          { title: 'LIMITS', value: (k) => describeLimits(k.limits) },
           { title: 'LAST USED', value: (k) => sinceIso(k.lastUsedAt) },
           {
             title: 'ENDS',
             value: (k) => (k.revokedAt ? formatTime(k.revokedAt) : null),
+          },
+          {
+            title: 'EXPIRES',
+            value: (k) => (k.expiresAt ? formatTime(k.expiresAt) : null),
           },
         ]),
       );
@@ -172,16 +284,24 @@ export const keyCommands: Command[] = [
   {
     name: 'keys rotate',
     summary: 'issue a new key for the same client; the old one keeps working for a grace period',
-    usage: '<prefix> [--grace 24h]',
+    usage: '<prefix> [--grace 24h] [--expires <when>]',
+    description:
+      'A key already in a grace period is not rotated again (409): that would extend a key being\n' +
+      'retired. Rotate the key that replaced it. The grace never outlasts the old key’s expiry.',
     positionals: { min: 1, max: 1, names: '<prefix>' },
-    options: { grace: { type: 'string' } },
+    options: { grace: { type: 'string' }, expires: { type: 'string' } },
     optionsHelp: [
       ['--grace <duration>', 'how long the old key keeps working: 0, 15m, 24h (default), 7d'],
+      [
+        '--expires <when>',
+        'the new key’s expiry: 2h, 90d or an ISO date; default the old lifetime',
+      ],
     ],
     examples: ['npm run ops -- keys rotate 3f9a0c1b2d4e --grace 1h'],
     async run(ctx) {
       const prefix = prefixArgument(ctx.positionals[0]);
       const grace = stringFlag(ctx, 'grace');
+      const expires = stringFlag(ctx, 'expires');
       const graceSeconds = grace === undefined ? undefined : parseDuration(grace, 'grace');
       if (graceSeconds !== undefined && graceSeconds > 30 * 86_400) {
         throw new UsageError('--grace can be at most 30d');
@@ -193,7 +313,11 @@ export const keyCommands: Command[] = [
         scopes: string[];
         previousPrefix: string;
         previousKeyExpiresAt: string;
-      }>(`/v1/admin/keys/${prefix}/rotate`, graceSeconds === undefined ? {} : { graceSeconds });
+        expiresAt: string | null;
+      }>(`/v1/admin/keys/${prefix}/rotate`, {
+        ...(graceSeconds === undefined ? {} : { graceSeconds }),
+        ...(expires === undefined ? {} : { expires }),
+      });
       ctx.out.data(rotated);
       ctx.out.line(
         `Rotated ${rotated.previousPrefix}: the old key works until ${formatTime(rotated.previousKeyExpiresAt)}.`,
@@ -203,6 +327,7 @@ export const keyCommands: Command[] = [
           ['new prefix', rotated.prefix],
           ['client', rotated.clientId],
           ['scopes', rotated.scopes.join(', ')],
+          ['expires', rotated.expiresAt ? formatTime(rotated.expiresAt) : 'never'],
         ]),
       );
       printNewKey(ctx, rotated.key);

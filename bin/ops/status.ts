@@ -155,6 +155,22 @@ export async function webhookRecordLines(api: ApiClient): Promise<string[]> {
   }
 }
 
+/** Keys about to expire, as a warning (absent from an api older than issue 16: no lines). */
+export function keyExpiryLines(status: Partial<Pick<AdminStatus, 'keys'>>): string[] {
+  const keys = status.keys;
+  if (!keys || keys.expiringSoon.length === 0) return [];
+  return [
+    '',
+    `WARNING: ${keys.expiringSoon.length} API key(s) expire within ${keys.warningDays} days; rotate them (ops keys rotate <prefix>)`,
+    table(keys.expiringSoon, [
+      { title: 'PREFIX', value: (k) => k.prefix },
+      { title: 'NAME', value: (k) => k.name },
+      { title: 'EXPIRES', value: (k) => formatTime(k.expiresAt) },
+      { title: 'IN', value: (k) => formatAge((Date.parse(k.expiresAt) - Date.now()) / 1000) },
+    ]),
+  ];
+}
+
 export const statusCommands: Command[] = [
   {
     name: 'status',
@@ -196,6 +212,7 @@ export const statusCommands: Command[] = [
         }`,
         '',
         ...webhookLines,
+        ...keyExpiryLines(status),
       ];
       for (const line of lines) ctx.out.line(line);
       return 0;

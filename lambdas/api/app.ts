@@ -58,6 +58,9 @@ async function requireScope(ctx: RequestContext, scope: ApiScope): Promise<ApiCa
       detail: { reason: auth.reason, method: event.httpMethod, path: event.path },
     });
     deps.logger.warn('api key rejected', { reason: auth.reason, keyPrefix: auth.prefix });
+    if (auth.reason === 'expired') {
+      throw new HttpError(401, 'api_key_expired', 'this API key has expired; ask for a new one');
+    }
     throw new HttpError(401, 'unauthorized', 'a valid X-API-Key header is required');
   }
   if (!auth.scopes.includes(scope) && !auth.scopes.includes('admin')) {
@@ -72,7 +75,12 @@ async function requireScope(ctx: RequestContext, scope: ApiScope): Promise<ApiCa
     deps.logger.warn('api key lacks scope', { keyPrefix: auth.prefix, required: scope });
     throw new HttpError(403, 'forbidden', `this key does not have the ${scope} scope`);
   }
-  ctx.client = { clientId: auth.clientId, prefix: auth.prefix, scopes: auth.scopes };
+  ctx.client = {
+    clientId: auth.clientId,
+    prefix: auth.prefix,
+    scopes: auth.scopes,
+    limits: auth.limits,
+  };
   deps.logger.appendKeys({ keyPrefix: auth.prefix });
   return ctx.client;
 }

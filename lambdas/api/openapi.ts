@@ -32,6 +32,9 @@ const HEADER_COMPONENTS: Record<ResponseHeaderName | 'X-Request-ID', string> = {
   Location: 'Location',
   'Idempotent-Replayed': 'IdempotentReplayed',
   'Cache-Control': 'CacheControl',
+  'Retry-After': 'RetryAfter',
+  RateLimit: 'RateLimit',
+  'RateLimit-Policy': 'RateLimitPolicy',
 };
 
 function registerHeaders(registry: OpenAPIRegistry) {
@@ -51,6 +54,22 @@ function registerHeaders(registry: OpenAPIRegistry) {
     'true',
   );
   header('Cache-Control', 'How long the answer may be kept', 'no-store');
+  // Issue 16: the key's own limits, in the fields of draft-ietf-httpapi-ratelimit-headers-11.
+  header(
+    'Retry-After',
+    'Seconds to wait before sending the refused notifications again: until the bucket refills for `rate_limited`, until 00:00 UTC for `daily_quota_exceeded`',
+    '3',
+  );
+  header(
+    'RateLimit-Policy',
+    'The key’s limits (draft-ietf-httpapi-ratelimit-headers-11): `"rate"` with q = the burst and w = the seconds it takes to refill, `"daily"` with q = the daily quota and w = 86400. Only for a key with limits',
+    '"rate";q=50;w=10, "daily";q=5000;w=86400',
+  );
+  header(
+    'RateLimit',
+    'What is left of each policy after this request: r = notifications left, t = seconds until the policy is whole again',
+    '"rate";r=42;t=2, "daily";r=4870;t=30512',
+  );
 }
 
 function headerRefs(names: readonly (ResponseHeaderName | 'X-Request-ID')[]) {

@@ -16,6 +16,7 @@ import {
   MAX_BODY_BYTES,
   type Priority,
 } from '#core/model/notification-request.ts';
+import type { ClientLimits } from '#core/notifications/client-quota.ts';
 import type { QueueTargets } from '#core/notifications/enqueue.ts';
 import { HttpError, rawBody } from '#core/platform/http.ts';
 import { findUnstorableJson } from '#core/platform/json-input.ts';
@@ -44,6 +45,8 @@ export interface ApiCaller {
   clientId: string;
   prefix: string;
   scopes: ApiScope[];
+  /** The client's own limits (rate, daily quota, highest priority), read with the key. */
+  limits: ClientLimits;
 }
 
 export interface RequestContext {
@@ -74,7 +77,13 @@ export interface RequestSpec {
 }
 
 /** Headers an answer can carry, each documented once in openapi.ts. */
-export type ResponseHeaderName = 'Location' | 'Idempotent-Replayed' | 'Cache-Control';
+export type ResponseHeaderName =
+  | 'Location'
+  | 'Idempotent-Replayed'
+  | 'Cache-Control'
+  | 'Retry-After'
+  | 'RateLimit'
+  | 'RateLimit-Policy';
 
 export interface ResponseSpec {
   description: string;

@@ -3,6 +3,7 @@
  * isComplete steps, see deploy-migration.ts), and an operator's invocation that creates the first
  * admin key of a stage (see bootstrap-key.ts).
  */
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { RDSClient } from '@aws-sdk/client-rds';
 import type { Context } from 'aws-lambda';
 import type { Kysely } from 'kysely';
@@ -11,7 +12,8 @@ import { createDatabase } from '#core/db/connect.ts';
 import { MIGRATION_NAMES } from '#core/db/migrations/index.ts';
 import type { Database } from '#core/db/schema.ts';
 import { ConfigError, loadDatabaseConfig } from '#core/platform/config.ts';
-import { logger } from '#core/platform/observability.ts';
+import { Metric } from '#core/platform/metric-names.ts';
+import { logger, metrics } from '#core/platform/observability.ts';
 import {
   type BootstrapKeyResult,
   createBootstrapAdminKey,
@@ -52,7 +54,14 @@ export async function handler(
     const db = createDatabase(loadDatabaseConfig());
     try {
       const result = await createBootstrapAdminKey(db, event, context?.awsRequestId);
-      logger.info('admin key created by invocation', { keyPrefix: result.prefix });
+      if (result.breakGlass) {
+        // Loud on purpose: the alarm on this metric pages (runbooks/security.md).
+        logger.warn('BREAK-GLASS admin key created by invocation', { keyPrefix: result.prefix });
+        metrics.addMetric(Metric.AdminKeyBreakGlass, MetricUnit.Count, 1);
+        metrics.publishStoredMetrics();
+      } else {
+        logger.info('admin key created by invocation', { keyPrefix: result.prefix });
+      }
       return result;
     } finally {
       await db.destroy();

@@ -20,11 +20,20 @@ import {
   findNotification,
 } from '#core/notifications/accept-notification.ts';
 import { cancelNotification } from '#core/notifications/cancel-notification.ts';
+import {
+  hasCountedLimits,
+  priorityAllowed,
+  type QuotaAnswer,
+  quotaAnswer,
+  returnClientQuota,
+  takeClientQuota,
+} from '#core/notifications/client-quota.ts';
 import type { NotificationView } from '#core/notifications/notification-view.ts';
-import { errorFields, HttpError, jsonResponse } from '#core/platform/http.ts';
+import { errorFields, errorResponse, HttpError, jsonResponse } from '#core/platform/http.ts';
 import { isUuid } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import {
+  type ApiCaller,
   type ApiDeps,
   actorOf,
   defineRoute,
@@ -130,6 +139,55 @@ function countAccepted(deps: ApiDeps, accepted: readonly NotificationView[]) {
   }
 }
 
+// ------------------------------------------------------------------ the client's own limits
+
+const LIMIT_HEADERS = ['RateLimit-Policy', 'RateLimit'] as const;
+const REFUSED_HEADERS = ['Retry-After', ...LIMIT_HEADERS] as const;
+
+const priorityRefusal = (field: string): ErrorFields => ({
+  code: 'priority_not_allowed',
+  message: 'this key may only send bulk notifications',
+  field,
+});
+
+/** The error a notification refused by the client's rate or quota gets. */
+function quotaRefusal(answer: QuotaAnswer, client: ApiCaller): ErrorFields {
+  return answer.refusedBy === 'daily'
+    ? {
+        code: 'daily_quota_exceeded',
+        message: `this key's daily quota of ${client.limits.dailyQuota} notifications is used up; it resets at 00:00 UTC`,
+      }
+    : {
+        code: 'rate_limited',
+        message: `over this key's rate of ${client.limits.ratePerSecond} notifications per second; retry after ${answer.retryAfterSeconds} s`,
+      };
+}
+
+/**
+ * Takes `wanted` acceptances from the client's rate and daily quota; undefined (and no database
+ * round trip) for a client without either.
+ */
+async function takeQuota(deps: ApiDeps, client: ApiCaller, wanted: number) {
+  if (!hasCountedLimits(client.limits) || wanted === 0) return undefined;
+  const now = deps.now();
+  const take = await takeClientQuota(deps.db, client.clientId, wanted, now);
+  const answer = quotaAnswer(take.limits, take, now);
+  if (answer.refusedBy) {
+    deps.logger.warn('client limit reached', {
+      refusedBy: answer.refusedBy,
+      refused: take.wanted - take.granted,
+      retryAfterSeconds: answer.retryAfterSeconds,
+    });
+  }
+  return { take, answer };
+}
+
+/** Items that stored nothing new (a replay, a refusal) give back what they took. */
+async function returnUnused(deps: ApiDeps, client: ApiCaller, outcomes: AcceptOutcome[]) {
+  const unused = outcomes.filter((o) => o.kind !== 'accepted' || o.replayed).length;
+  await returnClientQuota(deps.db, client.clientId, unused, deps.now());
+}
+
 interface BatchResult {
   status: number;
   notification?: NotificationView;
@@ -196,18 +254,41 @@ export const notificationRoutes = [
       202: {
         description: 'Accepted; `Location` points at the notification',
         schema: notificationSchema,
-        headers: ['Location', 'Idempotent-Replayed'],
+        headers: ['Location', 'Idempotent-Replayed', ...LIMIT_HEADERS],
       },
+      403: { description: 'The key lacks the scope, or may not ask for this priority' },
       409: { description: 'A request with this Idempotency-Key is still running' },
       422: { description: 'This Idempotency-Key was used with a different body' },
+      429: {
+        description:
+          'Over this key’s rate (`rate_limited`) or daily quota (`daily_quota_exceeded`, until 00:00 UTC), or throttled by API Gateway; wait `Retry-After` seconds',
+        headers: REFUSED_HEADERS,
+      },
     },
     handle: async ({ ctx, deps, client, headers, body }) => {
+      if (!priorityAllowed(client.limits, body.priority)) {
+        const refused = priorityRefusal('priority');
+        throw new HttpError(403, refused.code, refused.message, refused.field);
+      }
+      const quota = await takeQuota(deps, client, 1);
+      if (quota?.answer.refusedBy) {
+        const refused = quotaRefusal(quota.answer, client);
+        const answer = errorResponse(
+          new HttpError(429, refused.code, refused.message),
+          ctx.requestId,
+        );
+        return { ...answer, headers: { ...answer.headers, ...quota.answer.headers } };
+      }
       const outcome = await acceptNotification(acceptDeps(deps), {
         clientId: client.clientId,
         requestId: ctx.requestId,
         request: body,
         idempotencyKey: headers['Idempotency-Key'],
       });
+      if (quota && (outcome.kind !== 'accepted' || outcome.replayed)) {
+        // Nothing new was stored: the acceptance it took is given back.
+        await returnClientQuota(deps.db, client.clientId, 1, deps.now());
+      }
       if (outcome.kind !== 'accepted') {
         const { status, error } = refusal(outcome, 'Idempotency-Key', (name) => name);
         throw new HttpError(status, error.code, error.message, error.field);
@@ -216,6 +297,7 @@ export const notificationRoutes = [
       return jsonResponse(202, outcome.notification, {
         location: `/v1/notifications/${outcome.notification.id}`,
         ...(outcome.replayed ? { 'idempotent-replayed': 'true' } : {}),
+        ...quota?.answer.headers,
       });
     },
   }),
@@ -234,11 +316,22 @@ export const notificationRoutes = [
       },
     },
     responses: {
-      202: { description: 'Every item accepted', schema: batchAnswerSchema },
+      202: {
+        description: 'Every item accepted',
+        schema: batchAnswerSchema,
+        headers: LIMIT_HEADERS,
+      },
       207: {
         description:
-          'Some items refused: each result has its own status (202, 400, 409, 422) and error',
+          'Some items refused: each result has its own status (202, 400, 403, 409, 422, 429) and error. Each item counts toward the key’s rate and daily quota; the items over them get 429, and `Retry-After` says when to send them again',
         schema: batchAnswerSchema,
+        headers: REFUSED_HEADERS,
+      },
+      429: {
+        description:
+          'Every item was over this key’s rate (`rate_limited`) or daily quota (`daily_quota_exceeded`, until 00:00 UTC): the batch answer, each item 429; wait `Retry-After` seconds. (API Gateway’s own throttling answers 429 too, without these headers)',
+        schema: batchAnswerSchema,
+        headers: REFUSED_HEADERS,
       },
     },
     handle: async ({ ctx, deps, client, body }) => {
@@ -259,33 +352,51 @@ export const notificationRoutes = [
               field: `notifications.${index}.idempotencyKey`,
             },
           };
+        } else if (!priorityAllowed(client.limits, parsed.item.request.priority)) {
+          results[index] = {
+            status: 403,
+            error: priorityRefusal(`notifications.${index}.priority`),
+          };
         } else {
           if (parsed.item.idempotencyKey) keys.add(parsed.item.idempotencyKey);
           items.push({ index, item: parsed.item });
         }
       }
+      // Each item counts; the first ones granted are accepted, the rest answered 429.
+      const quota = await takeQuota(deps, client, items.length);
+      const granted = quota ? quota.take.granted : items.length;
+      for (const { index } of items.slice(granted)) {
+        results[index] = { status: 429, error: quotaRefusal(quota!.answer, client) };
+      }
+      const admitted = items.slice(0, granted);
       const outcomes = await acceptNotificationBatch(acceptDeps(deps), {
         clientId: client.clientId,
         requestId: ctx.requestId,
-        items: items.map((i) => i.item),
+        items: admitted.map((i) => i.item),
       });
+      if (quota) await returnUnused(deps, client, outcomes);
       for (const [n, outcome] of outcomes.entries()) {
-        results[items[n]!.index] = batchResult(outcome, items[n]!.index);
+        results[admitted[n]!.index] = batchResult(outcome, admitted[n]!.index);
       }
       countAccepted(
         deps,
         outcomes.flatMap((o) => (o.kind === 'accepted' && !o.replayed ? [o.notification] : [])),
       );
       const accepted = results.filter((r) => r.status === 202).length;
-      return jsonResponse(accepted === results.length ? 202 : 207, {
-        accepted,
-        rejected: results.length - accepted,
-        results: results.map((r, index) => ({
-          index,
-          ...r,
-          ...(r.error ? { error: errorFields(r.error) } : {}),
-        })),
-      });
+      const allThrottled = results.every((r) => r.status === 429);
+      return jsonResponse(
+        allThrottled ? 429 : accepted === results.length ? 202 : 207,
+        {
+          accepted,
+          rejected: results.length - accepted,
+          results: results.map((r, index) => ({
+            index,
+            ...r,
+            ...(r.error ? { error: errorFields(r.error) } : {}),
+          })),
+        },
+        quota?.answer.headers ?? {},
+      );
     },
   }),
   defineRoute({

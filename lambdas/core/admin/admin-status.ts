@@ -5,6 +5,7 @@
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
+import { keysExpiringSoon } from '#core/admin/api-keys.ts';
 import type { Database } from '#core/db/schema.ts';
 import { listPanicStates, type PanicState } from '#core/delivery/panic-mode.ts';
 import { getRollout, type Rollout } from '#core/delivery/rollout.ts';
@@ -123,7 +124,14 @@ export interface AdminStatus {
   rateLimiter: RateLimiterStatus;
   rollout: Rollout;
   scheduler: SchedulerStatus;
+  /** Keys that stop working within KEY_EXPIRY_WARNING_DAYS (issue 16): a warning in `ops status`. */
+  keys: {
+    warningDays: number;
+    expiringSoon: { prefix: string; name: string; expiresAt: string }[];
+  };
 }
+
+export const KEY_EXPIRY_WARNING_DAYS = 14;
 
 const count = (value: unknown): number => Number(value ?? 0);
 
@@ -403,6 +411,7 @@ export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
     readRateLimiter(deps.db, rollout),
     readSchedulerStatus(deps.db),
   ]);
+  const expiring = await keysExpiringSoon(deps.db, now, KEY_EXPIRY_WARNING_DAYS);
   return {
     generatedAt: now.toISOString(),
     last24h,
@@ -412,5 +421,13 @@ export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
     rateLimiter,
     rollout,
     scheduler,
+    keys: {
+      warningDays: KEY_EXPIRY_WARNING_DAYS,
+      expiringSoon: expiring.map((k) => ({
+        prefix: k.prefix,
+        name: k.clientName,
+        expiresAt: k.expiresAt.toISOString(),
+      })),
+    },
   };
 }

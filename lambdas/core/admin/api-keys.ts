@@ -6,6 +6,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ApiScope, Database } from '#core/db/schema.ts';
 import { inTransaction } from '#core/db/transaction.ts';
+import { type ClientLimits, NO_LIMITS } from '#core/notifications/client-quota.ts';
 import { uuidv7 } from '#core/platform/ids.ts';
 
 export const API_SCOPES: readonly ApiScope[] = [
@@ -33,8 +34,20 @@ export function generateApiKey(): { key: string; prefix: string; hash: string } 
 }
 
 export type AuthResult =
-  | { ok: true; clientId: string; keyId: string; prefix: string; scopes: ApiScope[] }
-  | { ok: false; reason: 'missing' | 'malformed' | 'unknown' | 'revoked'; prefix?: string };
+  | {
+      ok: true;
+      clientId: string;
+      keyId: string;
+      prefix: string;
+      scopes: ApiScope[];
+      /** The client's limits, read in the same query. */
+      limits: ClientLimits;
+    }
+  | {
+      ok: false;
+      reason: 'missing' | 'malformed' | 'unknown' | 'revoked' | 'expired';
+      prefix?: string;
+    };
 
 const LAST_USED_GRANULARITY_SECONDS = 60;
 
@@ -49,8 +62,20 @@ export async function authenticateApiKey(
   if (!prefix) return { ok: false, reason: 'malformed' };
   const row = await db
     .selectFrom('api_keys')
-    .select(['id', 'client_id', 'key_hash', 'scopes', 'revoked_at', 'last_used_at'])
-    .where('prefix', '=', prefix)
+    .innerJoin('api_clients', 'api_clients.id', 'api_keys.client_id')
+    .select([
+      'api_keys.id',
+      'api_keys.client_id',
+      'api_keys.key_hash',
+      'api_keys.scopes',
+      'api_keys.revoked_at',
+      'api_keys.expires_at',
+      'api_keys.last_used_at',
+      'api_clients.rate_per_second',
+      'api_clients.daily_quota',
+      'api_clients.max_priority',
+    ])
+    .where('api_keys.prefix', '=', prefix)
     .executeTakeFirst();
   const expected = Buffer.from(row?.key_hash ?? '0'.repeat(64), 'hex');
   const actual = Buffer.from(hashApiKey(presented), 'hex');
@@ -60,13 +85,27 @@ export async function authenticateApiKey(
   if (row.revoked_at && row.revoked_at.getTime() <= now.getTime()) {
     return { ok: false, reason: 'revoked', prefix };
   }
+  if (row.expires_at && row.expires_at.getTime() <= now.getTime()) {
+    return { ok: false, reason: 'expired', prefix };
+  }
   if (
     !row.last_used_at ||
     now.getTime() - row.last_used_at.getTime() > LAST_USED_GRANULARITY_SECONDS * 1000
   ) {
     await db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', row.id).execute();
   }
-  return { ok: true, clientId: row.client_id, keyId: row.id, prefix, scopes: row.scopes };
+  return {
+    ok: true,
+    clientId: row.client_id,
+    keyId: row.id,
+    prefix,
+    scopes: row.scopes,
+    limits: {
+      ratePerSecond: row.rate_per_second === null ? null : Number(row.rate_per_second),
+      dailyQuota: row.daily_quota,
+      maxPriority: row.max_priority,
+    },
+  };
 }
 
 export interface CreatedKey {
@@ -75,17 +114,33 @@ export interface CreatedKey {
   key: string;
   prefix: string;
   scopes: ApiScope[];
+  expiresAt: Date | null;
 }
 
-/** Creates an API client with its first key. */
+/** Creates an API client, with its limits (none by default), and its first key. */
 export async function createApiClient(
   db: Kysely<Database>,
-  input: { name: string; scopes: ApiScope[] },
+  input: {
+    name: string;
+    scopes: ApiScope[];
+    limits?: ClientLimits | undefined;
+    expiresAt?: Date | null | undefined;
+  },
 ): Promise<CreatedKey> {
   const clientId = uuidv7();
+  const limits = input.limits ?? NO_LIMITS;
   return inTransaction(db, async (trx) => {
-    await trx.insertInto('api_clients').values({ id: clientId, name: input.name }).execute();
-    return insertKey(trx, clientId, input.scopes);
+    await trx
+      .insertInto('api_clients')
+      .values({
+        id: clientId,
+        name: input.name,
+        rate_per_second: limits.ratePerSecond,
+        daily_quota: limits.dailyQuota,
+        max_priority: limits.maxPriority,
+      })
+      .execute();
+    return insertKey(trx, clientId, input.scopes, input.expiresAt ?? null);
   });
 }
 
@@ -93,6 +148,7 @@ async function insertKey(
   db: Kysely<Database>,
   clientId: string,
   scopes: ApiScope[],
+  expiresAt: Date | null,
 ): Promise<CreatedKey> {
   const generated = generateApiKey();
   const keyId = uuidv7();
@@ -104,37 +160,60 @@ async function insertKey(
       prefix: generated.prefix,
       key_hash: generated.hash,
       scopes,
+      expires_at: expiresAt,
     })
     .execute();
-  return { clientId, keyId, key: generated.key, prefix: generated.prefix, scopes };
+  return { clientId, keyId, key: generated.key, prefix: generated.prefix, scopes, expiresAt };
 }
+
+export type RotateResult =
+  | ({ kind: 'rotated'; oldKeyExpiresAt: Date } & CreatedKey)
+  /** No key with the prefix works now (unknown, revoked or expired). */
+  | { kind: 'not_found' }
+  /** The key is already being retired (a rotation's grace period): rotating it again is refused. */
+  | { kind: 'expiring'; endsAt: Date };
 
 /**
  * Issues a new key for the same client (same scopes) and lets the old one live for a grace period,
- * so callers can switch without an outage. Returns undefined for an unknown or revoked prefix.
+ * so callers can switch without an outage. The grace never outlives the old key's own expiry, and
+ * a key already in a grace period is not rotated again: that would extend a key being retired
+ * (issue 16). The new key gets the lifetime the old one was created with, or `expiresAt` if given.
  */
 export async function rotateApiKey(
   db: Kysely<Database>,
   prefix: string,
   graceSeconds: number,
   now: Date,
-): Promise<(CreatedKey & { oldKeyExpiresAt: Date }) | undefined> {
+  expiresAt?: Date | null,
+): Promise<RotateResult> {
   return inTransaction(db, async (trx) => {
     const old = await trx
       .selectFrom('api_keys')
-      .select(['id', 'client_id', 'scopes', 'revoked_at'])
+      .select(['id', 'client_id', 'scopes', 'revoked_at', 'expires_at', 'created_at'])
       .where('prefix', '=', prefix)
       .forUpdate()
       .executeTakeFirst();
-    if (!old || (old.revoked_at && old.revoked_at <= now)) return undefined;
-    const oldKeyExpiresAt = new Date(now.getTime() + graceSeconds * 1000);
+    if (!old || (old.revoked_at && old.revoked_at <= now)) return { kind: 'not_found' };
+    if (old.expires_at && old.expires_at <= now) return { kind: 'not_found' };
+    if (old.revoked_at) return { kind: 'expiring', endsAt: old.revoked_at };
+    const graceEnd = now.getTime() + graceSeconds * 1000;
+    const oldKeyExpiresAt = new Date(
+      old.expires_at ? Math.min(graceEnd, old.expires_at.getTime()) : graceEnd,
+    );
     await trx
       .updateTable('api_keys')
       .set({ revoked_at: oldKeyExpiresAt })
       .where('id', '=', old.id)
       .execute();
-    const created = await insertKey(trx, old.client_id, old.scopes);
-    return { ...created, oldKeyExpiresAt };
+    const lifetime = old.expires_at ? old.expires_at.getTime() - old.created_at.getTime() : null;
+    const newExpiry =
+      expiresAt !== undefined
+        ? expiresAt
+        : lifetime === null
+          ? null
+          : new Date(now.getTime() + lifetime);
+    const created = await insertKey(trx, old.client_id, old.scopes, newExpiry);
+    return { kind: 'rotated', ...created, oldKeyExpiresAt };
   });
 }
 
@@ -160,7 +239,9 @@ export interface ApiKeySummary {
   scopes: ApiScope[];
   createdAt: Date;
   revokedAt: Date | null;
+  expiresAt: Date | null;
   lastUsedAt: Date | null;
+  limits: ClientLimits;
 }
 
 export async function listApiKeys(db: Kysely<Database>): Promise<ApiKeySummary[]> {
@@ -174,7 +255,11 @@ export async function listApiKeys(db: Kysely<Database>): Promise<ApiKeySummary[]
       'api_keys.scopes',
       'api_keys.created_at',
       'api_keys.revoked_at',
+      'api_keys.expires_at',
       'api_keys.last_used_at',
+      'api_clients.rate_per_second',
+      'api_clients.daily_quota',
+      'api_clients.max_priority',
     ])
     .orderBy('api_keys.created_at')
     .execute();
@@ -185,6 +270,75 @@ export async function listApiKeys(db: Kysely<Database>): Promise<ApiKeySummary[]
     scopes: r.scopes,
     createdAt: r.created_at,
     revokedAt: r.revoked_at,
+    expiresAt: r.expires_at,
     lastUsedAt: r.last_used_at,
+    limits: {
+      ratePerSecond: r.rate_per_second === null ? null : Number(r.rate_per_second),
+      dailyQuota: r.daily_quota,
+      maxPriority: r.max_priority,
+    },
   }));
+}
+
+/**
+ * Keys that still work and reach their expiry within `withinDays`: the warning of `ops status`.
+ * A key already in a rotation's grace period is left out: its end was chosen, not forgotten.
+ */
+export async function keysExpiringSoon(
+  db: Kysely<Database>,
+  now: Date,
+  withinDays: number,
+): Promise<{ prefix: string; clientName: string; expiresAt: Date }[]> {
+  const rows = await db
+    .selectFrom('api_keys')
+    .innerJoin('api_clients', 'api_clients.id', 'api_keys.client_id')
+    .select(['api_keys.prefix', 'api_clients.name', 'api_keys.expires_at'])
+    .where('api_keys.revoked_at', 'is', null)
+    .where('api_keys.expires_at', '>', now)
+    .where('api_keys.expires_at', '<=', new Date(now.getTime() + withinDays * 86_400_000))
+    .orderBy('api_keys.expires_at')
+    .execute();
+  return rows.map((r) => ({ prefix: r.prefix, clientName: r.name, expiresAt: r.expires_at! }));
+}
+
+/** A key lives at most this long; anything longer is a key that never expires, said plainly. */
+export const MAX_KEY_LIFETIME_DAYS = 730;
+
+/**
+ * A key's expiry as given to `keys create --expires` or the admin API: a duration from now
+ * (`90d`, `2h`, `30m`) or an ISO 8601 date-time with a zone (`2027-03-01T00:00:00Z`). The answer
+ * is a time in the future, at most MAX_KEY_LIFETIME_DAYS away, or a message saying what is wrong.
+ */
+export function parseKeyExpiry(
+  raw: string,
+  now: Date,
+): { ok: true; expiresAt: Date } | { ok: false; message: string } {
+  const text = raw.trim();
+  const duration = /^(\d{1,6})([mhd])$/.exec(text);
+  let at: number;
+  if (duration) {
+    const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[duration[2] as 'm' | 'h' | 'd'];
+    at = now.getTime() + Number(duration[1]) * unit;
+  } else if (
+    /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text)
+  ) {
+    // A bare date is midnight UTC of that day; a date-time must say its zone.
+    at = Date.parse(text.length === 10 ? `${text}T00:00:00Z` : text);
+    const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+    // Date.parse rolls 2027-02-30 over into March; a day that does not exist is a mistake.
+    const real = new Date(Date.UTC(year, month - 1, day));
+    if (Number.isNaN(at) || real.getUTCMonth() !== month - 1 || real.getUTCDate() !== day) {
+      return { ok: false, message: `${text} is not a valid date` };
+    }
+  } else {
+    return {
+      ok: false,
+      message: 'expires must be a duration (30m, 2h, 90d) or an ISO date (2027-03-01T00:00:00Z)',
+    };
+  }
+  if (at <= now.getTime()) return { ok: false, message: 'expires must be in the future' };
+  if (at > now.getTime() + MAX_KEY_LIFETIME_DAYS * 86_400_000) {
+    return { ok: false, message: `expires can be at most ${MAX_KEY_LIFETIME_DAYS}d away` };
+  }
+  return { ok: true, expiresAt: new Date(at) };
 }

@@ -6,7 +6,14 @@ import type { Kysely } from 'kysely';
 import type { ApiScope, Database } from '#core/db/schema.ts';
 import { inTransaction } from '#core/db/transaction.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
-import { type CreatedKey, createApiClient, revokeApiKey, rotateApiKey } from './api-keys.ts';
+import type { ClientLimits } from '#core/notifications/client-quota.ts';
+import {
+  type CreatedKey,
+  createApiClient,
+  type RotateResult,
+  revokeApiKey,
+  rotateApiKey,
+} from './api-keys.ts';
 
 /** Who asked: the audit entry's actor, request id and source address. */
 export interface AdminActor {
@@ -18,30 +25,48 @@ export interface AdminActor {
 export async function createKey(
   db: Kysely<Database>,
   by: AdminActor,
-  input: { name: string; scopes: ApiScope[] },
+  input: { name: string; scopes: ApiScope[]; limits?: ClientLimits; expiresAt?: Date | null },
 ): Promise<CreatedKey> {
   const scopes = [...new Set(input.scopes)];
   return inTransaction(db, async (trx) => {
-    const created = await createApiClient(trx, { name: input.name, scopes });
+    const created = await createApiClient(trx, {
+      name: input.name,
+      scopes,
+      limits: input.limits,
+      expiresAt: input.expiresAt,
+    });
     await writeAudit(trx, {
       ...by,
       action: 'key.create',
       outcome: 'ok',
-      detail: { prefix: created.prefix, clientId: created.clientId, name: input.name, scopes },
+      detail: {
+        prefix: created.prefix,
+        clientId: created.clientId,
+        name: input.name,
+        scopes,
+        ...(input.limits ? { limits: input.limits } : {}),
+        expiresAt: created.expiresAt?.toISOString() ?? null,
+      },
     });
     return created;
   });
 }
 
-/** Undefined when no live key has the prefix (nothing is written then). */
+/** Nothing is written unless the key is rotated. */
 export async function rotateKey(
   db: Kysely<Database>,
   by: AdminActor,
-  input: { prefix: string; graceSeconds: number; now: Date },
-) {
+  input: { prefix: string; graceSeconds: number; now: Date; expiresAt?: Date | null },
+): Promise<RotateResult> {
   return inTransaction(db, async (trx) => {
-    const rotated = await rotateApiKey(trx, input.prefix, input.graceSeconds, input.now);
-    if (!rotated) return undefined;
+    const rotated = await rotateApiKey(
+      trx,
+      input.prefix,
+      input.graceSeconds,
+      input.now,
+      input.expiresAt,
+    );
+    if (rotated.kind !== 'rotated') return rotated;
     await writeAudit(trx, {
       ...by,
       action: 'key.rotate',
@@ -51,6 +76,7 @@ export async function rotateKey(
         newPrefix: rotated.prefix,
         clientId: rotated.clientId,
         graceSeconds: input.graceSeconds,
+        expiresAt: rotated.expiresAt?.toISOString() ?? null,
       },
     });
     return rotated;

@@ -16,6 +16,16 @@ export interface ApiClientTable {
   created_at: CreatedAt;
   /** The fallback a notification of this client gets when it names none (seconds; null: none). */
   fallback_after_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Per-client limits (0012): notifications accepted per second, per UTC day, highest priority. */
+  rate_per_second: ColumnType<number | null, number | null | undefined, number | null>;
+  daily_quota: ColumnType<number | null, number | null | undefined, number | null>;
+  max_priority: ColumnType<Priority | null, Priority | null | undefined, Priority | null>;
+  /** The acceptance token bucket: null tokens is a full bucket. */
+  quota_tokens: ColumnType<number | null, never, number | null>;
+  quota_bucket_at: ColumnType<Date | null, never, Date | null>;
+  /** The UTC day `quota_day_count` counts (a date, read as text so no time zone shifts it). */
+  quota_day: ColumnType<string | null, never, string | null>;
+  quota_day_count: ColumnType<number, never, number>;
 }
 
 export interface ApiKeyTable {
@@ -30,6 +40,8 @@ export interface ApiKeyTable {
   /** When set, the key stops working at that time (immediately for a revoke, later for a rotation). */
   revoked_at: Timestamp | null;
   last_used_at: Timestamp | null;
+  /** Set at creation (0012): the key stops working then and answers 401 `api_key_expired`. */
+  expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 }
 
 export interface NotificationTable {

@@ -7,13 +7,16 @@ import type { Kysely } from 'kysely';
 import type { Database, NotificationRow } from '#core/db/schema.ts';
 import type { DeliveryGates, GateDecision, SendReport } from '#core/delivery/delivery-gates.ts';
 import { ensureSender, openCircuit, recordSendResults } from '#core/delivery/panic-mode.ts';
+import { bulkLimits } from '#core/delivery/priority-share.ts';
 import {
+  type BucketLimits,
   claimRecipientSlots,
   releaseRecipientSlots,
   returnSendTokens,
   secondsToNextMinute,
   secondsUntilTokens,
   startOfNextUtcDay,
+  type TokenGrant,
   takeSendTokens,
 } from '#core/delivery/rate-limits.ts';
 import { inPilot, type Rollout } from '#core/delivery/rollout.ts';
@@ -72,43 +75,22 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
       }
       if (spaced.length === 0) return decisions;
 
-      const grant = await takeSendTokens(db, senderId, spaced.length, rollout);
-      const granted = grant.circuitOpen ? [] : spaced.slice(0, grant.granted);
-      const denied = grant.circuitOpen ? spaced : spaced.slice(grant.granted);
-      // The slots of rows that will not be sent now are given back for their next turn.
-      await releaseRecipientSlots(db, denied);
-      if (grant.circuitOpen) {
-        for (const row of denied)
-          decisions.set(row.id, { kind: 'defer', reason: 'panic_mode', until: null });
-        return decisions;
-      }
-      const dailyReached =
-        rollout.dailyCap !== null && grant.dayUsed + grant.granted >= rollout.dailyCap;
-      const minuteReached =
-        rollout.perMinuteCap !== null && grant.minuteUsed + grant.granted >= rollout.perMinuteCap;
-      for (const row of denied) {
-        if (dailyReached) {
-          decisions.set(row.id, {
-            kind: 'defer',
-            reason: 'daily_cap',
-            until: startOfNextUtcDay(now),
-          });
-        } else if (minuteReached) {
-          decisions.set(row.id, {
-            kind: 'delay',
-            reason: 'per_minute_cap',
-            seconds: secondsToNextMinute(now),
-          });
-        } else {
-          const missing = denied.length - Math.max(0, grant.available - grant.granted);
-          decisions.set(row.id, {
-            kind: 'delay',
-            reason: 'rate_limit',
-            seconds: secondsUntilTokens(missing, rollout.ratePerSecond),
-          });
+      // High priority takes first and may use every token and the whole caps; bulk then takes
+      // what leaves the high share free (priority-share.ts), so a bulk backlog cannot spend it.
+      const high = spaced.filter((row) => row.priority !== 'bulk');
+      const bulk = spaced.filter((row) => row.priority === 'bulk');
+      for (const [rows, limits] of [
+        [high, rollout],
+        [bulk, bulkLimits(rollout)],
+      ] as const) {
+        if (rows.length === 0) continue;
+        const grant = await takeSendTokens(db, senderId, rows.length, limits);
+        for (const [id, decision] of decideForGrant(rows, grant, limits, now)) {
+          decisions.set(id, decision);
         }
+        // The slots of rows that will not be sent now are given back for their next turn.
+        await releaseRecipientSlots(db, grant.circuitOpen ? rows : rows.slice(grant.granted));
       }
-      for (const row of granted) decisions.set(row.id, { kind: 'send' });
       return decisions;
     },
 
@@ -145,4 +127,44 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
       });
     },
   };
+}
+
+/** Pure: what a take from the bucket means for each of the rows it was taken for, in order. */
+export function decideForGrant(
+  rows: readonly NotificationRow[],
+  grant: TokenGrant,
+  limits: BucketLimits,
+  now: Date,
+): Map<string, GateDecision> {
+  const decisions = new Map<string, GateDecision>();
+  if (grant.circuitOpen) {
+    for (const row of rows)
+      decisions.set(row.id, { kind: 'defer', reason: 'panic_mode', until: null });
+    return decisions;
+  }
+  const granted = rows.slice(0, grant.granted);
+  const denied = rows.slice(grant.granted);
+  const dailyReached = limits.dailyCap !== null && grant.dayUsed + grant.granted >= limits.dailyCap;
+  const minuteReached =
+    limits.perMinuteCap !== null && grant.minuteUsed + grant.granted >= limits.perMinuteCap;
+  const usable = Math.max(0, grant.available - (limits.reserveTokens ?? 0) - grant.granted);
+  for (const row of denied) {
+    if (dailyReached) {
+      decisions.set(row.id, { kind: 'defer', reason: 'daily_cap', until: startOfNextUtcDay(now) });
+    } else if (minuteReached) {
+      decisions.set(row.id, {
+        kind: 'delay',
+        reason: 'per_minute_cap',
+        seconds: secondsToNextMinute(now),
+      });
+    } else {
+      decisions.set(row.id, {
+        kind: 'delay',
+        reason: 'rate_limit',
+        seconds: secondsUntilTokens(denied.length - usable, limits.ratePerSecond),
+      });
+    }
+  }
+  for (const row of granted) decisions.set(row.id, { kind: 'send' });
+  return decisions;
 }

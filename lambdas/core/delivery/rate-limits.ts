@@ -9,6 +9,8 @@ export interface BucketLimits {
   ratePerSecond: number;
   perMinuteCap: number | null;
   dailyCap: number | null;
+  /** Tokens this take must leave in the bucket (the share kept for high priority; issue 16). */
+  reserveTokens?: number;
 }
 
 export interface TokenGrant {
@@ -51,7 +53,7 @@ export async function takeSendTokens(
       select cur.*,
         case when circuit = 'open' then 0 else greatest(0, least(
           ${wanted}::int,
-          floor(available)::int,
+          floor(available - ${limits.reserveTokens ?? 0}::float8)::int,
           coalesce(${limits.perMinuteCap}::int - minute_used, ${wanted}::int),
           coalesce(${limits.dailyCap}::int - day_used, ${wanted}::int)
         )) end as n

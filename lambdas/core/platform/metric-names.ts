@@ -57,6 +57,8 @@ export const Metric = {
   WebhookUnknownFields: 'WebhookUnknownFields',
   /** A `messages` change for a phone number id that is not ours: acknowledged, ignored. */
   WebhookForeignSender: 'WebhookForeignSender',
+  /** The migrate function minted an admin key by break-glass while another admin key worked. */
+  AdminKeyBreakGlass: 'AdminKeyBreakGlass',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];

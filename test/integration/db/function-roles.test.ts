@@ -6,7 +6,7 @@
 import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authenticateApiKey } from '#core/admin/api-keys.ts';
+import { authenticateApiKey, createApiClient } from '#core/admin/api-keys.ts';
 import { createDatabase } from '#core/db/connect.ts';
 import { migrateToLatest } from '#core/db/migrate.ts';
 import * as functionRoles from '#core/db/migrations/0004_function_roles.ts';
@@ -14,6 +14,7 @@ import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '#core/db/roles.t
 import type { Database } from '#core/db/schema.ts';
 import { databaseGates } from '#core/delivery/database-gates.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
+import { returnClientQuota, takeClientQuota } from '#core/notifications/client-quota.ts';
 import { addOptOut, removeOptOut } from '#core/notifications/opt-outs.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import {
@@ -186,6 +187,34 @@ describe('the functions database roles', () => {
     ]);
     expect(fallback).toMatchObject({ afterSeconds: 600 });
     expect(JSON.parse(cancelled.body)).toMatchObject({ status: 'cancelled' });
+  });
+
+  it('lets the api role create a limited client, take from its quota and give back (0012), but not change its limits', async () => {
+    const api = asRole.api;
+    const client = await createApiClient(api, {
+      name: `role-limits-${Date.now()}`,
+      scopes: ['notifications:write'],
+      limits: { ratePerSecond: 2, dailyQuota: 5, maxPriority: 'bulk' },
+      expiresAt: new Date(Date.now() + 3_600_000),
+    });
+    const now = new Date();
+
+    const take = await takeClientQuota(api, client.clientId, 3, now);
+    await returnClientQuota(api, client.clientId, 1, now);
+
+    expect(take).toMatchObject({ granted: 3, dayUsed: 3 });
+    const row = await owner
+      .selectFrom('api_clients')
+      .select('quota_day_count')
+      .where('id', '=', client.clientId)
+      .executeTakeFirstOrThrow();
+    expect(row.quota_day_count).toBe(2);
+    expect(
+      await refusal(
+        api,
+        `update api_clients set daily_quota = 1000000 where id = '${client.clientId}'`,
+      ),
+    ).toBe(DENIED);
   });
 
   it('lets the webhook role record and lift an opt-out and audit it, and nothing about keys', async () => {

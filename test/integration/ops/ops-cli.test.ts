@@ -231,6 +231,48 @@ describe('keys', () => {
   });
 });
 
+describe('keys with limits and an expiry (issue 16)', () => {
+  it('creates one, lists its limits and expiry, warns of it in status, and refuses a second rotation', async () => {
+    const created = await json(
+      'keys',
+      'create',
+      '--name',
+      'cli-limited',
+      '--rate',
+      '5/s',
+      '--daily',
+      '100',
+      '--max-priority',
+      'bulk',
+      '--expires',
+      '3d',
+    );
+    expect(created.limits).toEqual({ ratePerSecond: 5, dailyQuota: 100, maxPriority: 'bulk' });
+    expect(created.expiresAt).not.toBeNull();
+
+    const list = await ops('keys', 'list');
+    expect(list.stdout).toMatch(/PREFIX\s+NAME\s+SCOPES\s+STATE\s+CREATED\s+LIMITS/);
+    expect(list.stdout).toMatch(
+      new RegExp(`${created.prefix}\\s+cli-limited\\s.*5/s, 100/day, bulk only`),
+    );
+    const status = await ops('status');
+    expect(status.stdout).toMatch(/WARNING: \d+ API key\(s\) expire within 14 days/);
+    expect(status.stdout).toContain(created.prefix);
+
+    const badRate = await ops('keys', 'create', '--name', 'x', '--rate', 'fast');
+    expect(badRate.code).toBe(2);
+    const badExpiry = await ops('keys', 'create', '--name', 'x', '--expires', 'someday');
+    expect(badExpiry.code).toBe(1);
+    expect(badExpiry.stderr).toContain('expires');
+
+    const rotated = await json('keys', 'rotate', created.prefix, '--grace', '1h');
+    expect(rotated.expiresAt).not.toBeNull();
+    const again = await ops('keys', 'rotate', created.prefix);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('HTTP 409');
+  });
+});
+
 describe('send-test and the DLQ', () => {
   it('shows a recipient’s opt-outs with scope and source, the number masked', async () => {
     const db = createDatabase({ DATABASE_URL: stack.databaseUrl, DB_POOL_MAX: 1 } as never);

@@ -1,8 +1,9 @@
 /** API keys: list them (prefixes, never keys), create, rotate and revoke (audited in the core). */
 import * as z from 'zod';
-import { DEFAULT_CLIENT_SCOPES, listApiKeys } from '#core/admin/api-keys.ts';
+import { DEFAULT_CLIENT_SCOPES, listApiKeys, parseKeyExpiry } from '#core/admin/api-keys.ts';
 import { type AdminActor, createKey, revokeKey, rotateKey } from '#core/admin/keys.ts';
 import type { ApiScope } from '#core/db/schema.ts';
+import type { ClientLimits } from '#core/notifications/client-quota.ts';
 import { HttpError, jsonResponse } from '#core/platform/http.ts';
 import { maskPhonesIn } from '#core/platform/phone.ts';
 import { actorOf, defineRoute, type RequestContext } from '../../route.ts';
@@ -13,6 +14,12 @@ const apiScopeSchema = z.enum([
   'notifications:read',
   'admin',
 ]) satisfies z.ZodType<ApiScope>;
+
+const expiresSchema = z.string().max(40).optional().meta({
+  description:
+    'When the key stops working (401 `api_key_expired`): a duration from now (`30m`, `2h`, `90d`) or an ISO date-time with its zone. None: never',
+  example: '90d',
+});
 
 export const createKeyRequestSchema = z
   .object({
@@ -33,6 +40,20 @@ export const createKeyRequestSchema = z
       .max(3)
       .default([...DEFAULT_CLIENT_SCOPES])
       .meta({ description: '`admin` implies both notification scopes' }),
+    ratePerSecond: z.number().positive().max(10_000).optional().meta({
+      description:
+        'Notifications this client may have accepted per second (a burst of 10 s of it); over it: 429. None: no limit',
+      example: 5,
+    }),
+    dailyQuota: z.number().int().min(0).max(10_000_000).optional().meta({
+      description:
+        'Notifications this client may have accepted per UTC day (a batch counts each item); over it: 429 until midnight UTC. None: no limit',
+      example: 5000,
+    }),
+    maxPriority: z.enum(['high', 'bulk']).optional().meta({
+      description: '`bulk`: a request for `high` is refused with 403 (not lowered). None: `high`',
+    }),
+    expires: expiresSchema,
   })
   .strict()
   .meta({ id: 'CreateKeyRequest' });
@@ -46,12 +67,24 @@ export const rotateKeyRequestSchema = z
       .max(30 * 86_400)
       .default(86_400)
       .meta({ description: 'How long the old key keeps working (default one day; 0 ends it now)' }),
+    expires: expiresSchema.meta({
+      description:
+        'When the new key stops working; default: the old key’s lifetime again, or never if it had none',
+    }),
   })
   .strict()
   .meta({ id: 'RotateKeyRequest' });
 
 export const keyPrefixSchema = z.string().regex(/^[0-9a-f]{12}$/, 'a 12-character key prefix');
 const prefixParams = z.object({ prefix: keyPrefixSchema });
+
+const limitsSchema = z
+  .object({
+    ratePerSecond: z.number().nullable(),
+    dailyQuota: z.number().int().nullable(),
+    maxPriority: z.enum(['high', 'bulk']).nullable(),
+  })
+  .meta({ id: 'ClientLimits', description: 'The client’s limits; null: none of that kind' });
 
 export const keyListSchema = z
   .object({
@@ -61,10 +94,12 @@ export const keyListSchema = z
         clientId: z.string(),
         name: z.string(),
         scopes: z.array(z.string()),
-        state: z.enum(['active', 'expiring', 'revoked']),
+        state: z.enum(['active', 'expiring', 'revoked', 'expired']),
         createdAt: iso,
         revokedAt: isoOrNull,
+        expiresAt: isoOrNull.meta({ description: 'Set when the key was created with an expiry' }),
         lastUsedAt: isoOrNull,
+        limits: limitsSchema,
       }),
     ),
   })
@@ -77,6 +112,8 @@ export const createdKeySchema = z
     clientId: z.string(),
     name: z.string(),
     scopes: z.array(z.string()),
+    expiresAt: isoOrNull,
+    limits: limitsSchema,
   })
   .meta({ id: 'CreatedApiKey' });
 
@@ -88,6 +125,7 @@ export const rotatedKeySchema = z
     scopes: z.array(z.string()),
     previousPrefix: z.string(),
     previousKeyExpiresAt: iso,
+    expiresAt: isoOrNull,
   })
   .meta({ id: 'RotatedApiKey' });
 
@@ -100,9 +138,21 @@ const NO_STORE = { 'cache-control': 'no-store' };
 
 const NO_LIVE_KEY = { description: 'No live key has this prefix' };
 
-function keyState(key: { revokedAt: Date | null }, now: Date): 'active' | 'expiring' | 'revoked' {
-  if (!key.revokedAt) return 'active';
-  return key.revokedAt.getTime() > now.getTime() ? 'expiring' : 'revoked';
+function keyState(
+  key: { revokedAt: Date | null; expiresAt: Date | null },
+  now: Date,
+): 'active' | 'expiring' | 'revoked' | 'expired' {
+  if (key.revokedAt && key.revokedAt.getTime() <= now.getTime()) return 'revoked';
+  if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return 'expired';
+  return key.revokedAt ? 'expiring' : 'active';
+}
+
+/** The `expires` field as a time, or a 400 naming it. */
+function expiryOf(raw: string | undefined, now: Date): Date | undefined {
+  if (raw === undefined) return undefined;
+  const parsed = parseKeyExpiry(raw, now);
+  if (!parsed.ok) throw new HttpError(400, 'validation_error', parsed.message, 'expires');
+  return parsed.expiresAt;
 }
 
 function auditedBy(ctx: RequestContext, client: { prefix: string }): AdminActor {
@@ -130,7 +180,9 @@ export const keyRoutes = [
           state: keyState(k, now),
           createdAt: k.createdAt.toISOString(),
           revokedAt: k.revokedAt?.toISOString() ?? null,
+          expiresAt: k.expiresAt?.toISOString() ?? null,
           lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
+          limits: k.limits,
         })),
       });
     },
@@ -147,7 +199,17 @@ export const keyRoutes = [
       201: { description: 'The new key', schema: createdKeySchema, headers: ['Cache-Control'] },
     },
     handle: async ({ ctx, deps, client, body }) => {
-      const created = await createKey(deps.db, auditedBy(ctx, client), body);
+      const limits: ClientLimits = {
+        ratePerSecond: body.ratePerSecond ?? null,
+        dailyQuota: body.dailyQuota ?? null,
+        maxPriority: body.maxPriority ?? null,
+      };
+      const created = await createKey(deps.db, auditedBy(ctx, client), {
+        name: body.name,
+        scopes: body.scopes,
+        limits,
+        expiresAt: expiryOf(body.expires, deps.now()) ?? null,
+      });
       deps.logger.info('api key created', {
         newKeyPrefix: created.prefix,
         scopes: created.scopes,
@@ -160,6 +222,8 @@ export const keyRoutes = [
           clientId: created.clientId,
           name: body.name,
           scopes: created.scopes,
+          expiresAt: created.expiresAt?.toISOString() ?? null,
+          limits,
         },
         NO_STORE,
       );
@@ -176,14 +240,29 @@ export const keyRoutes = [
     responses: {
       201: { description: 'The new key', schema: rotatedKeySchema, headers: ['Cache-Control'] },
       404: NO_LIVE_KEY,
+      409: {
+        description:
+          'The key is already being retired (a rotation’s grace period): rotate its successor instead (`key_expiring`)',
+      },
     },
     handle: async ({ ctx, deps, client, params, body }) => {
+      const now = deps.now();
       const rotated = await rotateKey(deps.db, auditedBy(ctx, client), {
         prefix: params.prefix,
         graceSeconds: body.graceSeconds,
-        now: deps.now(),
+        now,
+        ...(body.expires === undefined ? {} : { expiresAt: expiryOf(body.expires, now) ?? null }),
       });
-      if (!rotated) throw new HttpError(404, 'not_found', 'no live key has this prefix');
+      if (rotated.kind === 'not_found') {
+        throw new HttpError(404, 'not_found', 'no live key has this prefix');
+      }
+      if (rotated.kind === 'expiring') {
+        throw new HttpError(
+          409,
+          'key_expiring',
+          `this key is already being retired (it ends ${rotated.endsAt.toISOString()}); rotate the key that replaced it`,
+        );
+      }
       deps.logger.info('api key rotated', {
         rotatedKeyPrefix: params.prefix,
         newKeyPrefix: rotated.prefix,
@@ -197,6 +276,7 @@ export const keyRoutes = [
           scopes: rotated.scopes,
           previousPrefix: params.prefix,
           previousKeyExpiresAt: rotated.oldKeyExpiresAt.toISOString(),
+          expiresAt: rotated.expiresAt?.toISOString() ?? null,
         },
         NO_STORE,
       );

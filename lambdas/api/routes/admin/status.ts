@@ -88,6 +88,12 @@ export const adminStatusSchema = z
         .nullable(),
       lastSuccessfulRunAt: isoOrNull,
     }),
+    keys: z.object({
+      warningDays: z.number().int(),
+      expiringSoon: z
+        .array(z.object({ prefix: z.string(), name: z.string(), expiresAt: iso }))
+        .meta({ description: 'Working keys whose expiry is within warningDays: replace them' }),
+    }),
   })
   .meta({ id: 'AdminStatus' });
 

@@ -10,9 +10,8 @@ type Privilege = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE';
 
 /** Role → table → privileges this migration's code paths need (see 0004 for the roles). */
 const GRANTS: Record<string, Record<string, Privilege[]>> = {
-  // PUT /v1/admin/clients/{clientId}/fallback sets a client's default.
   notif_api: {
-    api_clients: ['SELECT', 'UPDATE'],
+    api_clients: ['SELECT'],
   },
 };
 
@@ -71,6 +70,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     before update of status on notifications
     for each row execute function notifications_fallback_on_failed()`.execute(db);
 
+  // PUT /v1/admin/clients/{clientId}/fallback sets a client's default: that column only, so the
+  // api role can never change a client's name or its limits.
+  await sql`grant update (fallback_after_seconds) on table api_clients to notif_api`.execute(db);
   for (const [role, tables] of Object.entries(GRANTS)) {
     for (const [table, privileges] of Object.entries(tables)) {
       await sql`grant ${sql.raw(privileges.join(', '))} on table ${sql.id(table)} to ${sql.id(role)}`.execute(
@@ -82,7 +84,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 // biome-ignore lint/suspicious/noExplicitAny: see up()
 export async function down(db: Kysely<any>): Promise<void> {
-  await sql`revoke update on table api_clients from notif_api`.execute(db);
+  await sql`revoke update (fallback_after_seconds) on table api_clients from notif_api`.execute(db);
   await sql`drop trigger notifications_fallback_on_failed on notifications`.execute(db);
   await sql`drop function notifications_fallback_on_failed()`.execute(db);
   await sql`drop index notifications_fallback_required_idx`.execute(db);

@@ -10,6 +10,7 @@ import * as m0004 from '#core/db/migrations/0004_function_roles.ts';
 import * as m0005 from '#core/db/migrations/0005_webhook_items.ts';
 import * as m0006 from '#core/db/migrations/0006_consent.ts';
 import * as m0011 from '#core/db/migrations/0011_cancel_fallback.ts';
+import * as m0012 from '#core/db/migrations/0012_client_limits.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_webhook_items': m0005,
   '0006_consent': m0006,
   '0011_cancel_fallback': m0011,
+  '0012_client_limits': m0012,
 };
 
 export const staticMigrationProvider: MigrationProvider = {
