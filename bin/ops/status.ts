@@ -143,6 +143,36 @@ export async function webhookRecordLines(api: ApiClient): Promise<string[]> {
   }
 }
 
+/** What Meta says of each sending number, and the rate and daily cap the workers apply because of it. */
+export function numberHealthLines(status: AdminStatus): string[] {
+  const source = { operator: 'set by hand', meta: "Meta's", default: 'default', none: 'none' };
+  return [
+    "Number health (from Meta: webhooks and the scheduler's Graph read)",
+    table(status.numberHealth ?? [], [
+      { title: 'SENDER', value: (h) => h.senderId },
+      { title: 'QUALITY', value: (h) => h.qualityRating ?? '?' },
+      { title: 'TIER', value: (h) => h.messagingLimit ?? '?' },
+      { title: 'THROUGHPUT', value: (h) => h.throughputLevel ?? '?' },
+      {
+        title: 'ACCOUNT',
+        value: (h) => (h.accountDetail ? `${h.accountState}: ${h.accountDetail}` : h.accountState),
+      },
+      {
+        title: 'RATE',
+        value: (h) => `${h.limits.ratePerSecond}/s (${source[h.limits.rateSource]})`,
+      },
+      {
+        title: 'DAILY CAP',
+        value: (h) => `${h.limits.dailyCap ?? 'none'} (${source[h.limits.dailyCapSource]})`,
+      },
+      {
+        title: 'UPDATED',
+        value: (h) => (h.source === 'none' ? 'never' : `${sinceIso(h.updatedAt)} (${h.source})`),
+      },
+    ]),
+  ];
+}
+
 export const statusCommands: Command[] = [
   {
     name: 'status',
@@ -182,6 +212,8 @@ export const statusCommands: Command[] = [
             ? `last run ${sinceIso(lastRun.startedAt)} (${lastRun.outcome}), last success ${sinceIso(status.scheduler.lastSuccessfulRunAt)}`
             : 'has not run yet'
         }`,
+        '',
+        ...numberHealthLines(status),
         '',
         ...webhookLines,
       ];

@@ -6,6 +6,12 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
+import {
+  type EffectiveLimits,
+  effectiveLimits,
+  listNumberHealth,
+  type NumberHealth,
+} from '#core/delivery/number-health.ts';
 import { listPanicStates, type PanicState } from '#core/delivery/panic-mode.ts';
 import { getRollout, type Rollout } from '#core/delivery/rollout.ts';
 import type { ErrorClass } from '#core/model/error-class.ts';
@@ -118,6 +124,37 @@ export interface AdminStatus {
   rateLimiter: RateLimiterStatus;
   rollout: Rollout;
   scheduler: SchedulerStatus;
+  /** What Meta says of each sending number, and the limits the workers apply to it because of it. */
+  numberHealth: NumberHealthStatus[];
+}
+
+export interface NumberHealthStatus extends NumberHealth {
+  limits: EffectiveLimits;
+}
+
+/** Every sender with health recorded, plus the configured one (nothing known yet) when it has none. */
+export async function readNumberHealthStatus(
+  db: Kysely<Database>,
+  rollout: Rollout,
+  senderId: string | undefined,
+): Promise<NumberHealthStatus[]> {
+  const rows = await listNumberHealth(db);
+  const statuses = rows.map((h) => ({ ...h, limits: effectiveLimits(rollout, h) }));
+  if (senderId && !rows.some((h) => h.senderId === senderId)) {
+    const unknown: NumberHealth = {
+      senderId,
+      qualityRating: null,
+      messagingLimit: null,
+      throughputLevel: null,
+      accountState: 'OK',
+      accountDetail: null,
+      source: 'none',
+      checkedAt: null,
+      updatedAt: new Date(0).toISOString(),
+    };
+    statuses.unshift({ ...unknown, limits: effectiveLimits(rollout, null) });
+  }
+  return statuses;
 }
 
 const count = (value: unknown): number => Number(value ?? 0);
@@ -360,6 +397,7 @@ export async function readPanicStatus(
       consecutiveFailures: 0,
       goodProbes: 0,
       lastProbeAt: null,
+      held: false,
     });
   }
   return { active: senders.some((s) => s.active), senders };
@@ -368,12 +406,13 @@ export async function readPanicStatus(
 export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
   const now = deps.now();
   const rollout = await getRollout(deps.db);
-  const [last24h, queues, panic, rateLimiter, scheduler] = await Promise.all([
+  const [last24h, queues, panic, rateLimiter, scheduler, numberHealth] = await Promise.all([
     readLast24h(deps.db, now),
     readQueueStatus(deps),
     readPanicStatus(deps.db, deps.senderId),
     readRateLimiter(deps.db, rollout),
     readSchedulerStatus(deps.db),
+    readNumberHealthStatus(deps.db, rollout, deps.senderId),
   ]);
   return {
     generatedAt: now.toISOString(),
@@ -384,5 +423,6 @@ export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
     rateLimiter,
     rollout,
     scheduler,
+    numberHealth,
   };
 }

@@ -6,6 +6,11 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Kysely } from 'kysely';
 import type { Database, NotificationRow } from '#core/db/schema.ts';
 import type { DeliveryGates, GateDecision, SendReport } from '#core/delivery/delivery-gates.ts';
+import {
+  cachedNumberHealth,
+  effectiveLimits,
+  type NumberHealth,
+} from '#core/delivery/number-health.ts';
 import { ensureSender, openCircuit, recordSendResults } from '#core/delivery/panic-mode.ts';
 import {
   claimRecipientSlots,
@@ -26,11 +31,18 @@ export interface DatabaseGatesOptions {
   /** Consecutive upstream failures that open the circuit. */
   failureThreshold: number;
   metrics?: Metrics;
+  /**
+   * The number's health, for the default rate and daily cap (number-health.ts); by default the
+   * table's row, cached for a few seconds like the rollout.
+   */
+  numberHealth?: () => Promise<NumberHealth | null>;
 }
 
 export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
   const { db, senderId } = options;
   const ready = memoizeUntilFailure(() => ensureSender(db, senderId));
+  const health = options.numberHealth ?? cachedNumberHealth(db, senderId);
+  const limits = async (rollout: Rollout) => effectiveLimits(rollout, await health());
 
   return {
     async admit(rows: readonly NotificationRow[], now: Date) {
@@ -72,7 +84,9 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
       }
       if (spaced.length === 0) return decisions;
 
-      const grant = await takeSendTokens(db, senderId, spaced.length, rollout);
+      // The operator's rate and caps, else what Meta allows the number (throughput, tier).
+      const limit = await limits(rollout);
+      const grant = await takeSendTokens(db, senderId, spaced.length, limit);
       const granted = grant.circuitOpen ? [] : spaced.slice(0, grant.granted);
       const denied = grant.circuitOpen ? spaced : spaced.slice(grant.granted);
       // The slots of rows that will not be sent now are given back for their next turn.
@@ -83,9 +97,9 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
         return decisions;
       }
       const dailyReached =
-        rollout.dailyCap !== null && grant.dayUsed + grant.granted >= rollout.dailyCap;
+        limit.dailyCap !== null && grant.dayUsed + grant.granted >= limit.dailyCap;
       const minuteReached =
-        rollout.perMinuteCap !== null && grant.minuteUsed + grant.granted >= rollout.perMinuteCap;
+        limit.perMinuteCap !== null && grant.minuteUsed + grant.granted >= limit.perMinuteCap;
       for (const row of denied) {
         if (dailyReached) {
           decisions.set(row.id, {
@@ -104,7 +118,7 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
           decisions.set(row.id, {
             kind: 'delay',
             reason: 'rate_limit',
-            seconds: secondsUntilTokens(missing, rollout.ratePerSecond),
+            seconds: secondsUntilTokens(missing, limit.ratePerSecond),
           });
         }
       }
@@ -114,9 +128,9 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
 
     async release(rows: readonly NotificationRow[]) {
       if (rows.length === 0) return;
-      const rollout = await options.rollout();
+      const limit = await limits(await options.rollout());
       await Promise.all([
-        returnSendTokens(db, senderId, rows.length, rollout.ratePerSecond),
+        returnSendTokens(db, senderId, rows.length, limit.ratePerSecond),
         releaseRecipientSlots(db, rows),
       ]);
     },
@@ -125,7 +139,9 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
       if (results.length === 0) return;
       await ready();
       const blocking = results.find(
-        (r) => r.errorClass === 'auth' || r.errorClass === 'account_blocked',
+        (r) =>
+          (r.errorClass === 'auth' || r.errorClass === 'account_blocked') &&
+          r.opensCircuit !== false,
       );
       if (blocking) {
         await openCircuit(db, {

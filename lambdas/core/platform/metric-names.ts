@@ -57,6 +57,11 @@ export const Metric = {
   WebhookUnknownFields: 'WebhookUnknownFields',
   /** A `messages` change for a phone number id that is not ours: acknowledged, ignored. */
   WebhookForeignSender: 'WebhookForeignSender',
+  /**
+   * The sending number slipped: quality to RED or FLAGGED, a lower messaging limit tier, or the
+   * account scheduled to be disabled (webhook or the scheduler's Graph read).
+   */
+  NumberHealthWarnings: 'NumberHealthWarnings',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];
