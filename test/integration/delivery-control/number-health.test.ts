@@ -9,6 +9,7 @@ import { switchPanicMode } from '#core/admin/panic-switch.ts';
 import { databaseGates } from '#core/delivery/database-gates.ts';
 import { effectiveLimits, readNumberHealth } from '#core/delivery/number-health.ts';
 import { closeCircuit, MAX_CIRCUIT_OPENS_PER_NOTIFICATION } from '#core/delivery/panic-mode.ts';
+import { getRollout, updateRollout } from '#core/delivery/rollout.ts';
 import type { SchedulerDeps } from '#core/delivery/scheduler.ts';
 import { enqueueNotifications } from '#core/notifications/enqueue.ts';
 import { Metric } from '#core/platform/metric-names.ts';
@@ -240,6 +241,41 @@ describe('number health from Meta webhooks', () => {
     expect(await readSender(db, r.senderId)).toMatchObject({
       circuit: 'open',
       open_reason: 'Meta disabled (banned) the account',
+    });
+  });
+});
+
+describe('the rate set by hand', () => {
+  it("is the operator's until they hand it back with null, and both changes are audited", async () => {
+    // prepare
+    const before = await getRollout(db);
+    onTestFinished(async () => {
+      await updateRollout(
+        db,
+        { ratePerSecond: before.rateByHand ? before.ratePerSecond : null },
+        'test:number-health',
+      );
+    });
+
+    // act
+    const byHand = await updateRollout(db, { ratePerSecond: 37 }, 'test:number-health', 'req-rate');
+    const handedBack = await updateRollout(
+      db,
+      { ratePerSecond: null },
+      'test:number-health',
+      'req-meta',
+    );
+
+    // assess
+    expect(byHand).toMatchObject({ ratePerSecond: 37, rateByHand: true });
+    expect(handedBack).toMatchObject({ ratePerSecond: 80, rateByHand: false });
+    const audit = await db
+      .selectFrom('audit_log')
+      .select('detail')
+      .where('request_id', '=', 'req-meta')
+      .executeTakeFirstOrThrow();
+    expect(audit.detail).toMatchObject({
+      changes: { ratePerSecond: { from: 37, to: 80 }, rateByHand: { from: true, to: false } },
     });
   });
 });
