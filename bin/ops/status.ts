@@ -198,7 +198,7 @@ export const statusCommands: Command[] = [
         panicSummary(status.panic),
         panicTable(status.panic.senders),
         '',
-        `Rate limiter: ${limits.ratePerSecond}/s per sender, per-minute cap ${limits.perMinuteCap ?? 'none'}, daily cap ${limits.dailyCap ?? 'none'}, ${limits.recipientSpacingSeconds} s between messages to one recipient`,
+        `Rate limiter: ${r.rateByHand === false ? "the number's throughput (Number health below)" : `${limits.ratePerSecond}/s`} per sender, per-minute cap ${limits.perMinuteCap ?? 'none'}, daily cap ${limits.dailyCap ?? "none set (the number's tier, below)"}, ${limits.recipientSpacingSeconds} s between messages to one recipient`,
         table(status.rateLimiter.senders, [
           { title: 'SENDER', value: (s) => s.senderId },
           { title: 'TOKENS NOW', value: (s) => s.tokensAvailable, align: 'right' },
