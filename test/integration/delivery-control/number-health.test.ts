@@ -23,6 +23,7 @@ import {
   WEBHOOK_VERIFY_TOKEN,
 } from '../../support/delivery.ts';
 import {
+  holdingRollout,
   injectedRollout,
   readRows,
   readSender,
@@ -84,6 +85,23 @@ async function rig(options: RigOptions = {}) {
       ...extra,
     });
   return { ...r, changeNumber, warnings: recorded.values, scheduler };
+}
+
+/**
+ * Runs `fn` while the table's rollout sets no daily cap, holding a share lock on it so no other
+ * file's `rollout set --daily` (they set one for a moment and restore it) commits meanwhile.
+ */
+async function withoutHandCap<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const outcome = await holdingRollout(db, async (rollout) =>
+      rollout.dailyCap === null
+        ? { ran: true as const, value: await fn() }
+        : { ran: false as const },
+    );
+    if (outcome.ran) return outcome.value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('another test kept a daily cap on the rollout row');
 }
 
 /** Rows as the worker loads them, for the gates alone (no send). */
@@ -441,18 +459,20 @@ describe('deferrals follow the switches', () => {
       .where('sender_id', '=', r.senderId)
       .execute();
     const options = schedulerOptions({ runIntervalSeconds: 60 });
-    await withSuiteLock(db, async () => {
-      const full = await runSchedulerWhenFree(r.scheduler(), options);
-      expect(full.releasedFromDailyCap).toBe(0);
-      expect((await readRows(db, [held!])).get(held!)?.status).toBe('deferred');
+    await withoutHandCap(() =>
+      withSuiteLock(db, async () => {
+        const full = await runSchedulerWhenFree(r.scheduler(), options);
+        expect(full.releasedFromDailyCap).toBe(0);
+        expect((await readRows(db, [held!])).get(held!)?.status).toBe('deferred');
 
-      // act
-      await r.changeNumber({ messagingLimit: 'TIER_250' });
-      const report = await runSchedulerWhenFree(r.scheduler(), options);
+        // act
+        await r.changeNumber({ messagingLimit: 'TIER_250' });
+        const report = await runSchedulerWhenFree(r.scheduler(), options);
 
-      // assess
-      expect(report.releasedFromDailyCap).toBeGreaterThanOrEqual(1);
-    });
+        // assess
+        expect(report.releasedFromDailyCap).toBeGreaterThanOrEqual(1);
+      }),
+    );
     expect((await readRows(db, [held!])).get(held!)).toMatchObject({ status: 'queued' });
   });
 
