@@ -254,7 +254,14 @@ export function readNumberEvent(
         : [],
     );
     const blocking = types.filter((t) => !HARMLESS_RESTRICTION.test(t));
-    const detail = `restricted: ${types.join(', ') || 'no type given'}`;
+    // Meta gives each restriction an end (unix seconds); the latest tells on-call how long it lasts.
+    const ends = items.flatMap((item) => {
+      const at =
+        item && typeof item === 'object' ? (item as Record<string, unknown>).expiration : undefined;
+      return typeof at === 'number' && Number.isFinite(at) && at > 0 && at < 1e11 ? [at] : [];
+    });
+    const until = ends.length ? ` until ${new Date(Math.max(...ends) * 1000).toISOString()}` : '';
+    const detail = `restricted: ${types.join(', ') || 'no type given'}${until}`;
     return {
       reading: { accountState: blocking.length ? 'RESTRICTED' : 'OK', accountDetail: detail },
       ...(blocking.length

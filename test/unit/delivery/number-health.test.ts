@@ -46,7 +46,7 @@ describe('reading Meta events', () => {
   it('blocks sends for a business-initiated restriction, not for a customer-initiated one', () => {
     const restriction = (type: string) =>
       readNumberEvent('account_update', 'ACCOUNT_RESTRICTION', {
-        restriction_info: [{ restriction_type: type, expiration: 1 }],
+        restriction_info: [{ restriction_type: type, expiration: 1_800_000_000 }],
       });
     expect(restriction('RESTRICTED_BIZ_INITIATED_MESSAGING')?.blocks).toBe(
       'Meta restricted the account (RESTRICTED_BIZ_INITIATED_MESSAGING)',
@@ -54,7 +54,8 @@ describe('reading Meta events', () => {
     expect(restriction('RESTRICTED_CUSTOMER_INITIATED_MESSAGING')).toEqual({
       reading: {
         accountState: 'OK',
-        accountDetail: 'restricted: RESTRICTED_CUSTOMER_INITIATED_MESSAGING',
+        accountDetail:
+          'restricted: RESTRICTED_CUSTOMER_INITIATED_MESSAGING until 2027-01-15T08:00:00.000Z',
       },
     });
   });
