@@ -524,6 +524,25 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     // Emitted only by a break-glass mint: silence is the normal state.
     treatMissingData: 'notBreaching',
   },
+  // Number health (issue 13): Meta lowered the number's quality or messaging limit.
+  {
+    id: 'whatsapp-number-health',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'whatsapp-rate-limiting',
+    section: 'Number quality or messaging limit dropped',
+    source: { kind: 'serviceMetric', metric: Metric.NumberHealthWarnings, statistic: 'Sum' },
+    measure: `${Metric.NumberHealthWarnings} per 5 min`,
+    comparison: '>=',
+    threshold: 1,
+    unit: 'count',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 1,
+    // One slip is worth a look: Meta pauses templates and lowers limits next if nothing changes.
+    datapointsToAlarm: 1,
+    // Emitted only when the number's standing gets worse: silence is good news.
+    treatMissingData: 'notBreaching',
+  },
 ];
 
 const COMPARISON_TEXT: Record<Comparison, string> = { '>': '>', '>=': '≥', '<': '<' };

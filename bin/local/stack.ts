@@ -106,7 +106,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         appSecret: chosen.appSecret,
         phoneNumberId: '100000000000001',
       };
-      sandbox = await startSandbox({ ...secrets, logger: log });
+      // A fresh number's 250 a day would become the daily cap (it follows the messaging tier);
+      // the local stack carries load and chaos runs, so its number starts at the top tier.
+      sandbox = await startSandbox({
+        ...secrets,
+        logger: log,
+        account: { messagingLimit: 'TIER_UNLIMITED' },
+      });
       stops.push(() => sandbox!.stop());
       Object.assign(process.env, {
         WHATSAPP_API_URL: sandbox.url,

@@ -12,7 +12,11 @@ export function panicTable(senders: readonly PanicState[]): string {
     { title: 'BY', value: (s) => (s.active ? s.openedBy : null) },
     { title: 'REASON', value: (s) => (s.active ? s.reason : null) },
     { title: 'FAILURES', value: (s) => s.consecutiveFailures, align: 'right' },
-    { title: 'GOOD PROBES', value: (s) => (s.active ? `${s.goodProbes}/3` : null) },
+    {
+      title: 'GOOD PROBES',
+      // A held circuit waits for a person whatever the probes say.
+      value: (s) => (s.active ? (s.held ? `${s.goodProbes} (held)` : `${s.goodProbes}/3`) : null),
+    },
     { title: 'LAST PROBE', value: (s) => sinceIso(s.lastProbeAt) },
   ]);
 }
@@ -32,7 +36,7 @@ function change(enabled: boolean): Command {
       : 'turn panic mode off: resume sending, drain deferred notifications slowly',
     usage: '--reason <text> [--sender <phone number id>]',
     description: enabled
-      ? 'Opens the circuit of a sender by hand. Nothing is sent from it until panic mode is disabled or three\ngood probes in a row close it; notifications wait as deferred. Audited with your key prefix.'
+      ? 'Opens the circuit of a sender by hand and holds it: nothing is sent from it until a person disables\npanic mode (the probes keep running and report, but do not close it); notifications wait as\ndeferred. Audited with your key prefix.'
       : 'Closes the circuit of a sender. The scheduler re-queues the deferred notifications at the\nrollout drain rate (see `rollout get`). Audited with your key prefix.',
     options: { reason: { type: 'string' }, sender: { type: 'string' } },
     optionsHelp: [

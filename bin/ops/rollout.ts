@@ -9,9 +9,14 @@ export function rolloutLines(r: Rollout): string {
     ['delivery', r.deliveryEnabled ? 'on' : 'OFF (kill switch: notifications wait as deferred)'],
     ['dry run', r.dryRun ? 'ON (nothing is sent; notifications end skipped)' : 'off'],
     ['pilot prefixes', r.pilotPrefixes.length ? r.pilotPrefixes.join(', ') : 'everyone'],
-    ['rate per second', r.ratePerSecond],
+    [
+      'rate per second',
+      r.rateByHand
+        ? `${r.ratePerSecond} (set by hand)`
+        : "the number's throughput (80 or 1000; ops status)",
+    ],
     ['per-minute cap', r.perMinuteCap ?? 'none'],
-    ['daily cap', r.dailyCap ?? 'none'],
+    ['daily cap', r.dailyCap ?? "none set: the number's messaging limit tier (ops status)"],
     ['recipient spacing', `${r.recipientSpacingSeconds} s`],
     ['drain per second', r.drainPerSecond],
     ['updated', `${formatTime(r.updatedAt)} by ${r.updatedBy}`],
@@ -67,8 +72,12 @@ function patchFromFlags(ctx: CommandContext): RolloutPatch {
             .map((p) => p.trim())
             .filter(Boolean);
   }
-  const rate = wholeNumber(ctx, 'rate', 1, 1000, false);
-  if (rate !== undefined && rate !== null) patch.ratePerSecond = rate;
+  // `meta` hands the rate back to the number's throughput level.
+  if (stringFlag(ctx, 'rate') === 'meta') patch.ratePerSecond = null;
+  else {
+    const rate = wholeNumber(ctx, 'rate', 1, 1000, false);
+    if (rate !== undefined && rate !== null) patch.ratePerSecond = rate;
+  }
   const perMinute = wholeNumber(ctx, 'per-minute', 1, 10_000_000, true);
   if (perMinute !== undefined) patch.perMinuteCap = perMinute;
   const daily = wholeNumber(ctx, 'daily', 1, 1_000_000_000, true);
@@ -95,7 +104,7 @@ export const rolloutCommands: Command[] = [
     name: 'rollout set',
     summary: 'change some rollout switches (the others keep their value)',
     usage:
-      '[--delivery on|off] [--dry-run on|off] [--pilot +57,+52|none] [--rate N] [--per-minute N|none] [--daily N|none] [--spacing S] [--drain N]',
+      '[--delivery on|off] [--dry-run on|off] [--pilot +57,+52|none] [--rate N|meta] [--per-minute N|none] [--daily N|none] [--spacing S] [--drain N]',
     description:
       'Every worker sees a change within 5 s. Audited with your key prefix.\n' +
       '--delivery off is the kill switch: nothing is sent and notifications wait as deferred until it is on again.',
@@ -116,9 +125,15 @@ export const rolloutCommands: Command[] = [
         '--pilot <prefixes>',
         'only these E.164 prefixes get messages (+57,+52300), or none for everyone',
       ],
-      ['--rate <n>', 'token bucket per sender, messages per second (1-1000; Meta default tier 80)'],
+      [
+        '--rate <n>|meta',
+        "token bucket per sender, messages per second (1-1000), or meta: follow the number's throughput (80, or 1000 after Meta's upgrade)",
+      ],
       ['--per-minute <n>|none', 'cap per sender and minute'],
-      ['--daily <n>|none', 'cap per sender and UTC day; the rest waits as deferred'],
+      [
+        '--daily <n>|none',
+        "cap per sender and UTC day; the rest waits as deferred (none: the number's messaging limit tier)",
+      ],
       ['--spacing <seconds>', 'minimum time between two messages to one recipient'],
       [
         '--drain <n>',

@@ -171,6 +171,36 @@ export function keyExpiryLines(status: Partial<Pick<AdminStatus, 'keys'>>): stri
   ];
 }
 
+/** What Meta says of each sending number, and the rate and daily cap the workers apply because of it. */
+export function numberHealthLines(status: AdminStatus): string[] {
+  const source = { operator: 'set by hand', meta: "Meta's", default: 'default', none: 'none' };
+  return [
+    "Number health (from Meta: webhooks and the scheduler's Graph read)",
+    table(status.numberHealth ?? [], [
+      { title: 'SENDER', value: (h) => h.senderId },
+      { title: 'QUALITY', value: (h) => h.qualityRating ?? '?' },
+      { title: 'TIER', value: (h) => h.messagingLimit ?? '?' },
+      { title: 'THROUGHPUT', value: (h) => h.throughputLevel ?? '?' },
+      {
+        title: 'ACCOUNT',
+        value: (h) => (h.accountDetail ? `${h.accountState}: ${h.accountDetail}` : h.accountState),
+      },
+      {
+        title: 'RATE',
+        value: (h) => `${h.limits.ratePerSecond}/s (${source[h.limits.rateSource]})`,
+      },
+      {
+        title: 'DAILY CAP',
+        value: (h) => `${h.limits.dailyCap ?? 'none'} (${source[h.limits.dailyCapSource]})`,
+      },
+      {
+        title: 'UPDATED',
+        value: (h) => (h.source === 'none' ? 'never' : `${sinceIso(h.updatedAt)} (${h.source})`),
+      },
+    ]),
+  ];
+}
+
 export const statusCommands: Command[] = [
   {
     name: 'status',
@@ -196,7 +226,7 @@ export const statusCommands: Command[] = [
         panicSummary(status.panic),
         panicTable(status.panic.senders),
         '',
-        `Rate limiter: ${limits.ratePerSecond}/s per sender, per-minute cap ${limits.perMinuteCap ?? 'none'}, daily cap ${limits.dailyCap ?? 'none'}, ${limits.recipientSpacingSeconds} s between messages to one recipient`,
+        `Rate limiter: ${r.rateByHand === false ? "the number's throughput (Number health below)" : `${limits.ratePerSecond}/s`} per sender, per-minute cap ${limits.perMinuteCap ?? 'none'}, daily cap ${limits.dailyCap ?? "none set (the number's tier, below)"}, ${limits.recipientSpacingSeconds} s between messages to one recipient`,
         table(status.rateLimiter.senders, [
           { title: 'SENDER', value: (s) => s.senderId },
           { title: 'TOKENS NOW', value: (s) => s.tokensAvailable, align: 'right' },
@@ -210,6 +240,8 @@ export const statusCommands: Command[] = [
             ? `last run ${sinceIso(lastRun.startedAt)} (${lastRun.outcome}), last success ${sinceIso(status.scheduler.lastSuccessfulRunAt)}`
             : 'has not run yet'
         }`,
+        '',
+        ...numberHealthLines(status),
         '',
         ...webhookLines,
         ...keyExpiryLines(status),

@@ -23,7 +23,12 @@ export interface SandboxAccount {
   /** Portfolio messaging limit, `TIER_250` … `TIER_UNLIMITED`. */
   messagingLimit: string;
   throughputLevel: 'STANDARD' | 'HIGH';
+  /** The number's `status` on the Graph API; RESTRICTED and BANNED also come as account_update webhooks. */
+  accountStatus: NumberStatus;
 }
+
+export const NUMBER_STATUSES = ['CONNECTED', 'FLAGGED', 'RESTRICTED', 'BANNED'] as const;
+export type NumberStatus = (typeof NUMBER_STATUSES)[number];
 
 export const SANDBOX_APP_ID = '100000000000002';
 
@@ -35,6 +40,7 @@ export const DEFAULT_ACCOUNT: SandboxAccount = {
   qualityRating: 'GREEN',
   messagingLimit: 'TIER_250',
   throughputLevel: 'STANDARD',
+  accountStatus: 'CONNECTED',
 };
 
 export const SANDBOX_TEMPLATES = [
@@ -67,7 +73,7 @@ export function handleProbe(
     verified_name: 'whatsapp-notif sandbox',
     quality_rating: account.qualityRating,
     throughput: { level: account.throughputLevel },
-    status: 'CONNECTED',
+    status: account.accountStatus,
     account_mode: 'LIVE',
   };
   if (major <= 23) known.messaging_limit_tier = account.messagingLimit;
@@ -179,6 +185,7 @@ export function accountProblem(body: Record<string, unknown>): string | undefine
     qualityRating: (v) => v === 'GREEN' || v === 'YELLOW' || v === 'RED' || v === 'UNKNOWN',
     messagingLimit: (v) => typeof v === 'string' && /^TIER_\w+$/.test(v),
     throughputLevel: (v) => v === 'STANDARD' || v === 'HIGH',
+    accountStatus: (v) => (NUMBER_STATUSES as readonly unknown[]).includes(v),
   };
   for (const [key, value] of Object.entries(body)) {
     const valid = types[key as keyof SandboxAccount];
@@ -186,4 +193,79 @@ export function accountProblem(body: Record<string, unknown>): string | undefine
     if (!valid(value)) return `${key} has the wrong type or value`;
   }
   return undefined;
+}
+
+/** The fields `/_sandbox/number` changes: what Meta tells about the number by webhook. */
+export const NUMBER_FIELDS = [
+  'qualityRating',
+  'messagingLimit',
+  'throughputLevel',
+  'accountStatus',
+] as const;
+
+const TIER_RANK = ['TIER_50', 'TIER_250', 'TIER_2K', 'TIER_10K', 'TIER_100K', 'TIER_UNLIMITED'];
+
+/**
+ * The webhooks Meta sends when the number changes from `before` to `after`, as
+ * `{field, value}` for buildEventWebhook. Meta has no event for a throughput downgrade or a
+ * quality change short of FLAGGED: those only show on the Graph API, as here.
+ */
+export function numberChangeWebhooks(
+  before: SandboxAccount,
+  after: SandboxAccount,
+): { field: 'phone_number_quality_update' | 'account_update'; value: Record<string, unknown> }[] {
+  const out: ReturnType<typeof numberChangeWebhooks> = [];
+  const tier = { max_daily_conversations_per_business: after.messagingLimit };
+  if (before.throughputLevel !== 'HIGH' && after.throughputLevel === 'HIGH') {
+    out.push({
+      field: 'phone_number_quality_update',
+      value: { event: 'THROUGHPUT_UPGRADE', ...tier },
+    });
+  }
+  if (before.messagingLimit !== after.messagingLimit) {
+    const up = TIER_RANK.indexOf(after.messagingLimit) > TIER_RANK.indexOf(before.messagingLimit);
+    out.push({
+      field: 'phone_number_quality_update',
+      value: { event: up ? 'UPGRADE' : 'DOWNGRADE', ...tier },
+    });
+  }
+  const low = (a: SandboxAccount) => a.qualityRating === 'RED' || a.accountStatus === 'FLAGGED';
+  if (!low(before) && low(after)) {
+    out.push({ field: 'phone_number_quality_update', value: { event: 'FLAGGED', ...tier } });
+  } else if (low(before) && !low(after)) {
+    out.push({ field: 'phone_number_quality_update', value: { event: 'UNFLAGGED', ...tier } });
+  }
+  if (before.accountStatus !== after.accountStatus) {
+    if (after.accountStatus === 'RESTRICTED') {
+      out.push({
+        field: 'account_update',
+        value: {
+          event: 'ACCOUNT_RESTRICTION',
+          restriction_info: [
+            {
+              restriction_type: 'RESTRICTED_BIZ_INITIATED_MESSAGING',
+              expiration: Math.floor(Date.now() / 1000) + 7 * 86_400,
+            },
+          ],
+        },
+      });
+    } else if (after.accountStatus === 'BANNED') {
+      out.push({
+        field: 'account_update',
+        value: {
+          event: 'DISABLED_UPDATE',
+          ban_info: {
+            waba_ban_state: 'DISABLE',
+            waba_ban_date: new Date().toISOString().slice(0, 10),
+          },
+        },
+      });
+    } else if (before.accountStatus === 'BANNED') {
+      out.push({
+        field: 'account_update',
+        value: { event: 'DISABLED_UPDATE', ban_info: { waba_ban_state: 'REINSTATE' } },
+      });
+    }
+  }
+  return out;
 }

@@ -17,6 +17,8 @@ import {
   handleProbe,
   handleSubscribedApps,
   handleTemplates,
+  NUMBER_FIELDS,
+  numberChangeWebhooks,
   type SandboxAccount,
 } from './account.ts';
 import {
@@ -328,6 +330,29 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         if (problem) return sendJson(res, 400, { error: problem });
         setAccount(body as Partial<SandboxAccount>);
         return sendJson(res, 200, account);
+      }
+      if (path === '/_sandbox/number') {
+        // The number changes as Meta would change it, and Meta's webhooks for the change follow.
+        const unknown = Object.keys(body).filter(
+          (k) => !(NUMBER_FIELDS as readonly string[]).includes(k),
+        );
+        const problem = unknown.length
+          ? `unknown field ${unknown[0]}; fields: ${NUMBER_FIELDS.join(', ')}`
+          : accountProblem(body);
+        if (problem) return sendJson(res, 400, { error: problem });
+        const before = account;
+        setAccount(body as Partial<SandboxAccount>);
+        const sent = numberChangeWebhooks(before, account);
+        void (async () => {
+          let delivered = 0;
+          for (const change of sent) {
+            const payload = buildEventWebhook({ ...change, phoneNumberId: options.phoneNumberId });
+            if (await webhooks.post(payload)) delivered += 1;
+          }
+          const events = sent.map((c) => String(c.value.event));
+          sendJson(res, delivered === sent.length ? 200 : 502, { account, events, delivered });
+        })();
+        return;
       }
       if (path === '/_sandbox/webhook') {
         if (body.url !== null && typeof body.url !== 'string') {

@@ -28,6 +28,7 @@ async function build() {
   const graph = await loadGraphClientConfig(process.env, { onStaleValue: warnStaleSecret });
   // Lives as long as this execution environment, like the clients (see TokenCheckState).
   const tokenCheck: TokenCheckState = {};
+  const healthCheck: TokenCheckState = {};
   const deps: Omit<SchedulerDeps, 'remainingMs'> = {
     db: createDatabase(loadDatabaseConfig()),
     queue: queueTargets(createSqsClient(queueConfig), queueConfig),
@@ -38,6 +39,7 @@ async function build() {
     logger,
     metrics,
     tokenCheck,
+    healthCheck,
   };
   const options: SchedulerOptions = {
     ...DEFAULT_SCHEDULER_OPTIONS,

@@ -12,6 +12,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Kysely } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import { addClassMetric } from '#core/delivery/deliver-batch.ts';
+import { applyHealthReading, readNumberEvent } from '#core/delivery/number-health.ts';
 import { applyStatusUpdates } from '#core/notifications/apply-status-update.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
 import { applyConsentEvents } from '#core/notifications/consent-events.ts';
@@ -158,6 +159,7 @@ async function receiveNotifications(
     });
   }
   await recordAside(deps, parsed, requestId);
+  await applyNumberEvents(deps, parsed, requestId);
 
   const outcomes = await applyStatusUpdates(
     deps.db,
@@ -265,6 +267,43 @@ async function recordAside(deps: WebhookDeps, parsed: ParsedItems, requestId: st
         requestId,
         field: name,
       });
+    }
+  }
+}
+
+/**
+ * Number and account events change what the service knows of its sender (quality, tier,
+ * throughput, standing) and may open panic mode. Meta names the WABA, not the phone number id:
+ * they apply to our configured senders (WHATSAPP_PHONE_NUMBER_ID); with none configured they are
+ * only stored, never applied to a guess.
+ */
+async function applyNumberEvents(deps: WebhookDeps, parsed: ParsedItems, requestId: string) {
+  const readings = parsed.events.flatMap((event) => {
+    const reading = readNumberEvent(event.field, event.event, event.payload);
+    return reading ? [{ event, reading }] : [];
+  });
+  if (readings.length === 0) return;
+  const senders = deps.phoneNumberIds ?? [];
+  for (const { event, reading } of readings) {
+    for (const senderId of senders) {
+      const result = await applyHealthReading(deps.db, {
+        senderId,
+        reading,
+        source: `webhook:${event.field}`,
+        actor: 'system:webhook',
+        metrics: deps.metrics,
+      });
+      for (const warning of result.warnings) {
+        deps.metrics.addMetric(Metric.NumberHealthWarnings, MetricUnit.Count, 1);
+        deps.logger.warn('number health got worse', { requestId, warning, event: event.event });
+      }
+      if (result.opened) {
+        deps.logger.error('Meta blocked the account; panic mode opened and held', {
+          requestId,
+          event: event.event,
+          reason: reading.blocks,
+        });
+      }
     }
   }
 }

@@ -7,6 +7,12 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
 import { keysExpiringSoon } from '#core/admin/api-keys.ts';
 import type { Database } from '#core/db/schema.ts';
+import {
+  type EffectiveLimits,
+  effectiveLimits,
+  listNumberHealth,
+  type NumberHealth,
+} from '#core/delivery/number-health.ts';
 import { listPanicStates, type PanicState } from '#core/delivery/panic-mode.ts';
 import { getRollout, type Rollout } from '#core/delivery/rollout.ts';
 import type { ErrorClass } from '#core/model/error-class.ts';
@@ -129,6 +135,37 @@ export interface AdminStatus {
     warningDays: number;
     expiringSoon: { prefix: string; name: string; expiresAt: string }[];
   };
+  /** What Meta says of each sending number, and the limits the workers apply to it because of it. */
+  numberHealth: NumberHealthStatus[];
+}
+
+export interface NumberHealthStatus extends NumberHealth {
+  limits: EffectiveLimits;
+}
+
+/** Every sender with health recorded, plus the configured one (nothing known yet) when it has none. */
+export async function readNumberHealthStatus(
+  db: Kysely<Database>,
+  rollout: Rollout,
+  senderId: string | undefined,
+): Promise<NumberHealthStatus[]> {
+  const rows = await listNumberHealth(db);
+  const statuses = rows.map((h) => ({ ...h, limits: effectiveLimits(rollout, h) }));
+  if (senderId && !rows.some((h) => h.senderId === senderId)) {
+    const unknown: NumberHealth = {
+      senderId,
+      qualityRating: null,
+      messagingLimit: null,
+      throughputLevel: null,
+      accountState: 'OK',
+      accountDetail: null,
+      source: 'none',
+      checkedAt: null,
+      updatedAt: new Date(0).toISOString(),
+    };
+    statuses.unshift({ ...unknown, limits: effectiveLimits(rollout, null) });
+  }
+  return statuses;
 }
 
 export const KEY_EXPIRY_WARNING_DAYS = 14;
@@ -396,6 +433,7 @@ export async function readPanicStatus(
       consecutiveFailures: 0,
       goodProbes: 0,
       lastProbeAt: null,
+      held: false,
     });
   }
   return { active: senders.some((s) => s.active), senders };
@@ -404,12 +442,13 @@ export async function readPanicStatus(
 export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
   const now = deps.now();
   const rollout = await getRollout(deps.db);
-  const [last24h, queues, panic, rateLimiter, scheduler] = await Promise.all([
+  const [last24h, queues, panic, rateLimiter, scheduler, numberHealth] = await Promise.all([
     readLast24h(deps.db, now),
     readQueueStatus(deps),
     readPanicStatus(deps.db, deps.senderId),
     readRateLimiter(deps.db, rollout),
     readSchedulerStatus(deps.db),
+    readNumberHealthStatus(deps.db, rollout, deps.senderId),
   ]);
   const expiring = await keysExpiringSoon(deps.db, now, KEY_EXPIRY_WARNING_DAYS);
   return {
@@ -429,5 +468,6 @@ export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
         expiresAt: k.expiresAt.toISOString(),
       })),
     },
+    numberHealth,
   };
 }

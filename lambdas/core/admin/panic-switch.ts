@@ -1,6 +1,7 @@
 /**
- * Panic mode by hand: an operator opens or closes one sender's circuit with a reason. The change
- * and its audit entry share a transaction (panic-mode.ts); this picks the sender and keeps phone
+ * Panic mode by hand: an operator opens or closes one sender's circuit with a reason. A circuit
+ * opened by hand is held: the scheduler's probes report on it but do not close it. The change and
+ * its audit entry share a transaction (panic-mode.ts); this picks the sender and keeps phone
  * numbers out of the reason.
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
@@ -40,6 +41,8 @@ export async function switchPanicMode(
     // An operator may quote a customer's number in a reason; the audit log must not keep it.
     reason: maskPhonesIn(input.reason),
     requestId: input.requestId,
+    // Opened by a person, closed by a person: the probes must not undo it a minute later.
+    hold: true,
     ...(input.metrics ? { metrics: input.metrics } : {}),
   };
   const changed = input.enabled ? await openCircuit(db, change) : await closeCircuit(db, change);

@@ -85,6 +85,8 @@ export interface NotificationTable {
     Date | string | null
   >;
   fallback_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Times this row's send answered auth/account_blocked and parked it (capped; see panic-mode.ts). */
+  circuit_opens: Generated<number>;
 }
 
 export interface NotificationEventTable {
@@ -169,6 +171,8 @@ export interface SenderStateTable {
   day_start: Generated<Date>;
   day_count: Generated<number>;
   updated_at: Generated<Date>;
+  /** Opened by a person or by Meta's account event: only a person closes it. */
+  held: Generated<boolean>;
 }
 
 export interface RolloutSettingsTable {
@@ -183,6 +187,8 @@ export interface RolloutSettingsTable {
   drain_per_second: number;
   updated_at: Generated<Date>;
   updated_by: string;
+  /** True when an operator set rate_per_second; otherwise the rate follows the number's throughput. */
+  rate_by_hand: Generated<boolean>;
 }
 
 export interface RecipientPacingTable {
@@ -228,6 +234,19 @@ export interface WhatsAppEventTable {
   payload: Json;
 }
 
+/** What Meta says about one sending number (webhooks and the scheduler's Graph read). */
+export interface NumberHealthTable {
+  sender_id: string;
+  quality_rating: string | null;
+  messaging_limit: string | null;
+  throughput_level: string | null;
+  account_state: Generated<string>;
+  account_detail: string | null;
+  source: string;
+  checked_at: Timestamp | null;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   api_clients: ApiClientTable;
   api_keys: ApiKeyTable;
@@ -246,10 +265,12 @@ export interface Database {
   delivery_tallies: DeliveryTallyTable;
   webhook_rejects: WebhookRejectTable;
   whatsapp_events: WhatsAppEventTable;
+  number_health: NumberHealthTable;
 }
 
 export type SenderStateRow = Selectable<SenderStateTable>;
 export type RolloutSettingsRow = Selectable<RolloutSettingsTable>;
+export type NumberHealthRow = Selectable<NumberHealthTable>;
 
 export type ApiKeyRow = Selectable<ApiKeyTable>;
 export type NotificationRow = Selectable<NotificationTable>;

@@ -6,6 +6,11 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Kysely } from 'kysely';
 import type { Database, NotificationRow } from '#core/db/schema.ts';
 import type { DeliveryGates, GateDecision, SendReport } from '#core/delivery/delivery-gates.ts';
+import {
+  cachedNumberHealth,
+  effectiveLimits,
+  type NumberHealth,
+} from '#core/delivery/number-health.ts';
 import { ensureSender, openCircuit, recordSendResults } from '#core/delivery/panic-mode.ts';
 import { bulkLimits } from '#core/delivery/priority-share.ts';
 import {
@@ -29,11 +34,18 @@ export interface DatabaseGatesOptions {
   /** Consecutive upstream failures that open the circuit. */
   failureThreshold: number;
   metrics?: Metrics;
+  /**
+   * The number's health, for the default rate and daily cap (number-health.ts); by default the
+   * table's row, cached for a few seconds like the rollout.
+   */
+  numberHealth?: () => Promise<NumberHealth | null>;
 }
 
 export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
   const { db, senderId } = options;
   const ready = memoizeUntilFailure(() => ensureSender(db, senderId));
+  const health = options.numberHealth ?? cachedNumberHealth(db, senderId);
+  const limits = async (rollout: Rollout) => effectiveLimits(rollout, await health());
 
   return {
     async admit(rows: readonly NotificationRow[], now: Date) {
@@ -75,17 +87,19 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
       }
       if (spaced.length === 0) return decisions;
 
+      // The operator's rate and caps, else what Meta allows the number (throughput, tier).
+      const limit = await limits(rollout);
       // High priority takes first and may use every token and the whole caps; bulk then takes
       // what leaves the high share free (priority-share.ts), so a bulk backlog cannot spend it.
       const high = spaced.filter((row) => row.priority !== 'bulk');
       const bulk = spaced.filter((row) => row.priority === 'bulk');
-      for (const [rows, limits] of [
-        [high, rollout],
-        [bulk, bulkLimits(rollout)],
+      for (const [rows, rowLimits] of [
+        [high, limit],
+        [bulk, bulkLimits(limit)],
       ] as const) {
         if (rows.length === 0) continue;
-        const grant = await takeSendTokens(db, senderId, rows.length, limits);
-        for (const [id, decision] of decideForGrant(rows, grant, limits, now)) {
+        const grant = await takeSendTokens(db, senderId, rows.length, rowLimits);
+        for (const [id, decision] of decideForGrant(rows, grant, rowLimits, now)) {
           decisions.set(id, decision);
         }
         // The slots of rows that will not be sent now are given back for their next turn.
@@ -96,9 +110,9 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
 
     async release(rows: readonly NotificationRow[]) {
       if (rows.length === 0) return;
-      const rollout = await options.rollout();
+      const limit = await limits(await options.rollout());
       await Promise.all([
-        returnSendTokens(db, senderId, rows.length, rollout.ratePerSecond),
+        returnSendTokens(db, senderId, rows.length, limit.ratePerSecond),
         releaseRecipientSlots(db, rows),
       ]);
     },
@@ -107,7 +121,9 @@ export function databaseGates(options: DatabaseGatesOptions): DeliveryGates {
       if (results.length === 0) return;
       await ready();
       const blocking = results.find(
-        (r) => r.errorClass === 'auth' || r.errorClass === 'account_blocked',
+        (r) =>
+          (r.errorClass === 'auth' || r.errorClass === 'account_blocked') &&
+          r.opensCircuit !== false,
       );
       if (blocking) {
         await openCircuit(db, {

@@ -15,6 +15,11 @@ export interface SendReport {
   id: string;
   ok: boolean;
   errorClass?: ErrorClass;
+  /**
+   * False for an auth or account_blocked answer that failed its notification after it had opened
+   * the circuit MAX_CIRCUIT_OPENS_PER_NOTIFICATION times: it must not open it again.
+   */
+  opensCircuit?: boolean;
 }
 
 export interface DeliveryGates {

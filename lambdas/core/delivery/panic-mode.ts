@@ -1,8 +1,9 @@
 /**
  * Panic mode: the circuit of one sending phone number. It opens after consecutive upstream
- * failures, at once on an auth or account block, or by hand; while open, notifications are parked
- * as `deferred`. Probes close it after three good answers in a row. Every change is audited and
- * emits PanicModeActive.
+ * failures, at once on an auth or account block, by hand, or on Meta's account restriction or ban;
+ * while open, notifications are parked as `deferred`. Probes close it after three good answers in a
+ * row, except a held circuit (opened by hand or by Meta's account event), which only a person
+ * closes. Every change is audited and emits PanicModeActive.
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -14,6 +15,12 @@ import { Metric } from '#core/platform/metric-names.ts';
 
 export const GOOD_PROBES_TO_CLOSE = 3;
 export const DEFAULT_FAILURE_THRESHOLD = 5;
+/**
+ * How many times one notification's send may answer auth or account_blocked and park itself (each
+ * time opening the circuit) before it fails with that class instead. Without it, a message Meta
+ * refuses for reasons a probe cannot see reopens the circuit after every close, for ever.
+ */
+export const MAX_CIRCUIT_OPENS_PER_NOTIFICATION = 3;
 
 export interface PanicState {
   senderId: string;
@@ -24,6 +31,8 @@ export interface PanicState {
   consecutiveFailures: number;
   goodProbes: number;
   lastProbeAt: string | null;
+  /** Opened by a person or by Meta's account event: probes report but never close it. */
+  held: boolean;
 }
 
 export function toPanicState(row: SenderStateRow): PanicState {
@@ -36,6 +45,7 @@ export function toPanicState(row: SenderStateRow): PanicState {
     consecutiveFailures: row.consecutive_failures,
     goodProbes: row.good_probes,
     lastProbeAt: row.last_probe_at?.toISOString() ?? null,
+    held: row.held,
   };
 }
 
@@ -64,24 +74,29 @@ export interface CircuitChange {
   reason: string;
   requestId?: string;
   metrics?: Metrics;
+  /** Keep it open until a person closes it (by hand, or Meta restricted the account). */
+  hold?: boolean;
 }
 
 /**
- * Opens the circuit unless it already is; returns true when this call opened it. The change and
- * its audit entry are one transaction; the metric follows the commit.
+ * Opens the circuit unless it already is; returns true when this call opened it. A hold also takes
+ * over a circuit the system opened (it then stays open for a person to close). The change and its
+ * audit entry are one transaction; the metric follows the commit.
  */
 export async function openCircuit(db: Kysely<Database>, input: CircuitChange): Promise<boolean> {
   await ensureSender(db, input.senderId);
   return switchCircuit(db, input, 'open', {
-    opened_at: sql`now()`,
+    // Taking over an open circuit keeps the time it opened.
+    opened_at: sql`case when circuit = 'open' then opened_at else now() end`,
     opened_by: input.actor,
     open_reason: input.reason.slice(0, 500),
+    held: input.hold === true,
   });
 }
 
 /** Closes the circuit unless it already is closed; returns true when this call closed it (audited in the same transaction). */
 export async function closeCircuit(db: Kysely<Database>, input: CircuitChange): Promise<boolean> {
-  return switchCircuit(db, input, 'closed', { consecutive_failures: 0 });
+  return switchCircuit(db, input, 'closed', { consecutive_failures: 0, held: false });
 }
 
 /**
@@ -99,7 +114,11 @@ async function switchCircuit(
       .updateTable('sender_state')
       .set({ ...set, circuit: to, good_probes: 0, updated_at: sql`now()` })
       .where('sender_id', '=', input.senderId)
-      .where('circuit', '=', to === 'open' ? 'closed' : 'open')
+      .where((eb) =>
+        to === 'open' && input.hold
+          ? eb.or([eb('circuit', '=', 'closed'), eb('held', '=', false)])
+          : eb('circuit', '=', to === 'open' ? 'closed' : 'open'),
+      )
       .executeTakeFirst();
     if (updated.numUpdatedRows === 0n) return false;
     await writeAudit(trx, {
@@ -107,7 +126,11 @@ async function switchCircuit(
       action: to === 'open' ? 'panic.enable' : 'panic.disable',
       outcome: 'ok',
       requestId: input.requestId ?? null,
-      detail: { senderId: input.senderId, reason: input.reason },
+      detail: {
+        senderId: input.senderId,
+        reason: input.reason,
+        ...(to === 'open' && input.hold ? { held: true } : {}),
+      },
     });
     return true;
   });
@@ -154,11 +177,14 @@ export async function recordSendResults(
   return false;
 }
 
-/** Records one probe; closes the circuit after GOOD_PROBES_TO_CLOSE good probes in a row. */
+/**
+ * Records one probe; closes the circuit after GOOD_PROBES_TO_CLOSE good probes in a row, unless it
+ * is held: then the probe is only recorded (and reported), and a person closes it.
+ */
 export async function recordProbe(
   db: Kysely<Database>,
   input: { senderId: string; ok: boolean; metrics?: Metrics },
-): Promise<{ goodProbes: number; closed: boolean }> {
+): Promise<{ goodProbes: number; closed: boolean; held: boolean }> {
   const row = await db
     .updateTable('sender_state')
     .set((eb) => ({
@@ -168,9 +194,10 @@ export async function recordProbe(
     }))
     .where('sender_id', '=', input.senderId)
     .where('circuit', '=', 'open')
-    .returning(['good_probes'])
+    .returning(['good_probes', 'held'])
     .executeTakeFirst();
-  if (!row) return { goodProbes: 0, closed: false };
+  if (!row) return { goodProbes: 0, closed: false, held: false };
+  if (row.held) return { goodProbes: row.good_probes, closed: false, held: true };
   if (row.good_probes >= GOOD_PROBES_TO_CLOSE) {
     const closed = await closeCircuit(db, {
       senderId: input.senderId,
@@ -178,7 +205,7 @@ export async function recordProbe(
       reason: `${row.good_probes} good probes in a row`,
       ...(input.metrics ? { metrics: input.metrics } : {}),
     });
-    return { goodProbes: row.good_probes, closed };
+    return { goodProbes: row.good_probes, closed, held: false };
   }
-  return { goodProbes: row.good_probes, closed: false };
+  return { goodProbes: row.good_probes, closed: false, held: false };
 }

@@ -16,6 +16,11 @@ export interface Rollout {
   pilotPrefixes: string[];
   /** Token bucket refill per sender phone number: Meta's default tier is 80/s, the top one 1,000/s. */
   ratePerSecond: number;
+  /**
+   * True when an operator set ratePerSecond; otherwise the gates use the rate of the number's
+   * throughput level (number-health.ts) and ratePerSecond only while that is unknown.
+   */
+  rateByHand: boolean;
   perMinuteCap: number | null;
   dailyCap: number | null;
   /** Minimum time between two sends to the same recipient (Meta's pair rate limit). */
@@ -26,6 +31,9 @@ export interface Rollout {
   updatedBy: string;
 }
 
+/** Meta's default throughput per number, and the rate while the number's own is unknown. */
+export const DEFAULT_RATE_PER_SECOND = 80;
+
 export const rolloutPatchSchema = z
   .object({
     deliveryEnabled: z.boolean(),
@@ -33,7 +41,8 @@ export const rolloutPatchSchema = z
     pilotPrefixes: z
       .array(z.string().regex(/^\+\d{1,14}$/, 'a prefix such as +57 or +57300'))
       .max(100),
-    ratePerSecond: z.number().int().min(1).max(1000),
+    // null: follow the number's throughput again (Meta's 80 or 1,000 per second).
+    ratePerSecond: z.number().int().min(1).max(1000).nullable(),
     perMinuteCap: z.number().int().min(1).nullable(),
     dailyCap: z.number().int().min(1).nullable(),
     recipientSpacingSeconds: z.number().int().min(0).max(3600),
@@ -49,6 +58,7 @@ function toRollout(row: RolloutSettingsRow): Rollout {
     dryRun: row.dry_run,
     pilotPrefixes: row.pilot_prefixes,
     ratePerSecond: row.rate_per_second,
+    rateByHand: row.rate_by_hand,
     perMinuteCap: row.per_minute_cap,
     dailyCap: row.daily_cap,
     recipientSpacingSeconds: row.recipient_spacing_seconds,
@@ -89,7 +99,13 @@ export async function updateRollout(
         ...(patch.deliveryEnabled !== undefined ? { delivery_enabled: patch.deliveryEnabled } : {}),
         ...(patch.dryRun !== undefined ? { dry_run: patch.dryRun } : {}),
         ...(patch.pilotPrefixes !== undefined ? { pilot_prefixes: patch.pilotPrefixes } : {}),
-        ...(patch.ratePerSecond !== undefined ? { rate_per_second: patch.ratePerSecond } : {}),
+        // A number is the operator's rate; null hands the rate back to the number's throughput.
+        ...(patch.ratePerSecond !== undefined
+          ? {
+              rate_per_second: patch.ratePerSecond ?? DEFAULT_RATE_PER_SECOND,
+              rate_by_hand: patch.ratePerSecond !== null,
+            }
+          : {}),
         ...(patch.perMinuteCap !== undefined ? { per_minute_cap: patch.perMinuteCap } : {}),
         ...(patch.dailyCap !== undefined ? { daily_cap: patch.dailyCap } : {}),
         ...(patch.recipientSpacingSeconds !== undefined
@@ -104,7 +120,9 @@ export async function updateRollout(
       .executeTakeFirstOrThrow();
     const after = toRollout(row);
     const changes: Record<string, { from: unknown; to: unknown }> = {};
-    for (const key of Object.keys(patch) as (keyof RolloutPatch)[]) {
+    const keys = Object.keys(patch) as (keyof Rollout)[];
+    if (patch.ratePerSecond !== undefined) keys.push('rateByHand');
+    for (const key of keys) {
       if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
         changes[key] = { from: before[key], to: after[key] };
       }

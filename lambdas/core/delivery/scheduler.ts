@@ -2,14 +2,21 @@
  * The scheduler's minute: mark notifications whose fallback fell due (cancelling those not yet
  * sent), enqueue scheduled notifications that fall due, sweep `accepted` rows whose
  * SQS send failed (the outbox), probe the Graph API while panic mode is on, and drain deferred rows
- * at a gentle rate once their reason has passed; about once an hour, read how long the access token
- * has left. One run at a time, guarded by an advisory lock.
+ * at a gentle rate once their reason has passed (rows held for the daily cap as soon as the cap
+ * leaves room again); every few minutes, read the number's health from the Graph API; about once an
+ * hour, read how long the access token has left. One run at a time, guarded by an advisory lock.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import { markDueFallbacks } from '#core/delivery/fallback.ts';
+import {
+  applyHealthReading,
+  effectiveLimits,
+  readGraphNumber,
+  readNumberHealth,
+} from '#core/delivery/number-health.ts';
 import { emitPanicMetric, ensureSender, recordProbe } from '#core/delivery/panic-mode.ts';
 import { getRollout } from '#core/delivery/rollout.ts';
 import { applyPendingStatuses } from '#core/notifications/apply-status-update.ts';
@@ -39,6 +46,12 @@ export interface SchedulerDeps {
    * are about something else); the handler keeps one per execution environment.
    */
   tokenCheck?: TokenCheckState;
+  /**
+   * When the number's health was last read outside the probes. Without it the run reads it only
+   * through panic-mode probes (tests that are about something else); the handler keeps one per
+   * execution environment, as for the token.
+   */
+  healthCheck?: TokenCheckState;
 }
 
 /**
@@ -64,6 +77,8 @@ export interface SchedulerOptions {
   reserveMs: number;
   /** How often the access token's expiry is read with debug_token. */
   tokenCheckIntervalMs: number;
+  /** How often the number's quality, tier, throughput and status are read from the Graph API. */
+  healthCheckIntervalMs: number;
   /** How far ahead scheduled rows are enqueued (with an SQS delay), normally the run interval. */
   lookaheadSeconds: number;
   /** An `accepted` row older than this lost its SQS send. */
@@ -80,6 +95,8 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   // A token check at the Graph timeout, plus room for a full drain and the late statuses.
   reserveMs: 25_000,
   tokenCheckIntervalMs: 3_600_000,
+  // Webhooks bring changes at once; the read is the backstop for a lost one and the first values.
+  healthCheckIntervalMs: 900_000,
   lookaheadSeconds: 60,
   outboxAgeSeconds: 60,
   runIntervalSeconds: 60,
@@ -100,9 +117,17 @@ export type SchedulerReport =
       probesSkippedForTime: number;
       circuitClosed: boolean;
       panicActive: boolean;
+      /** Held open by a person (or Meta's account event): the probes report and do not close it. */
+      panicHeld: boolean;
+      /** Deferred rows released because the daily cap was raised or removed (or the tier rose). */
+      releasedFromDailyCap: number;
+      healthCheck: HealthCheckOutcome;
       lateStatuses: number;
       tokenCheck: TokenCheckOutcome;
     };
+
+/** `read`: a good probe or the interval's read stored the number's health this run. */
+export type HealthCheckOutcome = 'off' | 'not_due' | 'no_time' | 'read' | 'failed';
 
 export type TokenCheckOutcome =
   | { outcome: 'off' | 'not_due' | 'no_time' | 'never_expires' | 'invalid' }
@@ -203,6 +228,8 @@ async function runLocked(
   const probes: { ok: boolean }[] = [];
   let probesSkippedForTime = 0;
   let circuitClosed = false;
+  let panicHeld = false;
+  let healthRead = false;
   let panicActive = await isCircuitOpen(db, deps.senderId);
   for (let i = 0; panicActive && i < options.probesPerRun; i++) {
     // Checked before the wait: a probe that cannot finish must not cost the drain its time.
@@ -221,15 +248,18 @@ async function runLocked(
     if (i > 0) await deps.sleep(options.probeIntervalMs);
     const probe = await deps.whatsapp.probe();
     probes.push({ ok: probe.ok });
+    if (probe.ok) healthRead = (await recordGraphHealth(db, deps, probe)) || healthRead;
     const result = await recordProbe(db, {
       senderId: deps.senderId,
       ok: probe.ok,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     });
+    panicHeld = result.held;
     deps.logger.info('panic mode probe', {
       ok: probe.ok,
       goodProbes: result.goodProbes,
       errorClass: probe.errorClass,
+      ...(result.held ? { held: true } : {}),
     });
     if (result.closed) {
       circuitClosed = true;
@@ -237,9 +267,16 @@ async function runLocked(
       deps.logger.info('panic mode closed after good probes; draining deferred notifications');
     }
   }
+  if (panicHeld) {
+    deps.logger.info('panic mode is held open until a person closes it; probes only report');
+  }
+  const healthCheck = await checkHealth(db, deps, options, healthRead);
+  // A health read may have opened the circuit (an account restriction seen by the Graph API).
+  if (!panicActive) panicActive = await isCircuitOpen(db, deps.senderId);
   emitPanicMetric(deps.metrics, panicActive);
 
   let drained = 0;
+  let releasedFromDailyCap = 0;
   const rollout = await getRollout(db);
   if (!panicActive && rollout.deliveryEnabled) {
     const perRun = rollout.drainPerSecond * options.runIntervalSeconds;
@@ -256,6 +293,12 @@ async function runLocked(
       // Spread over the run interval at the drain rate, so recovery does not hit the limits again.
       delaySeconds: () => Math.floor(index++ / rollout.drainPerSecond),
       limit: Math.min(perRun, options.batchLimit),
+    });
+    releasedFromDailyCap = await releaseDailyCapRows(db, deps, {
+      rollout,
+      now,
+      limit: Math.min(Math.max(0, perRun - drained), options.batchLimit),
+      delayFrom: drained,
     });
   }
 
@@ -292,6 +335,9 @@ async function runLocked(
     probesSkippedForTime,
     circuitClosed,
     panicActive,
+    panicHeld,
+    releasedFromDailyCap,
+    healthCheck,
     lateStatuses,
     prunedWebhookRecords,
     tokenCheck,
@@ -301,6 +347,9 @@ async function runLocked(
     swept ||
     fallbacks ||
     drained ||
+    releasedFromDailyCap ||
+    healthCheck === 'read' ||
+    healthCheck === 'failed' ||
     probes.length ||
     probesSkippedForTime ||
     lateStatuses ||
@@ -312,6 +361,116 @@ async function runLocked(
 }
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Stores what a good probe or health read saw of the number, and acts on it: a restricted or banned
+ * number opens (and holds) the circuit, a slip raises NumberHealthWarnings. True when stored.
+ */
+async function recordGraphHealth(
+  db: Kysely<Database>,
+  deps: SchedulerDeps,
+  probe: Awaited<ReturnType<SchedulerDeps['whatsapp']['probe']>>,
+): Promise<boolean> {
+  const result = await applyHealthReading(db, {
+    senderId: deps.senderId,
+    reading: readGraphNumber(probe),
+    source: 'graph',
+    actor: 'system:scheduler',
+    checked: true,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+  });
+  for (const warning of result.warnings) {
+    deps.metrics?.addMetric(Metric.NumberHealthWarnings, MetricUnit.Count, 1);
+    deps.logger.warn('number health got worse', { warning, source: 'graph' });
+  }
+  if (result.opened) {
+    deps.logger.error('the Graph API reports the number blocked; panic mode opened and held', {
+      accountState: result.after.accountState,
+    });
+  }
+  return true;
+}
+
+/** Reads the number's health when the last read is an interval old (a good probe counts as one). */
+async function checkHealth(
+  db: Kysely<Database>,
+  deps: SchedulerDeps,
+  options: SchedulerOptions,
+  readByProbe: boolean,
+): Promise<HealthCheckOutcome> {
+  const state = deps.healthCheck;
+  if (!state) return readByProbe ? 'read' : 'off';
+  const now = deps.now();
+  if (readByProbe) {
+    state.lastCheckedAt = now;
+    return 'read';
+  }
+  if (
+    state.lastCheckedAt &&
+    now.getTime() - state.lastCheckedAt.getTime() < options.healthCheckIntervalMs
+  ) {
+    return 'not_due';
+  }
+  if (deps.remainingMs() < options.graphCallMaxMs + options.reserveMs) return 'no_time';
+  state.lastCheckedAt = now;
+  const probe = await deps.whatsapp.probe();
+  if (!probe.ok) {
+    deps.logger.warn('could not read the number health', {
+      errorClass: probe.errorClass,
+      errorCode: probe.code,
+    });
+    return 'failed';
+  }
+  await recordGraphHealth(db, deps, probe);
+  return 'read';
+}
+
+/**
+ * Re-queues rows deferred for the daily cap before the next UTC day when the cap leaves room again
+ * (raised or removed by hand, or a higher messaging tier), at most as many as it leaves.
+ */
+async function releaseDailyCapRows(
+  db: Kysely<Database>,
+  deps: SchedulerDeps,
+  input: {
+    rollout: Awaited<ReturnType<typeof getRollout>>;
+    now: Date;
+    limit: number;
+    delayFrom: number;
+  },
+): Promise<number> {
+  if (input.limit <= 0) return 0;
+  const limits = effectiveLimits(input.rollout, await readNumberHealth(db, deps.senderId));
+  let room = input.limit;
+  if (limits.dailyCap !== null) {
+    const used = await db
+      .selectFrom('sender_state')
+      .select(
+        sql<number>`case when day_start < date_trunc('day', clock_timestamp()) then 0 else day_count end`.as(
+          'used',
+        ),
+      )
+      .where('sender_id', '=', deps.senderId)
+      .executeTakeFirst();
+    room = Math.min(room, limits.dailyCap - Number(used?.used ?? 0));
+  }
+  if (room <= 0) return 0;
+  let index = input.delayFrom;
+  return enqueueRows(db, deps, {
+    label: 'daily_cap',
+    select: (q) =>
+      q
+        .where('status', '=', 'deferred')
+        .where('status_reason', '=', 'daily_cap')
+        // The gates run before the claim stamps a sender: a row held back is this sender's or
+        // nobody's yet (one sender per deployment); another sender's rows wait for its own cap.
+        .where((eb) => eb.or([eb('sender_id', '=', deps.senderId), eb('sender_id', 'is', null)]))
+        .where('next_attempt_at', '>', input.now)
+        .orderBy('updated_at'),
+    delaySeconds: () => Math.floor(index++ / input.rollout.drainPerSecond),
+    limit: room,
+  });
+}
 
 /**
  * Reads the token's expiry with debug_token when the last check is an interval old, and publishes

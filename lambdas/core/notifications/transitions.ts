@@ -44,6 +44,8 @@ export async function applyTransitions(
       next_attempt_at = v.next_attempt_at,
       sent_at = case when v.status = 'sent' then coalesce(n.sent_at, now()) else n.sent_at end,
       failed_at = case when v.status = 'failed' then now() else n.failed_at end,
+      -- A send that parked its row for an auth or account block counts toward the cap of panic-mode.ts.
+      circuit_opens = n.circuit_opens + case when v.status = 'deferred' and v.reason = 'circuit_open' then 1 else 0 end,
       updated_at = now()
     from (values ${rows}) as v(id, status, from_statuses, reason, wamid, error_class, error_code, error_message, next_attempt_at)
     where n.id = v.id and n.status = any(v.from_statuses)

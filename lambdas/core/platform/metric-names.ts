@@ -59,6 +59,11 @@ export const Metric = {
   WebhookForeignSender: 'WebhookForeignSender',
   /** The migrate function minted an admin key by break-glass while another admin key worked. */
   AdminKeyBreakGlass: 'AdminKeyBreakGlass',
+  /**
+   * The sending number slipped: quality to RED or FLAGGED, a lower messaging limit tier, or the
+   * account scheduled to be disabled (webhook or the scheduler's Graph read).
+   */
+  NumberHealthWarnings: 'NumberHealthWarnings',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];

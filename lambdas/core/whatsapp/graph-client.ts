@@ -69,6 +69,10 @@ export type ProbeResult = {
   httpStatus?: number;
   qualityRating?: string;
   throughputLevel?: string;
+  /** The messaging limit tier (`TIER_250` …), from the field the pinned version has. */
+  messagingLimit?: string;
+  /** The number's status: CONNECTED, FLAGGED, RESTRICTED, … */
+  status?: string;
   latencyMs: number;
 };
 
@@ -381,18 +385,28 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
   }
 
   async function probe(): Promise<ProbeResult> {
+    // The tier field was renamed in v24.0; asking a version for the other name is an error.
+    const tierField =
+      Number(version.replace(/^v/, '').split('.')[0]) >= 24
+        ? 'whatsapp_business_manager_messaging_limit'
+        : 'messaging_limit_tier';
     const answer = await call(
       'GET',
-      graphUrl(config.phoneNumberId, { fields: 'display_phone_number,quality_rating,throughput' }),
+      graphUrl(config.phoneNumberId, {
+        fields: `display_phone_number,quality_rating,throughput,status,${tierField}`,
+      }),
     );
     if (answer.kind === 'answer' && answer.status >= 200 && answer.status < 300) {
       const body = isRecord(answer.body) ? answer.body : {};
       const throughput = isRecord(body.throughput) ? body.throughput : {};
+      const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
       return {
         ok: true,
         httpStatus: answer.status,
-        qualityRating: typeof body.quality_rating === 'string' ? body.quality_rating : undefined,
-        throughputLevel: typeof throughput.level === 'string' ? throughput.level : undefined,
+        qualityRating: text(body.quality_rating),
+        throughputLevel: text(throughput.level),
+        messagingLimit: text(body[tierField]),
+        status: text(body.status),
         latencyMs: answer.latencyMs,
       };
     }

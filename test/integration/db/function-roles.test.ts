@@ -13,6 +13,7 @@ import * as functionRoles from '#core/db/migrations/0004_function_roles.ts';
 import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '#core/db/roles.ts';
 import type { Database } from '#core/db/schema.ts';
 import { databaseGates } from '#core/delivery/database-gates.ts';
+import { applyHealthReading, readNumberHealth } from '#core/delivery/number-health.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
 import { returnClientQuota, takeClientQuota } from '#core/notifications/client-quota.ts';
 import { addOptOut, removeOptOut } from '#core/notifications/opt-outs.ts';
@@ -252,6 +253,35 @@ describe('the functions database roles', () => {
       .execute();
     expect(read.length).toBeGreaterThan(0);
     expect(await refusal(asRole.api, 'delete from webhook_rejects')).toBe(DENIED);
+  });
+
+  it("lets the webhook and scheduler roles record the number's health and open panic mode, the worker and api read it", async () => {
+    const senderId = uniqueSenderId('roles-health');
+    try {
+      const restricted = await applyHealthReading(asRole.webhook, {
+        senderId,
+        reading: { reading: { accountState: 'RESTRICTED' }, blocks: 'roles test restriction' },
+        source: 'webhook:account_update',
+        actor: 'system:webhook',
+      });
+      expect(restricted.opened).toBe(true);
+      await applyHealthReading(asRole.scheduler, {
+        senderId,
+        reading: { reading: { qualityRating: 'GREEN', messagingLimit: 'TIER_2K' } },
+        source: 'graph',
+        actor: 'system:scheduler',
+        checked: true,
+      });
+      expect(await readNumberHealth(asRole.worker, senderId)).toMatchObject({
+        messagingLimit: 'TIER_2K',
+        accountState: 'RESTRICTED',
+      });
+      expect((await readNumberHealth(asRole.api, senderId))?.qualityRating).toBe('GREEN');
+      expect(await refusal(asRole.worker, 'delete from number_health')).toBe(DENIED);
+    } finally {
+      await owner.deleteFrom('number_health').where('sender_id', '=', senderId).execute();
+      await owner.deleteFrom('sender_state').where('sender_id', '=', senderId).execute();
+    }
   });
 
   it('lets the worker role claim and send through the real worker rules, with the database gates', async () => {

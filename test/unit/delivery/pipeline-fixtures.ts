@@ -47,6 +47,7 @@ export function storedRow(id: string, overrides: Partial<LoadedRow> = {}): Loade
     status_reason: null,
     send_at: null,
     attempts: 0,
+    circuit_opens: 0,
     wamid: null,
     error_class: null,
     error_code: null,

@@ -9,6 +9,7 @@ import * as m0003 from '#core/db/migrations/0003_reclaim_events.ts';
 import * as m0004 from '#core/db/migrations/0004_function_roles.ts';
 import * as m0005 from '#core/db/migrations/0005_webhook_items.ts';
 import * as m0006 from '#core/db/migrations/0006_consent.ts';
+import * as m0009 from '#core/db/migrations/0009_number_health.ts';
 import * as m0011 from '#core/db/migrations/0011_cancel_fallback.ts';
 import * as m0012 from '#core/db/migrations/0012_client_limits.ts';
 
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_function_roles': m0004,
   '0005_webhook_items': m0005,
   '0006_consent': m0006,
+  '0009_number_health': m0009,
   '0011_cancel_fallback': m0011,
   '0012_client_limits': m0012,
 };

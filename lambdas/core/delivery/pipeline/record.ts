@@ -5,6 +5,7 @@
  */
 import { type BackoffPolicy, nextBackoffDelay } from '#core/delivery/backoff.ts';
 import type { SendReport } from '#core/delivery/delivery-gates.ts';
+import { MAX_CIRCUIT_OPENS_PER_NOTIFICATION } from '#core/delivery/panic-mode.ts';
 import { ERROR_CLASS_POLICY, type ErrorClass } from '#core/model/error-class.ts';
 import type { Transition } from '#core/notifications/transitions.ts';
 import { Metric } from '#core/platform/metric-names.ts';
@@ -70,12 +71,28 @@ export function recordSend({ record, row, attempt, result }: Sent, policy: Recor
     errorClass,
     errorCode: result.code,
   };
-  switch (ERROR_CLASS_POLICY[errorClass].action) {
+  // A row that has parked itself for an auth or account block as often as allowed fails instead:
+  // a probe that passes while Meta keeps refusing this message must not make a loop of it.
+  const spent =
+    ERROR_CLASS_POLICY[errorClass].action === 'open_circuit' &&
+    row.circuit_opens >= MAX_CIRCUIT_OPENS_PER_NOTIFICATION;
+  switch (spent ? 'fail' : ERROR_CLASS_POLICY[errorClass].action) {
     case 'fail':
       return {
         ...failure,
+        ...(spent ? { report: { ...failure.report, opensCircuit: false } } : {}),
         outcome: 'failed',
-        transition: { id: row.id, to: 'failed', from: ['sending'], ...error },
+        transition: {
+          id: row.id,
+          to: 'failed',
+          from: ['sending'],
+          ...error,
+          ...(spent
+            ? {
+                reason: `parked ${row.circuit_opens} times for ${errorClass}; failed instead of opening the circuit again`,
+              }
+            : {}),
+        },
         metrics: [
           ...failure.metrics,
           { name: Metric.NotificationsFailed, unit: 'Count', value: 1 },
@@ -87,6 +104,7 @@ export function recordSend({ record, row, attempt, result }: Sent, policy: Recor
           message: 'send failed permanently',
           fields: {
             ...fields,
+            ...(spent ? { circuitOpens: row.circuit_opens } : {}),
             ...(errorClass === 'outside_window'
               ? {
                   hint: "free text is only delivered within 24 h of the user's last message; send a template",
