@@ -12,6 +12,7 @@ import { migrateToLatest } from '#core/db/migrate.ts';
 import { enqueueNotifications } from '#core/notifications/enqueue.ts';
 import { PRIORITIES } from '#core/notifications/queue-settings.ts';
 import { type SandboxHandle, startSandbox } from '../sandbox/server.ts';
+import { META_LIKE_WEBHOOK_RETRY_DELAYS_MS } from '../sandbox/webhooks.ts';
 import { type FunctionDatabaseUrls, functionDatabaseUrls } from './database-roles.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
 import { localLambdaContext } from './lambda-context.ts';
@@ -106,7 +107,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         appSecret: chosen.appSecret,
         phoneNumberId: '100000000000001',
       };
-      sandbox = await startSandbox({ ...secrets, logger: log });
+      // Statuses are retried as Meta retries them, long enough to outlast a database restart.
+      sandbox = await startSandbox({
+        ...secrets,
+        logger: log,
+        webhookRetryDelaysMs: META_LIKE_WEBHOOK_RETRY_DELAYS_MS,
+      });
       stops.push(() => sandbox!.stop());
       Object.assign(process.env, {
         WHATSAPP_API_URL: sandbox.url,

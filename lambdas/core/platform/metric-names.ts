@@ -57,6 +57,8 @@ export const Metric = {
   WebhookUnknownFields: 'WebhookUnknownFields',
   /** A `messages` change for a phone number id that is not ours: acknowledged, ignored. */
   WebhookForeignSender: 'WebhookForeignSender',
+  /** A send whose worker died before recording it, settled by its status's callback data. */
+  SendsRecoveredFromWebhook: 'SendsRecoveredFromWebhook',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];
