@@ -32,8 +32,11 @@ describe('delivery under faults', () => {
         postgresStopAfterSends: 30,
         postgresDownMs: 2_000,
         workerConcurrency: 4,
-        // Just above the 35 s stale-claim age, so a crashed batch is re-sent on its first return.
+        // Just above the 35 s a worker can live: a crashed batch returns to a claim in its grace.
         visibilityTimeoutSeconds: 37,
+        // The sandbox's statuses come within a second (retried for about 30 s): 20 s of grace is
+        // ample here and keeps the run short; deployed, the default is 120 s.
+        claimGraceSeconds: 20,
         settleTimeoutMs: 150_000,
         schedulerIntervalSeconds: 3,
         recipientPrefix: '318',
@@ -49,7 +52,8 @@ describe('delivery under faults', () => {
       `chaos: ${report.accepted}/${report.requests} accepted, ${report.lost} lost, ${report.workerKills} kills, ` +
         `${report.sandbox.rejectedDuringFaults}/${report.sandbox.sendsDuringFaults} sends rejected under faults, ` +
         `panic mode opened ${report.circuit.opened}×, ${report.redriven} redriven from the DLQ, ` +
-        `${d.extraSends} duplicate sends (${d.attributed.workerKilled} worker killed, ${d.attributed.postgresRestart} PostgreSQL restart, ${d.unexplained} unexplained)`,
+        `${d.extraSends} duplicate sends (${d.attributed.workerKilled} worker killed, ${d.attributed.postgresRestart} PostgreSQL restart, ${d.unexplained} unexplained), ` +
+        `${report.crashedClaims.total} claims cut off by a crash (${report.crashedClaims.settledByWebhook} settled by the webhook, ${report.crashedClaims.sentAgain} sent again)`,
     );
 
     // The faults happened, as many as were asked for.
