@@ -2,7 +2,7 @@
  * `npm run chaos`: a few thousand notifications through the local stack while the sandbox injects
  * faults, the worker process is killed at random and PostgreSQL restarts once; then an account of
  * every notification and every duplicate send. Exits 1 when one is lost or a duplicate has no
- * crash to explain it. Flags: --notifications N (3000), --rate R (100/s), --fault-rate F (0.1: one
+ * crash (or lost answer) to explain it. Flags: --notifications N (3000), --rate R (100/s), --fault-rate F (0.1: one
  * send in ten gets a 429, a 5xx, a timeout, a slow answer or a reset), --seconds-to-settle S (240).
  */
 import { createWriteStream } from 'node:fs';
@@ -100,6 +100,7 @@ stack process: ${report.stackUncaughtErrors.length} uncaught PostgreSQL client e
 duplicates (the sandbox accepted a send for the same notification twice): ${d.recipients} recipients, ${d.extraSends} extra sends
   after a worker was killed between claim and record: ${d.attributed.workerKilled}
   after PostgreSQL went away between send and record:  ${d.attributed.postgresRestart}
+  after an accepted send's answer was lost (client timeout), retried before its status: ${d.attributed.answerLost}
   unexplained: ${d.unexplained}
   stale claims taken over on those rows: ${d.staleReclaims}
   extra sends as a share of accepted notifications: ${report.accepted ? ((100 * d.extraSends) / report.accepted).toFixed(2) : '0.00'} %

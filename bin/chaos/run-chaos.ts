@@ -96,7 +96,13 @@ export interface ChaosOptions {
   log: (line: string) => void;
 }
 
-export type DuplicateCause = 'worker_killed' | 'postgres_restart' | 'unexplained';
+/**
+ * Why a notification was accepted twice: its worker was killed or PostgreSQL went away between the
+ * send and its record (and the status did not settle the claim within the grace), or the answer
+ * to an accepted send was lost (a client timeout under load) and the retry was claimed before the
+ * send's status arrived.
+ */
+export type DuplicateCause = 'worker_killed' | 'postgres_restart' | 'answer_lost' | 'unexplained';
 
 export interface DuplicateAttribution {
   recipient: string;
@@ -154,7 +160,7 @@ export interface ChaosReport {
     /** Recipients the sandbox accepted more than one send for. */
     recipients: number;
     extraSends: number;
-    attributed: { workerKilled: number; postgresRestart: number };
+    attributed: { workerKilled: number; postgresRestart: number; answerLost: number };
     unexplained: number;
     /** Stale claims taken over, on the duplicated rows (from `attempts`; they leave no event). */
     staleReclaims: number;
@@ -673,7 +679,7 @@ async function attributeDuplicates(
     const events = id
       ? await db
           .selectFrom('notification_events')
-          .select(['from_status', 'to_status', 'attempt', 'at'])
+          .select(['from_status', 'to_status', 'attempt', 'error_class', 'at'])
           .where('notification_id', '=', id)
           .orderBy('id')
           .execute()
@@ -691,6 +697,8 @@ async function attributeDuplicates(
     const reclaims = Math.max(0, attempts - visibleClaims);
     staleReclaims += reclaims;
     const causes: DuplicateAttribution['causes'] = [];
+    // Claims whose own outcome was a retry after no answer: one of them may have been accepted.
+    let lostAnswers = 0;
     events.forEach((event, i) => {
       if (event.to_status !== 'sending') return;
       const next = events[i + 1];
@@ -703,7 +711,15 @@ async function attributeDuplicates(
         next.from_status === 'sending' &&
         next.attempt === event.attempt &&
         next.at.getTime() - claimedAt <= WINDOW_MS;
-      if (ownOutcome) return;
+      if (ownOutcome) {
+        if (
+          (next.to_status === 'queued' || next.to_status === 'deferred') &&
+          next.error_class === 'upstream'
+        ) {
+          lostAnswers += 1;
+        }
+        return;
+      }
       const kill = kills.find((k) => k >= claimedAt && k <= claimedAt + WINDOW_MS);
       const restart = pgStop >= claimedAt && pgStop <= claimedAt + WINDOW_MS ? pgStop : undefined;
       if (kill !== undefined && (restart === undefined || kill < restart)) {
@@ -712,6 +728,8 @@ async function attributeDuplicates(
         causes.push('postgres_restart');
       }
     });
+    // Crashes first; an extra send with no crash to explain it is a lost answer if one was retried.
+    for (let n = 0; n < lostAnswers; n++) causes.push('answer_lost');
     const explained = causes.slice(0, count - 1);
     while (explained.length < count - 1) explained.push('unexplained');
     const history = id && explained.includes('unexplained') ? await historyOf(db, id) : undefined;
@@ -731,6 +749,7 @@ async function attributeDuplicates(
     attributed: {
       workerKilled: extra.filter((c) => c === 'worker_killed').length,
       postgresRestart: extra.filter((c) => c === 'postgres_restart').length,
+      answerLost: extra.filter((c) => c === 'answer_lost').length,
     },
     unexplained: extra.filter((c) => c === 'unexplained').length,
     staleReclaims,

@@ -112,14 +112,17 @@ export async function applyStatusUpdate(
   };
 }
 
-/** Claim statuses a send with no stored wamid can be in: still claimed, or put back for a retry. */
-const UNRECORDED = ['sending', 'queued'] as const;
+/**
+ * Where a send with no stored wamid can be: still claimed (its worker died before the record), or
+ * put back for a retry (`queued`; `deferred` when panic mode parked it) after an answer lost once
+ * Meta had accepted.
+ */
+const UNRECORDED = ['sending', 'queued', 'deferred'] as const;
 
 /**
  * Stores the wamid of a status nobody recorded on the notification its callback data names, when
- * that is the exact send: same claim (attempt), no wamid yet, still claimed (`sending`, its worker
- * died before the record) or put back (`queued`, the answer was lost after Meta accepted), and
- * claimed for the sender number the status came through. The webhook is signed by Meta, but any
+ * that is the exact send: same claim (attempt), no wamid yet, in one of UNRECORDED, and claimed for
+ * the sender number the status came through. The webhook is signed by Meta, but any
  * sender on a business account our app is subscribed to can write any text in this field: a
  * value naming another sender's number, another attempt, a settled row or a row that does not
  * exist changes nothing, and the status is kept aside like any other unknown wamid.

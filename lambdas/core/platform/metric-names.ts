@@ -57,7 +57,10 @@ export const Metric = {
   WebhookUnknownFields: 'WebhookUnknownFields',
   /** A `messages` change for a phone number id that is not ours: acknowledged, ignored. */
   WebhookForeignSender: 'WebhookForeignSender',
-  /** A send whose worker died before recording it, settled by its status's callback data. */
+  /**
+   * A status whose send was not recorded yet, settled through its callback data: a worker that
+   * died between Meta's answer and its record, or (harmless) a webhook that beat a live worker.
+   */
   SendsRecoveredFromWebhook: 'SendsRecoveredFromWebhook',
 } as const;
 

@@ -136,6 +136,66 @@ describe('a worker that dies after the sandbox accepted the send', () => {
   });
 });
 
+describe('a send whose answer was lost after the sandbox accepted it', () => {
+  it.each(['queued', 'deferred'] as const)(
+    'is settled by its status while %s for a retry, and the retry sends nothing',
+    async (parkedAs) => {
+      // prepare: the worker's client sees a timeout although the sandbox accepted the send
+      const r = await rig();
+      const to = uniqueRecipient();
+      const id = await r.notify(to);
+      const real = r.deps.whatsapp;
+      let accepted: { wamid: string; callbackData: string } | undefined;
+      const losing: DeliveryDeps = {
+        ...r.deps,
+        whatsapp: {
+          async sendMessage(message: OutboundMessage) {
+            const result = await real.sendMessage(message);
+            if (result.ok) accepted = { wamid: result.wamid, callbackData: message.callbackData! };
+            return {
+              ok: false,
+              errorClass: 'upstream',
+              networkError: 'timeout',
+              message: 'no answer within the timeout',
+              latencyMs: 2_000,
+            };
+          },
+        },
+      };
+      await runWorkerPass(losing, r.queue);
+      expect(await r.row(id)).toMatchObject({ status: 'queued', attempts: 1, wamid: null });
+      // Panic mode parks a row put back for a retry as `deferred`.
+      if (parkedAs === 'deferred') {
+        await sql`update notifications set status = 'deferred' where id = ${id}`.execute(db);
+      }
+
+      // act: the status Meta posts for the send it accepted, then the retry
+      const answer = await postSignedWebhook(
+        app,
+        buildStatusWebhook({
+          phoneNumberId: SANDBOX_PHONE_NUMBER_ID,
+          wamid: accepted!.wamid,
+          status: 'sent',
+          recipientId: digits(to),
+          callbackData: accepted!.callbackData,
+        }),
+      );
+      // The retry's message is back at once (the rig's backoff has no jitter).
+      const retry = await r.pass();
+
+      // assess
+      expect(JSON.parse(answer.body)).toMatchObject({ statuses: 1 });
+      expect(await r.row(id)).toMatchObject({
+        status: 'sent',
+        attempts: 1,
+        wamid: accepted!.wamid,
+      });
+      expect([...retry.outcomes.values()]).toEqual(['skipped_duplicate']);
+      expect(r.sandbox.stats().byRecipient[digits(to)]).toBe(1);
+    },
+  );
+});
+
 describe('a send that never reached the sandbox', () => {
   it('is held while the claim is within its grace and sent again once the grace has passed', async () => {
     // prepare: a grace of two seconds, so the test waits on it rather than on two minutes
