@@ -7,7 +7,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import { webhookPredecessors } from '#core/model/lifecycle.ts';
 import { addOptOut } from '#core/notifications/opt-outs.ts';
-import { decodeCallbackData } from '#core/whatsapp/callback-data.ts';
+import { decodeCallbackData, type SendTag } from '#core/whatsapp/callback-data.ts';
 import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
 
 export interface StatusReport {
@@ -93,10 +93,20 @@ export async function applyStatusUpdate(
       moved = await moveForward(db, report);
       if (!moved) return { kind: 'ignored' };
     } else {
-      if (await adoptThroughCallback(db, report)) {
-        recovered = true;
-        moved = await moveForward(db, report);
+      // One transaction: a wamid stored on a row left `sending` would let the claim go stale and
+      // be sent again while Meta redelivers a status that then finds the row by its wamid.
+      const tag = decodeCallbackData(report.callbackData);
+      if (tag && report.phoneNumberId) {
+        const sender = report.phoneNumberId;
+        moved = await db
+          .transaction()
+          .execute(async (trx) =>
+            (await adoptThroughCallback(trx, report.wamid, tag, sender))
+              ? await moveForward(trx, report)
+              : undefined,
+          );
       }
+      recovered = moved !== undefined;
       moved ??= await keepUntilStored(db, report);
       if (!moved) return { kind: 'pending' };
     }
@@ -120,25 +130,29 @@ export async function applyStatusUpdate(
 const UNRECORDED = ['sending', 'queued', 'deferred'] as const;
 
 /**
- * Stores the wamid of a status nobody recorded on the notification its callback data names, when
+ * Stores the wamid of a status nobody recorded on the notification its callback data names (`tag`,
+ * already decoded: anything not in our format never gets here), when
  * that is the exact send: same claim (attempt), no wamid yet, in one of UNRECORDED, and claimed for
  * the sender number the status came through. The webhook is signed by Meta, but any
  * sender on a business account our app is subscribed to can write any text in this field: a
  * value naming another sender's number, another attempt, a settled row or a row that does not
  * exist changes nothing, and the status is kept aside like any other unknown wamid.
- * The row leaves `sending` in the caller's next statement, which is what clears the claim.
+ * The row leaves `sending` in the caller's next statement, in the same transaction: that clears the claim.
  */
-async function adoptThroughCallback(db: Kysely<Database>, report: StatusReport): Promise<boolean> {
-  const tag = decodeCallbackData(report.callbackData);
-  if (!tag || !report.phoneNumberId) return false;
+async function adoptThroughCallback(
+  db: Kysely<Database>,
+  wamid: string,
+  tag: SendTag,
+  phoneNumberId: string,
+): Promise<boolean> {
   const result = await db
     .updateTable('notifications')
-    .set({ wamid: report.wamid, updated_at: sql`now()` })
+    .set({ wamid, updated_at: sql`now()` })
     .where('id', '=', tag.notificationId)
     .where('attempts', '=', tag.attempt)
     .where('wamid', 'is', null)
     .where('status', 'in', UNRECORDED)
-    .where('sender_id', '=', report.phoneNumberId)
+    .where('sender_id', '=', phoneNumberId)
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;
 }
