@@ -2,8 +2,8 @@
  * `npm run chaos`: a few thousand notifications through the local stack while the sandbox injects
  * faults, the worker process is killed at random and PostgreSQL restarts once; then an account of
  * every notification and every duplicate send. Exits 1 when one is lost or a duplicate has no
- * crash to explain it. Flags: --notifications N (3000), --rate R (100/s), --fault-rate F (0.1: one
- * send in ten gets a 429, a 5xx, a timeout, a slow answer or a reset), --seconds-to-settle S (180).
+ * crash (or lost answer) to explain it. Flags: --notifications N (3000), --rate R (100/s), --fault-rate F (0.1: one
+ * send in ten gets a 429, a 5xx, a timeout, a slow answer or a reset), --seconds-to-settle S (240).
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -23,7 +23,9 @@ const { values } = parseArgs({
 const notifications = Number(values.notifications ?? process.env.CHAOS_NOTIFICATIONS ?? 3000);
 const rate = Number(values.rate ?? process.env.CHAOS_RATE ?? 100);
 const faultRate = Number(values['fault-rate'] ?? process.env.CHAOS_FAULT_RATE ?? 0.1);
-const settleSeconds = Number(values['seconds-to-settle'] ?? 180);
+// Room for a claim cut off just before the faults stop: it waits the worker's lifetime and the
+// grace (155 s by default) before it is sent again.
+const settleSeconds = Number(values['seconds-to-settle'] ?? 240);
 
 // The handlers' JSON log lines go to a file; the report to the terminal.
 const outDir = resolve('bench-results');
@@ -78,6 +80,7 @@ const report: ChaosReport = await runChaos({
 
 await new Promise((done) => logFile.end(done));
 const d = report.duplicates;
+const c = report.crashedClaims;
 print(`
 chaos run: ${report.requests} notifications at ${rate}/s, ${Math.round(faultRate * 100)} % faults (${SANDBOX_FAULTS.join(', ')}), ${(report.durationMs / 1000).toFixed(0)} s
 
@@ -97,8 +100,15 @@ stack process: ${report.stackUncaughtErrors.length} uncaught PostgreSQL client e
 duplicates (the sandbox accepted a send for the same notification twice): ${d.recipients} recipients, ${d.extraSends} extra sends
   after a worker was killed between claim and record: ${d.attributed.workerKilled}
   after PostgreSQL went away between send and record:  ${d.attributed.postgresRestart}
+  after an accepted send's answer was lost (client timeout), retried before its status: ${d.attributed.answerLost}
   unexplained: ${d.unexplained}
   stale claims taken over on those rows: ${d.staleReclaims}
+  extra sends as a share of accepted notifications: ${report.accepted ? ((100 * d.extraSends) / report.accepted).toFixed(2) : '0.00'} %
+
+claims cut off by a crash before their record: ${c.total} (${c.byCause.worker_killed} worker killed, ${c.byCause.postgres_restart} PostgreSQL restart)
+  settled by the status webhook (callback data), not sent again: ${c.settledByWebhook}
+  sent again after the grace (never reached the sandbox, or no status in time): ${c.sentAgain}
+  otherwise (deferred by panic mode, still open): ${c.other}
   kills at ${report.killTimes.map((t) => t.slice(11, 23)).join(', ')}
 
 log: ${logPath}

@@ -86,6 +86,11 @@ export interface DeployContext {
   };
   sentryDsn: string | undefined;
   serviceVersion: string;
+  /**
+   * The worker's CLAIM_GRACE_SECONDS (`-c claimGraceSeconds=900`), raised for a long webhook or
+   * database incident (runbooks/database.md); omitted, the code's default of 120 s.
+   */
+  claimGraceSeconds?: string;
 }
 
 export const DEFAULT_GRAPH_VERSION = 'v25.0';
@@ -135,7 +140,19 @@ export function readDeployContext(node: Node, fallbackVersion: string): DeployCo
     },
     sentryDsn: contextString(node, 'sentryDsn'),
     serviceVersion: contextString(node, 'serviceVersion') ?? fallbackVersion,
+    ...claimGrace(node),
   };
+}
+
+function claimGrace(node: Node): { claimGraceSeconds?: string } {
+  const raw = contextString(node, 'claimGraceSeconds');
+  if (raw === undefined) return {};
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) > 3600) {
+    throw new Error(
+      `context claimGraceSeconds: "${raw}" is not a whole number of seconds, 0 to 3600`,
+    );
+  }
+  return { claimGraceSeconds: raw };
 }
 
 /** Prefix of every physical name, so two stages can never collide on a name that includes it. */

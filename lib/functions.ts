@@ -166,6 +166,7 @@ export class Functions extends Construct {
         ...queueUrls,
         ...whatsapp,
         WHATSAPP_ACCESS_TOKEN_SECRET_ARN: secrets.accessToken.secretArn,
+        ...(deploy.claimGraceSeconds ? { CLAIM_GRACE_SECONDS: deploy.claimGraceSeconds } : {}),
       },
       Duration.seconds(WORKER_TIMEOUT_SECONDS),
       1024,

@@ -76,12 +76,18 @@ export interface ChaosOptions {
   workerConcurrency: number;
   /**
    * The delivery queues' visibility timeout for the run. Deployed it is 180 s; a crashed batch
-   * comes back after it, and the stale-claim rule (35 s) decides when it is re-sent. 40 s keeps
-   * the run short and still lets every returning claim be stale.
+   * comes back after it, and the claim's age (35 s a worker can live, plus the grace for the status
+   * webhook) decides when it is re-sent. 40 s keeps the run short; a returning message whose claim
+   * is still in its grace is held back until the grace is over.
    */
   visibilityTimeoutSeconds: number;
   /** Longest wait for everything to finish once the faults stop. */
   settleTimeoutMs: number;
+  /**
+   * The worker's CLAIM_GRACE_SECONDS: how long a dead worker's claim waits for the sandbox's status
+   * webhook before the row is sent again. Absent: the deployed default.
+   */
+  claimGraceSeconds?: number;
   /** The local stack's scheduler timer (it probes once per run while panic mode is on). */
   schedulerIntervalSeconds: number;
   /** Three digits after +57 for the recipients (distinct per notification). */
@@ -90,13 +96,21 @@ export interface ChaosOptions {
   log: (line: string) => void;
 }
 
+/**
+ * Why a notification was accepted twice: its worker was killed or PostgreSQL went away between the
+ * send and its record (and the status did not settle the claim within the grace), or the answer
+ * to an accepted send was lost (a client timeout under load) and the retry was claimed before the
+ * send's status arrived.
+ */
+export type DuplicateCause = 'worker_killed' | 'postgres_restart' | 'answer_lost' | 'unexplained';
+
 export interface DuplicateAttribution {
   recipient: string;
   notificationId: string;
   acceptedSends: number;
   /** Claims taken over from a `sending` claim that had gone stale. */
   staleReclaims: number;
-  causes: ('worker_killed' | 'postgres_restart' | 'unexplained')[];
+  causes: DuplicateCause[];
   /** The row's transitions, for the unexplained ones: `from→to #attempt +ms since the first`. */
   history?: string[];
 }
@@ -146,11 +160,24 @@ export interface ChaosReport {
     /** Recipients the sandbox accepted more than one send for. */
     recipients: number;
     extraSends: number;
-    attributed: { workerKilled: number; postgresRestart: number };
+    attributed: { workerKilled: number; postgresRestart: number; answerLost: number };
     unexplained: number;
     /** Stale claims taken over, on the duplicated rows (from `attempts`; they leave no event). */
     staleReclaims: number;
     details: DuplicateAttribution[];
+  };
+  /**
+   * Every claim a crash cut off before its worker recorded it (on any row, duplicated or not), by
+   * how it ended: settled by the status webhook through the callback data (no second send), taken
+   * over after the grace and sent again (it never reached the sandbox, or its status did not come
+   * in time), or otherwise (deferred by panic mode, still open).
+   */
+  crashedClaims: {
+    total: number;
+    settledByWebhook: number;
+    sentAgain: number;
+    other: number;
+    byCause: Record<'worker_killed' | 'postgres_restart', number>;
   };
 }
 
@@ -242,7 +269,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const kills: number[] = [];
     let selfExits = 0;
     let killing = true;
-    const workerEnv = { ...process.env, WORKER_WAIT_SECONDS: '1' };
+    const workerEnv = {
+      ...process.env,
+      WORKER_WAIT_SECONDS: '1',
+      ...(options.claimGraceSeconds === undefined
+        ? {}
+        : { CLAIM_GRACE_SECONDS: String(options.claimGraceSeconds) }),
+    };
     const spawnWorker = () =>
       startWorkerChild({ env: workerEnv, concurrency: options.workerConcurrency });
     const sends = () => sandbox.stats().sendsReceived;
@@ -409,6 +442,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const stats = sandbox.stats();
     const accepted = tee.acceptedByRecipient();
     const duplicates = await attributeDuplicates(db, rows, accepted, kills, postgresRestart);
+    const crashedClaims = await crashedClaimOutcomes(db, clientId, kills, postgresRestart);
     const circuit = await sql<{ action: string; n: string }>`
       select action, count(*) as n from audit_log
       where action in ('panic.enable', 'panic.disable') group by action`.execute(db);
@@ -448,6 +482,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       postgresRestart,
       circuit: { opened: circuitCount('panic.enable'), closed: circuitCount('panic.disable') },
       duplicates,
+      crashedClaims,
     };
   } finally {
     supervising = false;
@@ -644,7 +679,7 @@ async function attributeDuplicates(
     const events = id
       ? await db
           .selectFrom('notification_events')
-          .select(['from_status', 'to_status', 'attempt', 'at'])
+          .select(['from_status', 'to_status', 'attempt', 'error_class', 'at'])
           .where('notification_id', '=', id)
           .orderBy('id')
           .execute()
@@ -662,6 +697,8 @@ async function attributeDuplicates(
     const reclaims = Math.max(0, attempts - visibleClaims);
     staleReclaims += reclaims;
     const causes: DuplicateAttribution['causes'] = [];
+    // Claims whose own outcome was a retry after no answer: one of them may have been accepted.
+    let lostAnswers = 0;
     events.forEach((event, i) => {
       if (event.to_status !== 'sending') return;
       const next = events[i + 1];
@@ -674,7 +711,15 @@ async function attributeDuplicates(
         next.from_status === 'sending' &&
         next.attempt === event.attempt &&
         next.at.getTime() - claimedAt <= WINDOW_MS;
-      if (ownOutcome) return;
+      if (ownOutcome) {
+        if (
+          (next.to_status === 'queued' || next.to_status === 'deferred') &&
+          next.error_class === 'upstream'
+        ) {
+          lostAnswers += 1;
+        }
+        return;
+      }
       const kill = kills.find((k) => k >= claimedAt && k <= claimedAt + WINDOW_MS);
       const restart = pgStop >= claimedAt && pgStop <= claimedAt + WINDOW_MS ? pgStop : undefined;
       if (kill !== undefined && (restart === undefined || kill < restart)) {
@@ -683,6 +728,8 @@ async function attributeDuplicates(
         causes.push('postgres_restart');
       }
     });
+    // Crashes first; an extra send with no crash to explain it is a lost answer if one was retried.
+    for (let n = 0; n < lostAnswers; n++) causes.push('answer_lost');
     const explained = causes.slice(0, count - 1);
     while (explained.length < count - 1) explained.push('unexplained');
     const history = id && explained.includes('unexplained') ? await historyOf(db, id) : undefined;
@@ -702,11 +749,67 @@ async function attributeDuplicates(
     attributed: {
       workerKilled: extra.filter((c) => c === 'worker_killed').length,
       postgresRestart: extra.filter((c) => c === 'postgres_restart').length,
+      answerLost: extra.filter((c) => c === 'answer_lost').length,
     },
     unexplained: extra.filter((c) => c === 'unexplained').length,
     staleReclaims,
     details,
   };
+}
+
+/**
+ * Sorts every claim a crash cut off by how it ended. A claim is cut off when a kill or the
+ * PostgreSQL stop falls within the window after it and the row's next event comes after that
+ * crash (the worker recorded nothing before it died). Its end is the next event: the claim's own
+ * attempt leaving `sending` for a status Meta reports is the webhook settling it; a new claim
+ * (`sending → sending`, next attempt) is a send made again.
+ */
+async function crashedClaimOutcomes(
+  db: Kysely<Database>,
+  clientId: string,
+  kills: number[],
+  postgresRestart: ChaosReport['postgresRestart'],
+): Promise<ChaosReport['crashedClaims']> {
+  const WINDOW_MS = 5_000;
+  const pgStop = postgresRestart ? Date.parse(postgresRestart.stoppedAt) : Number.NaN;
+  const events = await db
+    .selectFrom('notification_events as e')
+    .innerJoin('notifications as n', 'n.id', 'e.notification_id')
+    .select(['e.notification_id', 'e.from_status', 'e.to_status', 'e.attempt', 'e.at'])
+    .where('n.client_id', '=', clientId)
+    .orderBy('e.notification_id')
+    .orderBy('e.id')
+    .execute();
+  const result: ChaosReport['crashedClaims'] = {
+    total: 0,
+    settledByWebhook: 0,
+    sentAgain: 0,
+    other: 0,
+    byCause: { worker_killed: 0, postgres_restart: 0 },
+  };
+  const reported = new Set(['sent', 'delivered', 'read', 'failed']);
+  events.forEach((event, i) => {
+    if (event.to_status !== 'sending') return;
+    const claimedAt = event.at.getTime();
+    const kill = kills.find((k) => k >= claimedAt && k <= claimedAt + WINDOW_MS);
+    const stop = pgStop >= claimedAt && pgStop <= claimedAt + WINDOW_MS ? pgStop : undefined;
+    const crashAt = Math.min(kill ?? Number.POSITIVE_INFINITY, stop ?? Number.POSITIVE_INFINITY);
+    if (!Number.isFinite(crashAt)) return;
+    const candidate = events[i + 1];
+    const next = candidate?.notification_id === event.notification_id ? candidate : undefined;
+    if (next && next.at.getTime() < crashAt) return; // recorded by its worker before the crash
+    result.total += 1;
+    result.byCause[crashAt === kill ? 'worker_killed' : 'postgres_restart'] += 1;
+    if (next?.from_status === 'sending' && next.to_status === 'sending') result.sentAgain += 1;
+    else if (
+      next?.from_status === 'sending' &&
+      next.attempt === event.attempt &&
+      reported.has(next.to_status)
+    ) {
+      result.settledByWebhook += 1;
+    } else result.other += 1;
+  });
+  return result;
 }
 
 async function historyOf(db: Kysely<Database>, id: string): Promise<string[]> {

@@ -12,6 +12,7 @@ import { migrateToLatest } from '#core/db/migrate.ts';
 import { enqueueNotifications } from '#core/notifications/enqueue.ts';
 import { PRIORITIES } from '#core/notifications/queue-settings.ts';
 import { type SandboxHandle, startSandbox } from '../sandbox/server.ts';
+import { META_LIKE_WEBHOOK_RETRY_DELAYS_MS } from '../sandbox/webhooks.ts';
 import { type FunctionDatabaseUrls, functionDatabaseUrls } from './database-roles.ts';
 import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
 import { localLambdaContext } from './lambda-context.ts';
@@ -108,10 +109,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       };
       // A fresh number's 250 a day would become the daily cap (it follows the messaging tier);
       // the local stack carries load and chaos runs, so its number starts at the top tier.
+      // Statuses are retried as Meta retries them, long enough to outlast a database restart.
       sandbox = await startSandbox({
         ...secrets,
         logger: log,
         account: { messagingLimit: 'TIER_UNLIMITED' },
+        webhookRetryDelaysMs: META_LIKE_WEBHOOK_RETRY_DELAYS_MS,
       });
       stops.push(() => sandbox!.stop());
       Object.assign(process.env, {

@@ -62,6 +62,8 @@ export interface SandboxOptions {
    * under load. Default 20; 0 posts each status alone.
    */
   webhookBatchMs?: number;
+  /** Waits between webhook retries; default a quick two (see webhooks.ts for the Meta-like one). */
+  webhookRetryDelaysMs?: readonly number[];
   /**
    * Share of ordinary sends (and probes) that get one of `faultKinds`, 0..1, until changed.
    * Default 0. setFaults can also count a window in sends (FaultPlan).
@@ -131,6 +133,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     url: options.webhookUrl,
     statusDelaysMs: options.statusDelaysMs ?? { sent: 50, delivered: 150, read: 300 },
     batchMs: options.webhookBatchMs ?? 20,
+    ...(options.webhookRetryDelaysMs ? { retryDelaysMs: options.webhookRetryDelaysMs } : {}),
     timers,
     log,
     fault: (kind) => faults.forWebhook(kind),
@@ -155,7 +158,9 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
 
   // ---------------------------------------------------------------- send
 
-  function validateSend(body: unknown): { to: string } | { problem: string } {
+  function validateSend(
+    body: unknown,
+  ): { to: string; callbackData?: string } | { problem: string } {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       return { problem: 'body must be a JSON object' };
     }
@@ -168,6 +173,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     if (typeof b.to !== 'string' || !/^\d{7,15}$/.test(b.to)) {
       return { problem: 'to must be the recipient number in digits, without +' };
     }
+    const callback = b.biz_opaque_callback_data;
+    if (callback !== undefined && (typeof callback !== 'string' || callback.length > 512)) {
+      return { problem: 'biz_opaque_callback_data must be a string of at most 512 characters' };
+    }
+    // Echoed on every status of the message, as Meta does; absent when the request has none.
+    const echo = callback ? { callbackData: callback } : {};
     if (b.type === 'template') {
       const t = b.template as Record<string, unknown> | undefined;
       if (typeof t !== 'object' || t === null) return { problem: 'template is required' };
@@ -181,14 +192,14 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       if (t.components !== undefined && !Array.isArray(t.components)) {
         return { problem: 'template.components must be an array' };
       }
-      return { to: b.to };
+      return { to: b.to, ...echo };
     }
     if (b.type === 'text') {
       const t = b.text as Record<string, unknown> | undefined;
       if (typeof t?.body !== 'string' || t.body.length === 0 || t.body.length > 4096) {
         return { problem: 'text.body must be 1 to 4096 characters' };
       }
-      return { to: b.to };
+      return { to: b.to, ...echo };
     }
     return { problem: 'type must be template or text' };
   }
@@ -231,32 +242,40 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         return sendMetaError(res, { status: 400, code: 100, details: checked.problem });
       }
       const to = checked.to;
+      const accept = (failLater: boolean, usernameUser = false) =>
+        acceptSend(res, to, failLater, usernameUser, checked.callbackData);
       const attempt = (attempts.get(to) ?? 0) + 1;
       attempts.set(to, attempt);
 
       const special = SANDBOX_TEST_NUMBERS[`+${to}`];
-      if (special?.behaviour === 'username_user') return accept(res, to, false, true);
+      if (special?.behaviour === 'username_user') return accept(false, true);
       if (special && (!special.once || attempt === 1)) {
         if (special.behaviour === 'timeout_once') {
-          return timers.hold(res, timeoutHoldMs, () => accept(res, to, false), rejected);
+          return timers.hold(res, timeoutHoldMs, () => accept(false), rejected);
         }
-        if (special.behaviour === 'failed_webhook') return accept(res, to, true);
+        if (special.behaviour === 'failed_webhook') return accept(true);
         rejected();
         if (special.code === undefined) return sendEmpty(res, special.httpStatus ?? 500);
         return sendMetaError(res, { status: special.httpStatus ?? 400, code: special.code });
       }
-      if (special) return accept(res, to, false);
+      if (special) return accept(false);
 
       const fault = faults.forSend();
       if (fault) {
-        const proceed = () => accept(res, to, false);
+        const proceed = () => accept(false);
         return applyFault(fault, req, res, timers, timeoutHoldMs, proceed, faultFailed);
       }
-      accept(res, to, false);
+      accept(false);
     });
   }
 
-  function accept(res: Res, to: string, failLater: boolean, usernameUser = false): void {
+  function acceptSend(
+    res: Res,
+    to: string,
+    failLater: boolean,
+    usernameUser: boolean,
+    callbackData: string | undefined,
+  ): void {
     const wamid = `wamid.${nextId()}`;
     stats.accepted++;
     sendJson(res, 200, {
@@ -264,7 +283,9 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       contacts: [{ input: to, wa_id: to }],
       messages: [{ id: wamid, message_status: 'accepted' }],
     });
-    if (webhooks.url()) webhooks.scheduleStatuses(wamid, to, failLater, usernameUser);
+    if (webhooks.url()) {
+      webhooks.scheduleStatuses(wamid, to, failLater, usernameUser, callbackData);
+    }
   }
 
   /** Read-only calls honour the faults too, so chaos runs make probes fail as sends do. */

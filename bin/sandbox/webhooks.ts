@@ -19,7 +19,16 @@ import type { WebhookFault } from './faults.ts';
 import { nextId, type Timers } from './http.ts';
 import { sandboxBsuid } from './test-numbers.ts';
 
-const WEBHOOK_RETRY_DELAYS_MS = [100, 400];
+/** Quick retries, for tests that watch a receiver fail; see WebhookOptions.retryDelaysMs. */
+export const DEFAULT_WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [100, 400];
+/**
+ * Meta keeps retrying a status it could not deliver for up to 7 days, so a receiver whose database
+ * is down gets it once the database is back. The local stack retries for about half a minute,
+ * enough to outlast a restart of its PostgreSQL, which a crashed send's status must survive.
+ */
+export const META_LIKE_WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [
+  100, 400, 1_000, 2_000, 4_000, 8_000, 15_000,
+];
 const WEBHOOK_BATCH_MAX = 100;
 
 export interface WebhookOptions {
@@ -27,6 +36,8 @@ export interface WebhookOptions {
   phoneNumberId: string;
   /** Where signed webhooks go; none are sent while unset. */
   url: string | undefined;
+  /** Waits between a failed webhook POST and its next try; given up after the last. */
+  retryDelaysMs?: readonly number[];
   /** When each status is posted, counted from the accepted send. */
   statusDelaysMs: { sent: number; delivered: number; read: number };
   /** Statuses due within this many ms share one POST (at most 100); 0 posts each alone. */
@@ -49,6 +60,8 @@ export interface Webhooks {
     recipientId: string,
     failLater: boolean,
     usernameUser?: boolean,
+    /** The send's `biz_opaque_callback_data`, echoed on each status as Meta does. */
+    callbackData?: string,
   ): void;
   /**
    * Posts a signed inbound text message webhook; true when the receiver answered 2xx. `from: ''`
@@ -67,6 +80,7 @@ export function createWebhooks(options: WebhookOptions): Webhooks {
   const { timers, log } = options;
   const fault = options.fault ?? (() => false);
   const delays = options.statusDelaysMs;
+  const retryDelays = options.retryDelaysMs ?? DEFAULT_WEBHOOK_RETRY_DELAYS_MS;
   const webhookBatchMs = options.batchMs;
   let webhookUrl = options.url;
   const stats = { webhooksSent: 0, webhooksFailed: 0 };
@@ -87,6 +101,7 @@ export function createWebhooks(options: WebhookOptions): Webhooks {
     recipientId: string,
     failLater: boolean,
     usernameUser = false,
+    callbackData?: string,
   ): void {
     let steps: { status: WebhookStatus; at: number }[] = failLater
       ? [{ status: 'failed', at: delays.sent }]
@@ -114,6 +129,7 @@ export function createWebhooks(options: WebhookOptions): Webhooks {
             // A username user's number is withheld: the statuses name only the BSUID.
             recipientId: usernameUser ? '' : recipientId,
             ...(usernameUser ? { recipientUserId: sandboxBsuid(recipientId) } : {}),
+            ...(callbackData ? { callbackData } : {}),
             errors:
               step.status === 'failed'
                 ? [
@@ -179,7 +195,7 @@ export function createWebhooks(options: WebhookOptions): Webhooks {
     const body = JSON.stringify(payload);
     const signature = signWebhookBody(body, options.appSecret);
     let lastProblem = '';
-    for (let attempt = 0; attempt <= WEBHOOK_RETRY_DELAYS_MS.length; attempt++) {
+    for (let attempt = 0; attempt <= retryDelays.length; attempt++) {
       const url = webhookUrl;
       if (timers.stopped || !url) return false;
       try {
@@ -198,7 +214,7 @@ export function createWebhooks(options: WebhookOptions): Webhooks {
       } catch (error) {
         lastProblem = (error as { code?: string }).code ?? 'network error';
       }
-      const wait = WEBHOOK_RETRY_DELAYS_MS[attempt];
+      const wait = retryDelays[attempt];
       if (timers.stopped) return false;
       if (wait !== undefined) await timers.sleep(wait);
     }

@@ -169,6 +169,8 @@ async function receiveNotifications(
       timestamp: status.timestamp,
       errorCode: status.errors[0]?.code,
       errorTitle: status.errors[0]?.title ?? status.errors[0]?.message,
+      callbackData: status.callbackData,
+      phoneNumberId: status.phoneNumberId,
     })),
   );
   let applied = 0;
@@ -178,6 +180,9 @@ async function receiveNotifications(
     if (outcome.kind === 'applied') {
       applied += 1;
       countStatus(deps.metrics, status.status, firstError?.code);
+      if (outcome.recovered) {
+        deps.metrics.addMetric(Metric.SendsRecoveredFromWebhook, MetricUnit.Count, 1);
+      }
     }
     deps.logger.info('status received', {
       requestId,
@@ -185,6 +190,8 @@ async function receiveNotifications(
       status: status.status,
       outcome: outcome.kind,
       ...(outcome.kind === 'applied' ? { notificationId: outcome.notificationId } : {}),
+      // A send whose worker died before recording it, settled from Meta's report: not sent again.
+      ...(outcome.kind === 'applied' && outcome.recovered ? { recovered: true } : {}),
       ...(firstError ? { errorCode: firstError.code } : {}),
     });
   }

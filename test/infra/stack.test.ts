@@ -509,6 +509,21 @@ describe('deploy-time context', () => {
     });
   });
 
+  it("gives the worker the claim's grace only when the deploy sets one, and refuses a bad one", () => {
+    const { template, stack } = builtStage('dev', { claimGraceSeconds: '900' });
+    const env = (t: typeof template) =>
+      t.toJSON().Resources[logicalId(stack, stack.functions.worker)].Properties.Environment
+        .Variables;
+    expect(env(template).CLAIM_GRACE_SECONDS).toBe('900');
+    expect(env(builtStage('dev').template).CLAIM_GRACE_SECONDS).toBeUndefined();
+    expect(() =>
+      buildApp({
+        context: { stage: 'dev', claimGraceSeconds: '2m', 'aws:cdk:bundling-stacks': [] },
+        nag: false,
+      }),
+    ).toThrow(/claimGraceSeconds: "2m"/);
+  });
+
   it('refuses an unknown stage by name', () => {
     expect(() =>
       buildApp({ context: { stage: 'staging', 'aws:cdk:bundling-stacks': [] }, nag: false }),

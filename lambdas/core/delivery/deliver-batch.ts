@@ -17,7 +17,7 @@ import { loadRows, notificationIds } from '#core/delivery/pipeline/load.ts';
 import { feedBackToQueue } from '#core/delivery/pipeline/queue-feedback.ts';
 import { recordSend } from '#core/delivery/pipeline/record.ts';
 import { sendAll } from '#core/delivery/pipeline/send.ts';
-import { triage } from '#core/delivery/pipeline/triage.ts';
+import { reclaimAfterSeconds, triage } from '#core/delivery/pipeline/triage.ts';
 import type { LoadedRow } from '#core/delivery/pipeline/verdict.ts';
 import {
   announce,
@@ -47,6 +47,11 @@ export interface DeliveryDeps {
   metrics: Metrics;
   /** Template categories, read only when a row's recipient has a marketing opt-out. */
   templateCategories?: TemplateCategories;
+  /**
+   * Seconds a dead worker's `sending` claim waits for Meta's status webhook, beyond the worker's
+   * lifetime, before the row is sent again (CLAIM_GRACE_SECONDS; default DEFAULT_CLAIM_GRACE_SECONDS).
+   */
+  claimGraceSeconds?: number;
 }
 
 export interface BatchResult {
@@ -73,10 +78,17 @@ export async function deliverBatch(
   records: readonly DeliveryRecord[],
 ): Promise<BatchResult> {
   const now = deps.now();
+  const reclaimAfter = reclaimAfterSeconds(deps.claimGraceSeconds);
 
   // 1. Triage: what the rows, read in one query, settle on their own (a redelivery sends nothing).
   const rows = await loadRows(deps.db, notificationIds(records));
-  const triaged = triage(records, rows, now, await marketingTemplates(deps, rows.values()));
+  const triaged = triage(
+    records,
+    rows,
+    now,
+    await marketingTemplates(deps, rows.values()),
+    reclaimAfter,
+  );
   announce(deps, triaged.settled);
 
   // 2. Admit: rollout, panic mode and rate limits decide for the rest.
@@ -86,7 +98,7 @@ export async function deliverBatch(
   await applyTransitions(deps.db, transitionsOf([...triaged.settled, ...admission.settled]));
 
   // 3. Claim: `sending` is written before the call, so a redelivery cannot send twice.
-  const claimed = await claim(deps.db, admission.admitted, deps.senderId);
+  const claimed = await claim(deps.db, admission.admitted, deps.senderId, reclaimAfter);
 
   // 4. Send, all in parallel.
   const sent = await sendAll(deps.whatsapp, claimed.won);

@@ -18,7 +18,10 @@ import type { DeliveryControlConfig } from '#core/platform/config.ts';
 /** The settings the worker reads from DeliveryControlConfig. */
 export type WorkerSettings = Pick<
   DeliveryControlConfig,
-  'CIRCUIT_FAILURE_THRESHOLD' | 'BACKOFF_BASE_SECONDS' | 'BACKOFF_CAP_SECONDS'
+  | 'CIRCUIT_FAILURE_THRESHOLD'
+  | 'BACKOFF_BASE_SECONDS'
+  | 'BACKOFF_CAP_SECONDS'
+  | 'CLAIM_GRACE_SECONDS'
 >;
 
 export interface WorkerParts {
@@ -65,5 +68,6 @@ export function createWorkerDeps(parts: WorkerParts): DeliveryDeps {
     logger: parts.logger,
     metrics,
     ...(parts.templateCategories ? { templateCategories: parts.templateCategories } : {}),
+    claimGraceSeconds: settings.CLAIM_GRACE_SECONDS,
   };
 }

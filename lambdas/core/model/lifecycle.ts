@@ -43,15 +43,18 @@ export const CANCELLABLE_STATUSES = ['scheduled', 'accepted', 'queued', 'deferre
 export function webhookPredecessors(
   target: DeliveryProgress | 'failed',
 ): readonly NotificationStatus[] {
+  // `deferred` is here for a send Meta accepted whose answer was lost, parked by panic mode before
+  // its status came: the callback data ties the status to it (apply-status-update.ts). No other
+  // deferred row has a wamid, so no other status can match one.
   switch (target) {
     case 'sent':
-      return ['sending', 'queued'];
+      return ['sending', 'queued', 'deferred'];
     case 'delivered':
-      return ['sending', 'queued', 'sent'];
+      return ['sending', 'queued', 'deferred', 'sent'];
     case 'read':
-      return ['sending', 'queued', 'sent', 'delivered'];
+      return ['sending', 'queued', 'deferred', 'sent', 'delivered'];
     case 'failed':
-      return ['sending', 'queued', 'sent'];
+      return ['sending', 'queued', 'deferred', 'sent'];
   }
 }
 

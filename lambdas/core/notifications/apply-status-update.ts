@@ -1,11 +1,13 @@
 /**
  * Applying Meta's status webhooks to notifications: forward only (sent < delivered < read, failed
- * before delivery), harmless twice, and kept aside when the wamid is not stored yet.
+ * before delivery), harmless twice, and kept aside when the wamid is not stored yet, unless the
+ * echoed callback data names the claim that sent it (a worker that died before recording).
  */
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import { webhookPredecessors } from '#core/model/lifecycle.ts';
 import { addOptOut } from '#core/notifications/opt-outs.ts';
+import { decodeCallbackData, type SendTag } from '#core/whatsapp/callback-data.ts';
 import { classifyGraphError } from '#core/whatsapp/classify-graph-error.ts';
 
 export interface StatusReport {
@@ -14,11 +16,17 @@ export interface StatusReport {
   timestamp: Date;
   errorCode?: number | undefined;
   errorTitle?: string | undefined;
+  /** The echoed `biz_opaque_callback_data`, and the sender number the status came through. */
+  callbackData?: string | undefined;
+  phoneNumberId?: string | undefined;
 }
 
 export type StatusOutcome =
-  /** The notification moved forward. */
-  | { kind: 'applied'; notificationId: string; recipient: string }
+  /**
+   * The notification moved forward; `recovered` when its wamid was unknown and the callback data
+   * tied it to a claim whose outcome was never recorded (it is stored now, and nothing is resent).
+   */
+  | { kind: 'applied'; notificationId: string; recipient: string; recovered?: true }
   /** A duplicate or a status older than what the row already has. */
   | { kind: 'ignored' }
   /** No notification has this wamid yet; kept until the worker stores it. */
@@ -70,6 +78,7 @@ export async function applyStatusUpdate(
   report: StatusReport,
 ): Promise<StatusOutcome> {
   let moved = await moveForward(db, report);
+  let recovered = false;
   if (!moved) {
     const known = await db
       .selectFrom('notifications')
@@ -84,14 +93,68 @@ export async function applyStatusUpdate(
       moved = await moveForward(db, report);
       if (!moved) return { kind: 'ignored' };
     } else {
-      moved = await keepUntilStored(db, report);
+      // One transaction: a wamid stored on a row left `sending` would let the claim go stale and
+      // be sent again while Meta redelivers a status that then finds the row by its wamid.
+      const tag = decodeCallbackData(report.callbackData);
+      if (tag && report.phoneNumberId) {
+        const sender = report.phoneNumberId;
+        moved = await db
+          .transaction()
+          .execute(async (trx) =>
+            (await adoptThroughCallback(trx, report.wamid, tag, sender))
+              ? await moveForward(trx, report)
+              : undefined,
+          );
+      }
+      recovered = moved !== undefined;
+      moved ??= await keepUntilStored(db, report);
       if (!moved) return { kind: 'pending' };
     }
   }
   if (report.status === 'failed' && report.errorCode === 131050) {
     await addOptOut(db, moved.recipient, 'meta_131050', report.timestamp);
   }
-  return { kind: 'applied', notificationId: moved.id, recipient: moved.recipient };
+  return {
+    kind: 'applied',
+    notificationId: moved.id,
+    recipient: moved.recipient,
+    ...(recovered ? { recovered } : {}),
+  };
+}
+
+/**
+ * Where a send with no stored wamid can be: still claimed (its worker died before the record), or
+ * put back for a retry (`queued`; `deferred` when panic mode parked it) after an answer lost once
+ * Meta had accepted.
+ */
+const UNRECORDED = ['sending', 'queued', 'deferred'] as const;
+
+/**
+ * Stores the wamid of a status nobody recorded on the notification its callback data names (`tag`,
+ * already decoded: anything not in our format never gets here), when
+ * that is the exact send: same claim (attempt), no wamid yet, in one of UNRECORDED, and claimed for
+ * the sender number the status came through. The webhook is signed by Meta, but any
+ * sender on a business account our app is subscribed to can write any text in this field: a
+ * value naming another sender's number, another attempt, a settled row or a row that does not
+ * exist changes nothing, and the status is kept aside like any other unknown wamid.
+ * The row leaves `sending` in the caller's next statement, in the same transaction: that clears the claim.
+ */
+async function adoptThroughCallback(
+  db: Kysely<Database>,
+  wamid: string,
+  tag: SendTag,
+  phoneNumberId: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('notifications')
+    .set({ wamid, updated_at: sql`now()` })
+    .where('id', '=', tag.notificationId)
+    .where('attempts', '=', tag.attempt)
+    .where('wamid', 'is', null)
+    .where('status', 'in', UNRECORDED)
+    .where('sender_id', '=', phoneNumberId)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
 }
 
 /** Parks a status whose wamid no row has yet, then looks once more (see the comment inside). */

@@ -84,6 +84,11 @@ export const deliveryControlSchema = z.object({
   SCHEDULER_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(60),
   BACKOFF_BASE_SECONDS: z.coerce.number().positive().default(5),
   BACKOFF_CAP_SECONDS: z.coerce.number().positive().max(43_200).default(300),
+  /**
+   * How long a `sending` claim whose worker is gone waits for Meta's status webhook to settle it,
+   * beyond the worker's own lifetime, before the row is sent again (README, delivery guarantees).
+   */
+  CLAIM_GRACE_SECONDS: z.coerce.number().int().min(0).max(3_600).default(120),
 });
 export type DeliveryControlConfig = z.infer<typeof deliveryControlSchema>;
 

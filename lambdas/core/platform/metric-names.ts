@@ -64,6 +64,11 @@ export const Metric = {
    * account scheduled to be disabled (webhook or the scheduler's Graph read).
    */
   NumberHealthWarnings: 'NumberHealthWarnings',
+  /**
+   * A status whose send was not recorded yet, settled through its callback data: a worker that
+   * died between Meta's answer and its record, or (harmless) a webhook that beat a live worker.
+   */
+  SendsRecoveredFromWebhook: 'SendsRecoveredFromWebhook',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];

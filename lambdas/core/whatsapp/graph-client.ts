@@ -33,8 +33,15 @@ export type OutboundMessage =
       /** E.164 with '+'. */
       to: string;
       template: { name: string; language: string; components?: unknown[] };
+      /** Sent as `biz_opaque_callback_data`; Meta echoes it on every status of this message. */
+      callbackData?: string;
     }
-  | { kind: 'text'; to: string; text: { body: string; previewUrl?: boolean } };
+  | {
+      kind: 'text';
+      to: string;
+      text: { body: string; previewUrl?: boolean };
+      callbackData?: string;
+    };
 
 export interface GraphFailureResult {
   ok: false;
@@ -349,6 +356,7 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
         to,
         type: 'template',
         template,
+        ...callback(message),
       });
     }
     return JSON.stringify({
@@ -357,7 +365,12 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
       to,
       type: 'text',
       text: { body: message.text.body, preview_url: message.text.previewUrl ?? false },
+      ...callback(message),
     });
+  }
+
+  function callback(message: OutboundMessage) {
+    return message.callbackData ? { biz_opaque_callback_data: message.callbackData } : {};
   }
 
   const messagesUrl = graphUrl(`${config.phoneNumberId}/messages`);

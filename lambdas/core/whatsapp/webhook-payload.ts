@@ -21,6 +21,8 @@ export interface StatusUpdate {
   /** The recipient's business-scoped user id (BSUID), when Meta sends one. */
   recipientUserId?: string;
   phoneNumberId?: string;
+  /** `biz_opaque_callback_data`, echoed from the send request (ours: see callback-data.ts). */
+  callbackData?: string;
   errors: StatusError[];
 }
 
@@ -209,6 +211,8 @@ const statusSchema = z.looseObject({
   // Absent or "" for a user known by a username (BSUID only): statuses match by wamid alone.
   recipient_id: storableText.optional(),
   recipient_user_id: bsuid,
+  // Whatever the sender put in the request; only a value that matches a claim is acted on.
+  biz_opaque_callback_data: z.string().optional(),
   errors: z.array(statusErrorSchema).optional(),
 });
 
@@ -453,6 +457,9 @@ function parseMessagesValue(
       recipientId: s.data.recipient_id || undefined,
       recipientUserId: s.data.recipient_user_id,
       phoneNumberId,
+      ...(s.data.biz_opaque_callback_data
+        ? { callbackData: s.data.biz_opaque_callback_data.slice(0, 512) }
+        : {}),
       errors: (s.data.errors ?? []).map((err) => ({
         code: err.code,
         title: err.title,
@@ -610,6 +617,8 @@ export interface StatusWebhookInput {
   timestamp?: Date;
   errors?: StatusError[];
   wabaId?: string;
+  /** Echoed as `biz_opaque_callback_data`, as Meta does when the send request set it. */
+  callbackData?: string;
 }
 
 /** One entry of a webhook's `statuses[]`, with the conversation and pricing blocks Meta adds. */
@@ -622,6 +631,7 @@ function statusObject(input: StatusWebhookInput): Record<string, unknown> {
   const recipientId = input.recipientId.replace(/^\+/, '');
   if (recipientId) status.recipient_id = recipientId;
   if (input.recipientUserId) status.recipient_user_id = input.recipientUserId;
+  if (input.callbackData) status.biz_opaque_callback_data = input.callbackData;
   if (input.status === 'failed') {
     status.errors = (input.errors ?? [{ code: 131000, title: 'Something went wrong' }]).map(
       (err) => ({

@@ -447,9 +447,11 @@ describe('webhook: statuses that arrive before the wamid is stored', () => {
     expect(row.delivered_at).toBeInstanceOf(Date);
   });
 
-  it("fails a sandbox …12 send whose failed webhook beats the worker's write", async () => {
+  it("fails a sandbox …12 send whose failed webhook, with no callback data, beats the worker's write", async () => {
     // prepare: the sandbox posts its failed status at once; the worker's client only hands back
-    // the wamid once that status has been stored as pending
+    // the wamid once that status has been stored as pending. The send carries no callback data
+    // (as a send made before it existed): with it, the webhook settles the claim at once
+    // (crash-recovery.test.ts) and nothing waits as pending.
     const server = await startWebhookServer(app);
     onTestFinished(() => server.stop());
     const r = await rig({
@@ -458,7 +460,7 @@ describe('webhook: statuses that arrive before the wamid is stored', () => {
     const real = r.deps.whatsapp;
     let pendingSeen = false;
     r.deps.whatsapp = {
-      async sendMessage(message): Promise<SendResult> {
+      async sendMessage({ callbackData: _, ...message }): Promise<SendResult> {
         const result = await real.sendMessage(message);
         if (result.ok) {
           const found = await pollUntil(

@@ -16,7 +16,7 @@ const RANK: Record<DeliveryProgress, number> = { sent: 0, delivered: 1, read: 2 
 const progress = fc.constantFrom(...DELIVERY_PROGRESS);
 const webhookStatus = fc.constantFrom<WebhookStatus>(...DELIVERY_PROGRESS, 'failed');
 /** Where a row can be when Meta's first status for it is applied. */
-const start = fc.constantFrom<NotificationStatus>('sending', 'queued', 'sent');
+const start = fc.constantFrom<NotificationStatus>('sending', 'queued', 'deferred', 'sent');
 
 /** Applies statuses as the guarded UPDATE does: a status lands only when it is a forward move. */
 function applyAll(from: NotificationStatus, statuses: readonly WebhookStatus[]) {

@@ -1,6 +1,11 @@
 /** Triage, the pipeline's first stage: every reason a record is settled before the gates, as one table. */
 import { describe, expect, it } from 'vitest';
-import { BUSY_RETRY_SECONDS, STALE_CLAIM_SECONDS, triage } from '#core/delivery/pipeline/triage.ts';
+import {
+  DEFAULT_CLAIM_GRACE_SECONDS,
+  reclaimAfterSeconds,
+  STALE_CLAIM_SECONDS,
+  triage,
+} from '#core/delivery/pipeline/triage.ts';
 import type { LoadedRow, Verdict } from '#core/delivery/pipeline/verdict.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import { NOW, queueRecord, storedRow } from './pipeline-fixtures.ts';
@@ -75,18 +80,23 @@ const cases: Case[] = [
     expected: { outcome: 'skipped' },
   },
   {
-    name: 'holds back a row another worker claimed moments ago',
+    name: 'holds back a row another worker claimed moments ago until the claim may be taken over',
     row: { status: 'sending', updated_at: secondsAgo(10) },
-    expected: { outcome: 'busy', holdBackSeconds: BUSY_RETRY_SECONDS },
+    expected: { outcome: 'busy', holdBackSeconds: reclaimAfterSeconds() - 10 + 1 },
   },
   {
-    name: 'holds back a claim exactly one second younger than a worker can live',
-    row: { status: 'sending', updated_at: secondsAgo(STALE_CLAIM_SECONDS - 1) },
-    expected: { outcome: 'busy', holdBackSeconds: BUSY_RETRY_SECONDS },
-  },
-  {
-    name: 'passes on a claim older than a worker can live: its worker died',
+    name: "holds back a dead worker's claim during the grace for Meta's status webhook",
     row: { status: 'sending', updated_at: secondsAgo(STALE_CLAIM_SECONDS) },
+    expected: { outcome: 'busy', holdBackSeconds: DEFAULT_CLAIM_GRACE_SECONDS + 1 },
+  },
+  {
+    name: 'holds back a claim exactly one second short of its grace',
+    row: { status: 'sending', updated_at: secondsAgo(reclaimAfterSeconds() - 1) },
+    expected: { outcome: 'busy', holdBackSeconds: 2 },
+  },
+  {
+    name: 'passes on a claim older than a worker can live plus the grace: no webhook settled it',
+    row: { status: 'sending', updated_at: secondsAgo(reclaimAfterSeconds()) },
     expected: 'candidate',
   },
   {
@@ -130,6 +140,24 @@ describe('triage', () => {
       expect(result.candidates).toEqual([]);
       expect(result.settled).toEqual([{ record, ...expected }]);
     }
+  });
+
+  it('takes over a dead claim after the configured grace, not the default one', () => {
+    // prepare: a claim the worker's lifetime plus 10 s old, with a grace of 10 s and of 11 s
+    const record = queueRecord();
+    const row = storedRow(record.body, {
+      status: 'sending',
+      updated_at: secondsAgo(STALE_CLAIM_SECONDS + 10),
+    });
+    const rows = new Map([[record.body, row]]);
+
+    // act
+    const passed = triage([record], rows, NOW, undefined, reclaimAfterSeconds(10));
+    const held = triage([record], rows, NOW, undefined, reclaimAfterSeconds(11));
+
+    // assess
+    expect(passed.candidates).toEqual([{ record, row }]);
+    expect(held.settled).toEqual([{ record, outcome: 'busy', holdBackSeconds: 2 }]);
   });
 
   it('sends a row named twice in one batch once, settling the second message as a duplicate', () => {

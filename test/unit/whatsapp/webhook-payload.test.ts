@@ -70,6 +70,7 @@ describe('parseWebhookPayload', () => {
           timestamp: new Date(1750263773 * 1000),
           recipientId: RECIPIENT,
           phoneNumberId: PHONE_NUMBER_ID,
+          callbackData: 'anything',
           errors: [],
         },
       ],

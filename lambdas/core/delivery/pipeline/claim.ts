@@ -4,7 +4,7 @@
  */
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
-import { BUSY_RETRY_SECONDS, STALE_CLAIM_SECONDS } from './triage.ts';
+import { BUSY_RETRY_SECONDS } from './triage.ts';
 import { type Candidate, CLAIMABLE, type LoadedRow, type Verdict } from './verdict.ts';
 
 /** A candidate this worker now owns, with its attempt number (the claim counted it). */
@@ -26,11 +26,14 @@ export async function claim(
   db: Kysely<Database>,
   admitted: readonly Candidate[],
   senderId: string,
+  /** Claim age after which a `sending` row may be taken over (triage's reclaimAfterSeconds). */
+  reclaimAfter: number,
 ): Promise<Claim> {
   const attempts = await claimRows(
     db,
     admitted.map((c) => c.row.id),
     senderId,
+    reclaimAfter,
   );
   const won: Claimed[] = [];
   const lost: LostClaim[] = [];
@@ -55,12 +58,14 @@ async function claimRows(
   db: Kysely<Database>,
   ids: readonly string[],
   senderId: string,
+  reclaimAfter: number,
 ): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map();
   // The guard repeats triage's rule (claimable, or `sending` with a stale claim) inside the
   // statement: the row may have moved since it was read, and only this check is atomic, so of two
   // workers one wins. A crash after this leaves `sending`, which a redelivery re-sends only once
-  // the claim is older than a worker can live.
+  // the claim is older than a worker can live plus the grace for Meta's status webhook: a send
+  // that reached Meta is settled by that webhook (callback data) and is then no longer `sending`.
   const rows = await db
     .updateTable('notifications')
     .set((eb) => ({
@@ -75,7 +80,7 @@ async function claimRows(
         eb('status', 'in', CLAIMABLE),
         eb.and([
           eb('status', '=', 'sending'),
-          eb('updated_at', '<', sql<Date>`now() - make_interval(secs => ${STALE_CLAIM_SECONDS})`),
+          eb('updated_at', '<', sql<Date>`now() - make_interval(secs => ${reclaimAfter})`),
         ]),
       ]),
     )

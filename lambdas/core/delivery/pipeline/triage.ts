@@ -21,7 +21,18 @@ import {
 
 /** A `sending` claim younger than this belongs to a worker that may still be alive. */
 export const STALE_CLAIM_SECONDS = WORKER_TIMEOUT_SECONDS + 5;
-/** How long a record waits when another worker is sending the same row right now. */
+/**
+ * How long, beyond STALE_CLAIM_SECONDS, a dead worker's claim waits for Meta's status webhook
+ * (which settles it through the callback data) before the row is sent again. The default of the
+ * CLAIM_GRACE_SECONDS setting; why two minutes is in the README (delivery guarantees).
+ */
+export const DEFAULT_CLAIM_GRACE_SECONDS = 120;
+
+/** The age at which a `sending` claim may be taken over and the row sent again. */
+export function reclaimAfterSeconds(graceSeconds: number = DEFAULT_CLAIM_GRACE_SECONDS): number {
+  return STALE_CLAIM_SECONDS + graceSeconds;
+}
+/** How long a record waits when another worker claimed the same row between its load and claim. */
 export const BUSY_RETRY_SECONDS = 30;
 
 export interface Triage {
@@ -36,6 +47,8 @@ export function triage(
   now: Date,
   /** `name|language` of templates known to be MARKETING; absent when unknown. */
   marketingTemplates?: ReadonlySet<string>,
+  /** Claim age after which a `sending` row is sent again (reclaimAfterSeconds). */
+  reclaimAfter: number = reclaimAfterSeconds(),
 ): Triage {
   const settled: Verdict[] = [];
   const candidates: Candidate[] = [];
@@ -74,7 +87,7 @@ export function triage(
       continue;
     }
     seen.add(row.id);
-    const verdict = triageRow({ record, row }, now, marketingTemplates);
+    const verdict = triageRow({ record, row }, now, marketingTemplates, reclaimAfter);
     if (verdict) settled.push(verdict);
     else candidates.push({ record, row });
   }
@@ -86,6 +99,7 @@ function triageRow(
   { record, row }: Candidate,
   now: Date,
   marketingTemplates: ReadonlySet<string> | undefined,
+  reclaimAfter: number,
 ): Verdict | undefined {
   if (
     (ALREADY_SENT_STATUSES as readonly string[]).includes(row.status) ||
@@ -108,11 +122,13 @@ function triageRow(
     // The scheduler enqueues scheduled rows when they fall due; an early message is dropped.
     return { record, outcome: 'skipped' };
   }
-  if (
-    row.status === 'sending' &&
-    now.getTime() - row.updated_at.getTime() < STALE_CLAIM_SECONDS * 1000
-  ) {
-    return { record, outcome: 'busy', holdBackSeconds: BUSY_RETRY_SECONDS };
+  const claimAgeMs = now.getTime() - row.updated_at.getTime();
+  if (row.status === 'sending' && claimAgeMs < reclaimAfter * 1000) {
+    // Either a live worker is sending it, or a dead one's send awaits Meta's status, which settles
+    // the row. Come back when the claim may be taken over (a second early: the claim's clock is
+    // the database's), not before: a row a live worker records is then found settled.
+    const untilReclaim = Math.ceil((reclaimAfter * 1000 - claimAgeMs) / 1000) + 1;
+    return { record, outcome: 'busy', holdBackSeconds: Math.max(1, untilReclaim) };
   }
   if (row.opted_out) {
     return optedOut(record, row.id, 'opted_out', 'recipient opted out; skipped');
