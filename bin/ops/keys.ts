@@ -36,12 +36,19 @@ function prefixArgument(value: string | undefined): string {
   return value;
 }
 
-/** The new key itself, after a blank line, and the warning that it is shown once. */
-function printNewKey(ctx: CommandContext, key: string): void {
-  ctx.out.line();
-  ctx.out.line(`X-API-Key: ${key}`);
-  ctx.out.line();
+/**
+ * The new key, first of all the command prints (so `| head -1` or a terminal closed a moment later
+ * still has it), then the warning that it is shown once. When stdout is already gone the key is
+ * lost: the command fails and says what to do, naming only the prefix.
+ */
+function printNewKey(ctx: CommandContext, key: string, prefix: string): void {
+  if (!ctx.out.secret(`X-API-Key: ${key}`)) {
+    throw new OpsError(
+      `the new key ${prefix} could not be printed (stdout was closed) and cannot be shown again: revoke it (ops keys revoke ${prefix}) and make another`,
+    );
+  }
   ctx.out.line('Store it now: it is shown only this once (the service keeps only a hash of it).');
+  ctx.out.line();
 }
 
 export const keyCommands: Command[] = [
@@ -85,8 +92,8 @@ export const keyCommands: Command[] = [
       }
       const created = JSON.parse(payload) as { key: string; prefix: string; scopes: string[] };
       ctx.out.data(created);
+      printNewKey(ctx, created.key, created.prefix);
       ctx.out.line(`Created the admin key ${created.prefix} for ${name} in ${stackName}.`);
-      printNewKey(ctx, created.key);
       return 0;
     },
   },
@@ -126,6 +133,7 @@ export const keyCommands: Command[] = [
         scopes: string[];
       }>('/v1/admin/keys', { name, ...(scopes ? { scopes } : {}) });
       ctx.out.data(created);
+      printNewKey(ctx, created.key, created.prefix);
       ctx.out.line(`Created an API key for ${created.name}.`);
       ctx.out.line(
         keyValues([
@@ -134,7 +142,6 @@ export const keyCommands: Command[] = [
           ['scopes', created.scopes.join(', ')],
         ]),
       );
-      printNewKey(ctx, created.key);
       return 0;
     },
   },
@@ -191,6 +198,7 @@ export const keyCommands: Command[] = [
         previousKeyExpiresAt: string;
       }>(`/v1/admin/keys/${prefix}/rotate`, graceSeconds === undefined ? {} : { graceSeconds });
       ctx.out.data(rotated);
+      printNewKey(ctx, rotated.key, rotated.prefix);
       ctx.out.line(
         `Rotated ${rotated.previousPrefix}: the old key works until ${formatTime(rotated.previousKeyExpiresAt)}.`,
       );
@@ -201,7 +209,6 @@ export const keyCommands: Command[] = [
           ['scopes', rotated.scopes.join(', ')],
         ]),
       );
-      printNewKey(ctx, rotated.key);
       return 0;
     },
   },

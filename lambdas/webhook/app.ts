@@ -182,7 +182,9 @@ async function receiveNotifications(
       wamid: status.wamid,
       status: status.status,
       outcome: outcome.kind,
-      ...(outcome.kind === 'applied' ? { notificationId: outcome.notificationId } : {}),
+      ...(outcome.kind === 'applied'
+        ? { notificationId: outcome.notificationId, clientId: outcome.clientId }
+        : {}),
       ...(firstError ? { errorCode: firstError.code } : {}),
     });
   }

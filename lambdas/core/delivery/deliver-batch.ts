@@ -77,11 +77,11 @@ export async function deliverBatch(
   // 1. Triage: what the rows, read in one query, settle on their own (a redelivery sends nothing).
   const rows = await loadRows(deps.db, notificationIds(records));
   const triaged = triage(records, rows, now, await marketingTemplates(deps, rows.values()));
-  announce(deps, triaged.settled);
+  announce(deps, triaged.settled, rows);
 
   // 2. Admit: rollout, panic mode and rate limits decide for the rest.
   const admission = await admit(deps.gates, triaged.candidates, now);
-  announce(deps, admission.settled);
+  announce(deps, admission.settled, rows);
   // Opt-outs, rollout skips and parked rows move together, once the gates have spoken: one statement.
   await applyTransitions(deps.db, transitionsOf([...triaged.settled, ...admission.settled]));
 
@@ -94,7 +94,7 @@ export async function deliverBatch(
   // 5. Record: each result becomes a transition, an outcome and, for a retry, a backoff.
   const policy = { now, backoff: deps.backoff, random: deps.random };
   const recorded = sent.map((s) => recordSend(s, policy));
-  announce(deps, recorded);
+  announce(deps, recorded, rows);
   // Recording the outcomes is the step that must not be lost: if it throws, the whole batch is
   // retried and the claims' age decides when a resend is safe.
   await applyTransitions(deps.db, transitionsOf(recorded));
