@@ -63,8 +63,10 @@ describe('the undefined-variable check itself', () => {
   const bad = [
     '# A bad runbook',
     '```bash',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, read by the shell parser
     'curl -H "X-API-Key: $KEY" "${API}v1/notifications/$ID"',
     'ID=abc',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, read by the shell parser
     'echo "$ID ${MISSING:-fine} $HOME $? ${TRIMMED%/}"',
     'out() { echo "$1"; }',
     '```',
@@ -88,6 +90,15 @@ describe('the undefined-variable check itself', () => {
 
   it('reports what the shared set-up would have provided when it is missing', () => {
     expect(check(bad, 'bad.md', new Set())).toContain('bad.md:3 $API');
+  });
+
+  it('fails on a fence that never closes, which would hide the blocks after it', () => {
+    const glued = '```bash\necho hi\n``` text glued to the fence\n```bash\necho $LATER\n```\n';
+    const unclosed = '```bash\necho hi\n';
+    expect(() => check(unclosed, 'u.md', new Set())).toThrow(/opened at line 1 never closes/);
+    expect(() => check(glued, 'g.md', new Set())).toThrow(
+      /line 3: a code fence with text after it/,
+    );
   });
 
   it('fails on a block that does not parse, such as a <placeholder>', () => {

@@ -53,13 +53,20 @@ export function shellBlocks(markdown: string): ShellBlock[] {
         };
       return;
     }
-    if (fence && fence[3] === '') {
+    // Inside a block, a fence line must close it alone: text glued to it keeps the block open
+    // and hides the blocks after it.
+    if (fence && !/^\s*(```|~~~)\s*$/.test(text)) {
+      throw new Error(`line ${index + 1}: a code fence with text after it (${text.trim()})`);
+    }
+    if (fence) {
       if (open.shell) blocks.push({ line: open.line, code: open.code.join('\n') });
       open = undefined;
       return;
     }
     open.code.push(text.startsWith(open.indent) ? text.slice(open.indent.length) : text);
   });
+  // A fence that never closes (text glued to a closing fence) would hide every block after it.
+  if (open) throw new Error(`the code fence opened at line ${open.line - 1} never closes`);
   return blocks;
 }
 
