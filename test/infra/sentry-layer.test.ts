@@ -1,5 +1,6 @@
 /** `-c sentryDsn=…` alone turns Sentry on: every function gets the DSN and Sentry's layer for its Region. */
 import { describe, expect, it } from 'vitest';
+import { LAYER_PATHS } from '#core/platform/sentry.ts';
 import { DEFAULT_SENTRY_LAYER_VERSION } from '../../lib/config.ts';
 import { SENTRY_LAYER_ACCOUNT, SENTRY_LAYER_NAME } from '../../lib/sentry-layer.ts';
 import { builtStage, logicalId } from './stages.ts';
@@ -48,6 +49,10 @@ describe("Sentry's Lambda layer", () => {
       expect(props.Layers).toBeUndefined();
       expect(props.Environment.Variables.SENTRY_DSN).toBeUndefined();
     }
+  });
+
+  it('is where the functions look for the SDK: Lambda mounts a layer at /opt, its nodejs/node_modules there', () => {
+    expect(LAYER_PATHS).toContain('/opt/nodejs/node_modules');
   });
 
   it('refuses a version that is not a whole number', () => {
