@@ -85,12 +85,32 @@ export interface DeployContext {
     apiUrl: string | undefined;
   };
   sentryDsn: string | undefined;
+  /** Version of Sentry's Lambda layer added when sentryDsn is set (`-c sentryLayerVersion=N`). */
+  sentryLayerVersion: number;
   serviceVersion: string;
   /**
    * The worker's CLAIM_GRACE_SECONDS (`-c claimGraceSeconds=900`), raised for a long webhook or
    * database incident (runbooks/database.md); omitted, the code's default of 120 s.
    */
   claimGraceSeconds?: string;
+}
+
+/**
+ * The pinned version of Sentry's SentryNodeServerlessSDKv10 layer (lib/sentry-layer.ts). 19 is the
+ * version Sentry's own aws-serverless README cites; Sentry numbers versions per Region, so check
+ * the deploy Region has it (`aws lambda get-layer-version-by-arn --arn <arn>`) and override with
+ * `-c sentryLayerVersion=N` where it differs.
+ */
+export const DEFAULT_SENTRY_LAYER_VERSION = 19;
+
+function layerVersion(node: Node, key: string, fallback: number): number {
+  const raw = contextString(node, key);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`context ${key}: "${raw}" is not a layer version (a whole number from 1)`);
+  }
+  return value;
 }
 
 export const DEFAULT_GRAPH_VERSION = 'v25.0';
@@ -139,6 +159,7 @@ export function readDeployContext(node: Node, fallbackVersion: string): DeployCo
       apiUrl: contextString(node, 'whatsappApiUrl'),
     },
     sentryDsn: contextString(node, 'sentryDsn'),
+    sentryLayerVersion: layerVersion(node, 'sentryLayerVersion', DEFAULT_SENTRY_LAYER_VERSION),
     serviceVersion: contextString(node, 'serviceVersion') ?? fallbackVersion,
     ...claimGrace(node),
   };

@@ -27,6 +27,7 @@ import type { Network } from './network.ts';
 import { LOG_RETENTION, NotifFunction } from './notif-function.ts';
 import type { DeliveryQueues } from './queues.ts';
 import type { WhatsAppSecrets } from './secrets.ts';
+import { SentryLayer } from './sentry-layer.ts';
 
 /** Powertools' `service` dimension; the alarms filter on it. */
 export const SERVICE_NAME = 'whatsapp-notif';
@@ -295,6 +296,14 @@ export class Functions extends Construct {
     this.migration.node.addDependency(database);
     for (const dependent of [this.api, this.webhook, this.worker, this.scheduler]) {
       dependent.node.addDependency(this.migration);
+    }
+
+    // A DSN alone turns Sentry on: the functions find the SDK in Sentry's layer (issue 17).
+    if (deploy.sentryDsn) {
+      new SentryLayer(this, 'Sentry', {
+        version: deploy.sentryLayerVersion,
+        functions: [this.api, this.webhook, this.worker, this.scheduler, this.migrate],
+      });
     }
   }
 }

@@ -152,6 +152,14 @@ export class WhatsAppNotifStack extends Stack {
       this.functions.migrate.functionName,
       'Migrations on deploy; invoke with {"action":"create-admin-key"} for the first admin key',
     );
+    // Issue 17: `ops scheduler run --stage` invokes the scheduler; the log-level runbook names all.
+    output(
+      'SchedulerFunctionName',
+      this.functions.scheduler.functionName,
+      'Scheduler (ops scheduler run)',
+    );
+    output('ApiFunctionName', this.functions.api.functionName, 'API function');
+    output('WebhookFunctionName', this.functions.webhook.functionName, 'Webhook function');
     output(
       'HighEventSourceMappingId',
       this.functions.workerEventSources.high.eventSourceMappingId,

@@ -623,3 +623,12 @@ export function thresholdById(id: string): AlarmThreshold {
   if (!found) throw new Error(`no alarm threshold with id ${id}`);
   return found;
 }
+
+/**
+ * Issue 17: bounds of the daily checklist (runbooks/daily-checks.md, `ops status --check`) that
+ * no alarm carries. Every other bound of that list is read from the alarm rows above.
+ */
+export const DAILY_CHECK_BOUNDS = {
+  /** A delivery queue on a normal day holds fewer than this (seed 004's daily "< 100"). */
+  queueNearEmptyMessages: 100,
+} as const;

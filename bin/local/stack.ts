@@ -161,6 +161,28 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       { prefix: '/', functionName: 'api', handler: api.handler },
       { prefix: '/webhook/whatsapp', functionName: 'webhook', handler: webhook.handler },
     ];
+    // Issue 17: `ops scheduler run` calls Lambda's Invoke API; locally this path answers it with
+    // one run of the scheduler handler (set below when the scheduler runs), as Lambda would.
+    let invokeScheduler: (() => Promise<unknown>) | undefined;
+    routes.push({
+      prefix: '/2015-03-31/functions/scheduler/invocations',
+      functionName: 'scheduler',
+      handler: async (event) => {
+        if (event.httpMethod !== 'POST' || !invokeScheduler) {
+          return { statusCode: 404, body: '{"message":"the scheduler is not running here"}' };
+        }
+        try {
+          return { statusCode: 200, body: JSON.stringify((await invokeScheduler()) ?? null) };
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          return {
+            statusCode: 200,
+            headers: { 'x-amz-function-error': 'Unhandled' },
+            body: JSON.stringify({ errorMessage: message }),
+          };
+        }
+      },
+    });
     const server: Server = await startLocalHttpServer(routes, options.port, '127.0.0.1', (error) =>
       log(`handler crashed: ${String(error)}`),
     );
@@ -222,6 +244,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         tick();
         await running;
       });
+      invokeScheduler = async () => {
+        // After the timer's run, if one is going: the advisory lock would only skip this one.
+        await running;
+        const run = (scheduler.handler as (e: unknown, c: unknown) => Promise<unknown>)(
+          { source: 'ops.scheduler-run', 'detail-type': 'Manual run' },
+          localLambdaContext('scheduler', 60_000),
+        );
+        running = run.catch(() => undefined);
+        return run;
+      };
       const timer = setInterval(tick, intervalMs);
       stops.push(async () => {
         clearInterval(timer);

@@ -8,11 +8,13 @@ import { auditCommand } from './audit.ts';
 import type { Command, CommandContext } from './command.ts';
 import { dlqCommands } from './dlq.ts';
 import { keyCommands } from './keys.ts';
+import { notificationCommands } from './notifications.ts';
 import { optOutCommands } from './opt-outs.ts';
-import { createOutput } from './output.ts';
+import { createOutput, processWriters } from './output.ts';
 import { panicCommands } from './panic.ts';
 import { preflightCommand } from './preflight.ts';
 import { rolloutCommands } from './rollout.ts';
+import { schedulerCommands } from './scheduler.ts';
 import { sendTestCommand } from './send-test.ts';
 import { statusCommands } from './status.ts';
 import { OpsError, resolveTarget, type Target, UsageError } from './target.ts';
@@ -33,6 +35,9 @@ export const COMMANDS: Command[] = [
   auditCommand,
   ...optOutCommands,
   preflightCommand,
+  // Issue 17: find a person's notifications, run the scheduler now.
+  ...notificationCommands,
+  ...schedulerCommands,
 ];
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
@@ -135,14 +140,12 @@ function findCommand(argv: string[]): { command?: Command; rest: string[]; words
 export interface Io {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Writes a once-only value now or throws (see Output.secret). */
+  secret?: (text: string) => void;
   env: NodeJS.ProcessEnv;
 }
 
-const defaultIo: Io = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-  env: process.env,
-};
+const defaultIo: Io = { ...processWriters, env: process.env };
 
 export async function runCli(argv: string[], io: Io = defaultIo): Promise<number> {
   const wantsJson = argv.includes('--json');

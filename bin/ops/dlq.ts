@@ -75,6 +75,22 @@ async function dlqTargets(ctx: CommandContext): Promise<DlqTargets> {
   return { sqs, pairs };
 }
 
+/** Why a DLQ still holds messages after a redrive, in words; nothing when it is empty. */
+export function leftBehind(
+  r: { queue: string; failed: number; remaining: number },
+  stoppedAtMax: boolean,
+): string[] {
+  if (r.remaining === 0 && r.failed === 0) return [];
+  const why: string[] = [];
+  if (r.failed > 0) why.push(`${r.failed} could not be moved (the errors are above)`);
+  if (stoppedAtMax) why.push('--max was reached');
+  if (why.length === 0)
+    why.push(
+      'they were not visible: another reader (ops dlq list, the console) holds them for its visibility timeout, or SQS had not counted them yet; run it again in a minute',
+    );
+  return [`${r.remaining} message(s) left in ${r.queue}: ${why.join('; ')}`];
+}
+
 /** Visible and in-flight counts of a queue (the DLQs delay nothing). */
 async function depth(sqs: SQSClient, url: string) {
   const { queueDepth } = await loadSqsHelpers();
@@ -352,7 +368,11 @@ export const dlqCommands: Command[] = [
           { title: 'LEFT', value: (r) => (dryRun ? r.remaining : r.remaining), align: 'right' },
         ]),
       );
-      return results.some((r) => r.failed > 0) ? 1 : 0;
+      if (dryRun) return 0;
+      // A redrive that leaves work behind is not a success: say what is left and why, exit 1.
+      const reasons = results.flatMap((r) => leftBehind(r, max !== undefined && total >= max));
+      for (const reason of reasons) ctx.out.note(`ops: ${reason}`);
+      return reasons.length > 0 ? 1 : 0;
     },
   },
 ];

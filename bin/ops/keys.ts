@@ -77,12 +77,19 @@ function prefixArgument(value: string | undefined): string {
   return value;
 }
 
-/** The new key itself, after a blank line, and the warning that it is shown once. */
-function printNewKey(ctx: CommandContext, key: string): void {
-  ctx.out.line();
-  ctx.out.line(`X-API-Key: ${key}`);
-  ctx.out.line();
+/**
+ * The new key, first of all the command prints (so `| head -1` or a terminal closed a moment later
+ * still has it), then the warning that it is shown once. When stdout is already gone the key is
+ * lost: the command fails and says what to do, naming only the prefix.
+ */
+function printNewKey(ctx: CommandContext, key: string, prefix: string): void {
+  if (!ctx.out.secret(`X-API-Key: ${key}`)) {
+    throw new OpsError(
+      `the new key ${prefix} could not be printed (stdout was closed) and cannot be shown again: revoke it (ops keys revoke ${prefix}) and make another`,
+    );
+  }
   ctx.out.line('Store it now: it is shown only this once (the service keeps only a hash of it).');
+  ctx.out.line();
 }
 
 export const keyCommands: Command[] = [
@@ -154,13 +161,13 @@ export const keyCommands: Command[] = [
         breakGlass?: boolean;
       };
       ctx.out.data(created);
+      printNewKey(ctx, created.key, created.prefix);
       ctx.out.line(`Created the admin key ${created.prefix} for ${name} in ${stackName}.`);
       if (created.breakGlass) {
         ctx.out.line(
           'BREAK-GLASS: audited as key.break_glass and the admin-key-break-glass alarm pages on-call.',
         );
       }
-      printNewKey(ctx, created.key);
       return 0;
     },
   },
@@ -231,6 +238,7 @@ export const keyCommands: Command[] = [
         ...(expires === undefined ? {} : { expires }),
       });
       ctx.out.data(created);
+      printNewKey(ctx, created.key, created.prefix);
       ctx.out.line(`Created an API key for ${created.name}.`);
       ctx.out.line(
         keyValues([
@@ -241,7 +249,6 @@ export const keyCommands: Command[] = [
           ['expires', created.expiresAt ? formatTime(created.expiresAt) : 'never'],
         ]),
       );
-      printNewKey(ctx, created.key);
       return 0;
     },
   },
@@ -319,6 +326,7 @@ export const keyCommands: Command[] = [
         ...(expires === undefined ? {} : { expires }),
       });
       ctx.out.data(rotated);
+      printNewKey(ctx, rotated.key, rotated.prefix);
       ctx.out.line(
         `Rotated ${rotated.previousPrefix}: the old key works until ${formatTime(rotated.previousKeyExpiresAt)}.`,
       );
@@ -330,7 +338,6 @@ export const keyCommands: Command[] = [
           ['expires', rotated.expiresAt ? formatTime(rotated.expiresAt) : 'never'],
         ]),
       );
-      printNewKey(ctx, rotated.key);
       return 0;
     },
   },

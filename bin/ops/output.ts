@@ -1,4 +1,5 @@
 /** How the ops CLI writes: aligned tables and key/value blocks for people, JSON for scripts, a progress bar on stderr. */
+import { writeSync } from 'node:fs';
 
 export interface Column<T> {
   title: string;
@@ -68,16 +69,66 @@ export interface Output {
   data(value: unknown): void;
   /** A note for people on stderr (kept out of stdout, which scripts read). */
   note(text: string): void;
+  /**
+   * A value shown only this once (a new API key), written to stdout at once and before anything
+   * else of the command; false when it could not be written (stdout closed), so the command can
+   * say the value is lost. In --json mode it is part of data() instead.
+   */
+  secret(text: string): boolean;
 }
 
 export interface Writers {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Writes now or throws (the process writers); defaults to stdout. */
+  secret?: (text: string) => void;
 }
 
-const processWriters: Writers = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
+/**
+ * Set once stdout is gone (`ops status | head -1`, a closed terminal): what is left to print is
+ * dropped quietly and the command ends normally instead of dying on an EPIPE stack.
+ */
+const closed = { stdout: false, stderr: false };
+
+/** Installs the quiet handling of a closed stdout or stderr; bin/ops.ts calls it once at start. */
+export function handleClosedOutput(): void {
+  for (const name of ['stdout', 'stderr'] as const) {
+    process[name].on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') {
+        closed[name] = true;
+        return;
+      }
+      throw error;
+    });
+  }
+}
+
+function writeTo(name: 'stdout' | 'stderr', text: string): void {
+  if (closed[name] || process[name].destroyed) return;
+  process[name].write(text);
+}
+
+/** A synchronous write to fd 1, so a closed pipe is known before the command goes on. */
+function writeNow(text: string): void {
+  if (closed.stdout || process.stdout.destroyed) throw new Error('stdout is closed');
+  let buffer = Buffer.from(text);
+  while (buffer.length > 0) {
+    try {
+      buffer = buffer.subarray(writeSync(1, buffer));
+    } catch (error) {
+      // A full non-blocking pipe: try again; anything else (EPIPE) means the reader is gone.
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') {
+        closed.stdout = true;
+        throw error;
+      }
+    }
+  }
+}
+
+export const processWriters: Writers = {
+  stdout: (text) => writeTo('stdout', text),
+  stderr: (text) => writeTo('stderr', text),
+  secret: writeNow,
 };
 
 export function createOutput(json: boolean, writers: Writers = processWriters): Output {
@@ -91,6 +142,15 @@ export function createOutput(json: boolean, writers: Writers = processWriters): 
     },
     note(text) {
       writers.stderr(`${text}\n`);
+    },
+    secret(text) {
+      if (json) return true;
+      try {
+        (writers.secret ?? writers.stdout)(`${text}\n`);
+        return true;
+      } catch {
+        return false;
+      }
     },
   };
 }

@@ -8,6 +8,14 @@ import type { ApiClient } from './api-client.ts';
 import type { Command } from './command.ts';
 import { formatAge, formatTime, keyValues, sinceIso, table } from './output.ts';
 import { panicSummary, panicTable } from './panic.ts';
+import {
+  readWindows,
+  runDailyCheck,
+  windowLines,
+  windowOptions,
+  windowOptionsHelp,
+  windowRequest,
+} from './status-windows.ts';
 
 /** The alarm table, read when a status command runs (the other commands start faster without it). */
 let alarms: readonly AlarmThreshold[] = [];
@@ -206,19 +214,29 @@ export const statusCommands: Command[] = [
     name: 'status',
     summary: 'everything at once: last 24 h, queues, panic mode, limits, rollout, scheduler',
     description: 'What GET /v1/admin/status answers, for the first five minutes of an incident.',
+    options: { ...windowOptions },
+    optionsHelp: [...windowOptionsHelp],
+    examples: [
+      'npm run ops -- status --hours 1 --compare yesterday',
+      'npm run ops -- status --by-client',
+      'npm run ops -- status --check',
+    ],
     async run(ctx) {
       const api = await ctx.api();
-      const [status, webhookLines] = await Promise.all([
+      const request = windowRequest(ctx);
+      const [status, webhookLines, windows] = await Promise.all([
         api.get<AdminStatus>('/v1/admin/status'),
         webhookRecordLines(api),
+        request ? readWindows(api, request) : undefined,
         loadAlarms(),
       ]);
-      ctx.out.data(status);
+      if (ctx.flags.check === true) return runDailyCheck(ctx, status);
+      ctx.out.data(windows ? { ...status, windows } : status);
       const r = status.rollout;
       const limits = status.rateLimiter.limits;
       const lastRun = status.scheduler.lastRun;
       const lines = [
-        ...last24hLines(status),
+        ...(windows ? windowLines(windows) : last24hLines(status)),
         '',
         'Queues',
         queueTable(status.queues),

@@ -189,7 +189,9 @@ async function receiveNotifications(
       wamid: status.wamid,
       status: status.status,
       outcome: outcome.kind,
-      ...(outcome.kind === 'applied' ? { notificationId: outcome.notificationId } : {}),
+      ...(outcome.kind === 'applied'
+        ? { notificationId: outcome.notificationId, clientId: outcome.clientId }
+        : {}),
       // A send whose worker died before recording it, settled from Meta's report: not sent again.
       ...(outcome.kind === 'applied' && outcome.recovered ? { recovered: true } : {}),
       ...(firstError ? { errorCode: firstError.code } : {}),

@@ -21,6 +21,8 @@ import {
 import { builtStage } from './stages.ts';
 
 const RUNBOOK_DIR = join(PROJECT_ROOT, 'runbooks');
+/** Runbooks no alarm links to (checklists); listed in the index like the others. */
+const OTHER_RUNBOOKS = ['daily-checks'];
 
 interface Heading {
   level: number;
@@ -70,9 +72,15 @@ function readRunbook(name: string): ParsedRunbook {
 const ALARM_LINE = /^Alarm `([^`]+)`/;
 
 describe('runbooks', () => {
-  it('has one file per alarm family and an index, and nothing else', () => {
+  it('has one file per alarm family, the other runbooks and an index, and nothing else', () => {
     const files = readdirSync(RUNBOOK_DIR).filter((f) => f.endsWith('.md'));
-    expect(files.sort()).toEqual(['README.md', ...RUNBOOKS.map((r) => `${r}.md`)].sort());
+    expect(files.sort()).toEqual(
+      ['README.md', ...[...RUNBOOKS, ...OTHER_RUNBOOKS].map((r) => `${r}.md`)].sort(),
+    );
+  });
+
+  it.each(OTHER_RUNBOOKS)('lists %s.md in the index too', (name) => {
+    expect(readFileSync(join(RUNBOOK_DIR, 'README.md'), 'utf8')).toContain(`(${name}.md)`);
   });
 
   it('lists every runbook in the index', () => {
@@ -107,14 +115,17 @@ describe('runbooks', () => {
     }
   });
 
-  it.each(['README', ...RUNBOOKS])('%s.md quotes no threshold outside the alarm lines', (name) => {
-    const offenders = readRunbook(name)
-      .prose.filter(({ text }) => !ALARM_LINE.test(text.trim()))
-      // A comparison with a number, or a percentage: the shapes a threshold takes.
-      .filter(({ text }) => /(?:[<>≥≤]=?\s*\d)|(?:\d\s*%)/.test(text.replace(/`[^`]*`/g, '')))
-      .map(({ line, text }) => `${name}.md:${line}: ${text}`);
-    expect(offenders).toEqual([]);
-  });
+  it.each(['README', ...RUNBOOKS, ...OTHER_RUNBOOKS])(
+    '%s.md quotes no threshold outside the alarm lines',
+    (name) => {
+      const offenders = readRunbook(name)
+        .prose.filter(({ text }) => !ALARM_LINE.test(text.trim()))
+        // A comparison with a number, or a percentage: the shapes a threshold takes.
+        .filter(({ text }) => /(?:[<>≥≤]=?\s*\d)|(?:\d\s*%)/.test(text.replace(/`[^`]*`/g, '')))
+        .map(({ line, text }) => `${name}.md:${line}: ${text}`);
+      expect(offenders).toEqual([]);
+    },
+  );
 
   it('resolves the runbook link in every deployed alarm description to a heading', () => {
     const { template } = builtStage('prod');

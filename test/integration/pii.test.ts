@@ -200,6 +200,11 @@ describe('personal data in logs, answers and the CLI', () => {
     }
     expect(inDlq).toBe(1);
     await Promise.all([ops('status'), ops('dlq', 'list'), ops('audit', 'tail', '--limit', '50')]);
+    // Finding a person's notifications answers with the number masked (checked below).
+    const found = await ops('notifications', 'find', '--to', NORMAL);
+    expect(found.code, found.stderr).toBe(0);
+    expect(found.stdout).toContain('+57******4567');
+    await ops('status', '--by-client', '--hours', '1');
     expect((await ops('send-test', NORMAL)).code).toBe(0);
     expect((await ops('send-test', INVALID)).code).toBe(1);
 
@@ -244,6 +249,16 @@ describe('personal data in logs, answers and the CLI', () => {
     expect(webhook.map((l) => l.status)).toEqual(
       expect.arrayContaining(['sent', 'delivered', 'read']),
     );
+    // "Which client?" is answerable from any worker or webhook line about a notification.
+    const { clientId } = (await call('GET', `/v1/admin/notifications/${String(traceAnswer?.id)}`))
+      .json as { clientId: string };
+    expect(clientId).toMatch(/\S/);
+    expect(traced.filter((l) => l.notificationId).map((l) => l.clientId)).toEqual(
+      traced.filter((l) => l.notificationId).map(() => clientId),
+    );
+    const applied = webhook.filter((l) => l.outcome === 'applied');
+    expect(applied.length).toBeGreaterThan(0);
+    expect(applied.map((l) => l.clientId)).toEqual(applied.map(() => clientId));
   });
 
   it.each(USED.concat(INVALID))('finds no trace of %s anywhere', (number) => {

@@ -3,7 +3,7 @@
  * suite's PostgreSQL: admin tests flip global switches (rollout, panic mode) and read exact queue
  * depths, which must not leak into other files' tests. Also runs the ops CLI as a child process.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -82,5 +82,38 @@ export function runOps(args: string[], env: Record<string, string> = {}): Promis
         resolve({ code, stdout, stderr });
       },
     );
+  });
+}
+
+/**
+ * `node bin/ops.ts ...args` whose stdout is closed by its reader early, as `| head -n <lines>` does:
+ * after `lines` lines have arrived (0: before anything arrives), the pipe is destroyed. Answers
+ * the lines read, everything on stderr and the exit code.
+ */
+export function runOpsClosingStdout(
+  args: string[],
+  lines: number,
+): Promise<{ code: number | null; signal: string | null; head: string[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [OPS_ENTRY, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const head: string[] = [];
+    let pending = '';
+    let stderr = '';
+    if (lines === 0) child.stdout.destroy();
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const line of parts) if (head.length < lines) head.push(line);
+      if (head.length >= lines) child.stdout.destroy();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, head, stderr }));
   });
 }

@@ -7,7 +7,9 @@ import type { ApiRoute } from '../route.ts';
 import { auditRoutes } from './admin/audit.ts';
 import { clientFallbackRoutes } from './admin/client-fallback.ts';
 import { keyRoutes } from './admin/keys.ts';
+import { notificationSearchRoutes } from './admin/notification-search.ts';
 import { adminNotificationRoutes } from './admin/notifications.ts';
+import { outcomeRoutes } from './admin/outcomes.ts';
 import { panicRoutes } from './admin/panic.ts';
 import { recipientRoutes } from './admin/recipients.ts';
 import { rolloutRoutes } from './admin/rollout.ts';
@@ -32,6 +34,9 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...auditRoutes,
   ...recipientRoutes,
   ...clientFallbackRoutes,
+  // Issue 17: time windows, per-client outcomes, finding a person's notifications.
+  ...outcomeRoutes,
+  ...notificationSearchRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

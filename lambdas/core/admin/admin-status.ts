@@ -173,9 +173,20 @@ export const KEY_EXPIRY_WARNING_DAYS = 14;
 const count = (value: unknown): number => Number(value ?? 0);
 
 export async function readLast24h(db: Kysely<Database>, now: Date): Promise<Last24h> {
-  const since = new Date(now.getTime() - STATUS_WINDOW_HOURS * 3_600_000);
+  return readOutcomes(db, new Date(now.getTime() - STATUS_WINDOW_HOURS * 3_600_000), now);
+}
+
+/**
+ * The outcomes of the notifications accepted from `since` until (not including) `until`: what the
+ * 24 h status shows, for any window (`ops status --hours`, `--compare yesterday`).
+ */
+export async function readOutcomes(
+  db: Kysely<Database>,
+  since: Date,
+  until: Date,
+): Promise<Last24h> {
   // One pass over the window's rows through notifications_created_idx: the counts describe the
-  // notifications accepted in the last 24 h and how far each got.
+  // notifications accepted in the window and how far each got.
   const totalsQuery = db
     .selectFrom('notifications')
     .select([
@@ -192,6 +203,7 @@ export async function readLast24h(db: Kysely<Database>, now: Date): Promise<Last
       ),
     ])
     .where('created_at', '>=', since)
+    .where('created_at', '<', until)
     .executeTakeFirstOrThrow();
   const failuresQuery = db
     .selectFrom('notifications')
@@ -202,6 +214,7 @@ export async function readLast24h(db: Kysely<Database>, now: Date): Promise<Last
       sql<string | null>`min(error_message)`.as('example'),
     ])
     .where('created_at', '>=', since)
+    .where('created_at', '<', until)
     .where('status', '=', 'failed')
     .groupBy(['error_class', 'error_code'])
     .orderBy(sql`count(*)`, 'desc')
@@ -212,18 +225,20 @@ export async function readLast24h(db: Kysely<Database>, now: Date): Promise<Last
     .selectFrom('notifications')
     .select(['fallback_reason', sql<string>`count(*)`.as('count')])
     .where('fallback_required_at', '>=', since)
+    .where('fallback_required_at', '<', until)
     .groupBy('fallback_reason')
     .execute();
   const cancelledQuery = db
     .selectFrom('notifications')
     .select(sql<string>`count(*)`.as('count'))
     .where('created_at', '>=', since)
+    .where('created_at', '<', until)
     .where('status', '=', 'cancelled')
     .executeTakeFirstOrThrow();
   const [totals, failures, tallies, fallbacks, cancelled] = await Promise.all([
     totalsQuery,
     failuresQuery,
-    readTallies(db, since),
+    readTallies(db, since, until),
     fallbacksQuery,
     cancelledQuery,
   ]);

@@ -89,11 +89,11 @@ export async function deliverBatch(
     await marketingTemplates(deps, rows.values()),
     reclaimAfter,
   );
-  announce(deps, triaged.settled);
+  announce(deps, triaged.settled, rows);
 
   // 2. Admit: rollout, panic mode and rate limits decide for the rest.
   const admission = await admit(deps.gates, triaged.candidates, now);
-  announce(deps, admission.settled);
+  announce(deps, admission.settled, rows);
   // Opt-outs, rollout skips and parked rows move together, once the gates have spoken: one statement.
   await applyTransitions(deps.db, transitionsOf([...triaged.settled, ...admission.settled]));
 
@@ -106,7 +106,7 @@ export async function deliverBatch(
   // 5. Record: each result becomes a transition, an outcome and, for a retry, a backoff.
   const policy = { now, backoff: deps.backoff, random: deps.random };
   const recorded = sent.map((s) => recordSend(s, policy));
-  announce(deps, recorded);
+  announce(deps, recorded, rows);
   // Recording the outcomes is the step that must not be lost: if it throws, the whole batch is
   // retried and the claims' age decides when a resend is safe.
   await applyTransitions(deps.db, transitionsOf(recorded));

@@ -26,13 +26,19 @@ export type StatusOutcome =
    * The notification moved forward; `recovered` when its wamid was unknown and the callback data
    * tied it to a claim whose outcome was never recorded (it is stored now, and nothing is resent).
    */
-  | { kind: 'applied'; notificationId: string; recipient: string; recovered?: true }
+  | {
+      kind: 'applied';
+      notificationId: string;
+      recipient: string;
+      clientId: string;
+      recovered?: true;
+    }
   /** A duplicate or a status older than what the row already has. */
   | { kind: 'ignored' }
   /** No notification has this wamid yet; kept until the worker stores it. */
   | { kind: 'pending' };
 
-type Moved = { id: string; recipient: string };
+type Moved = { id: string; recipient: string; clientId: string };
 
 /**
  * Moves every row whose wamid is in `reports` (all of one status) to that status, in one
@@ -58,15 +64,17 @@ async function moveForwardMany(
     read: sql`delivered_at = coalesce(n.delivered_at, u.at), read_at = u.at`,
     failed: sql`failed_at = u.at, error_class = u.error_class, error_code = u.error_code, error_message = u.error_message`,
   }[status];
-  const result = await sql<{ wamid: string; id: string; recipient: string }>`
+  const result = await sql<{ wamid: string; id: string; recipient: string; client_id: string }>`
     update notifications n set status = ${status}, updated_at = now(), ${columns}
     from unnest(
       ${sql.val(wamids)}::text[], ${sql.val(ats)}::timestamptz[], ${sql.val(codes)}::int[],
       ${sql.val(classes)}::text[], ${sql.val(titles)}::text[]
     ) as u(wamid, at, error_code, error_class, error_message)
     where n.wamid = u.wamid and n.status = any(${sql.val([...webhookPredecessors(status)])}::text[])
-    returning n.wamid, n.id, n.recipient`.execute(db);
-  return new Map(result.rows.map((r) => [r.wamid, { id: r.id, recipient: r.recipient }]));
+    returning n.wamid, n.id, n.recipient, n.client_id`.execute(db);
+  return new Map(
+    result.rows.map((r) => [r.wamid, { id: r.id, recipient: r.recipient, clientId: r.client_id }]),
+  );
 }
 
 async function moveForward(db: Kysely<Database>, report: StatusReport): Promise<Moved | undefined> {
@@ -118,6 +126,7 @@ export async function applyStatusUpdate(
     kind: 'applied',
     notificationId: moved.id,
     recipient: moved.recipient,
+    clientId: moved.clientId,
     ...(recovered ? { recovered } : {}),
   };
 }
@@ -161,7 +170,7 @@ async function adoptThroughCallback(
 async function keepUntilStored(
   db: Kysely<Database>,
   report: StatusReport,
-): Promise<{ id: string; recipient: string } | undefined> {
+): Promise<Moved | undefined> {
   await db
     .insertInto('pending_statuses')
     .values({
@@ -229,7 +238,12 @@ export async function applyStatusUpdates(
       if (report.status === 'failed' && report.errorCode === 131050) {
         await addOptOut(db, row.recipient, 'meta_131050', report.timestamp);
       }
-      outcomes[index] = { kind: 'applied', notificationId: row.id, recipient: row.recipient };
+      outcomes[index] = {
+        kind: 'applied',
+        notificationId: row.id,
+        recipient: row.recipient,
+        clientId: row.clientId,
+      };
     }
   }
   if (leftover.length > 0) {

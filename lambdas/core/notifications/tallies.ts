@@ -22,16 +22,18 @@ export async function addTallies(
     .execute();
 }
 
+/** The counts of the hours from the one holding `since` up to the one holding `until` (hour granularity). */
 export async function readTallies(
   db: Kysely<Database>,
   since: Date,
+  until?: Date,
 ): Promise<Record<TallyKind, number>> {
-  const rows = await db
+  let query = db
     .selectFrom('delivery_tallies')
     .select(['kind', (eb) => eb.fn.sum<string>('count').as('total')])
-    .where('hour', '>=', new Date(Math.floor(since.getTime() / 3_600_000) * 3_600_000))
-    .groupBy('kind')
-    .execute();
+    .where('hour', '>=', new Date(Math.floor(since.getTime() / 3_600_000) * 3_600_000));
+  if (until) query = query.where('hour', '<', until);
+  const rows = await query.groupBy('kind').execute();
   const totals: Record<TallyKind, number> = { skipped_duplicate: 0, skipped_rate_limit: 0 };
   for (const row of rows) totals[row.kind] = Number(row.total);
   return totals;

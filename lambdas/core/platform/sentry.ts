@@ -28,7 +28,7 @@ export interface SentrySetup {
 // every function: deployments that set SENTRY_DSN provide the package (Sentry's Lambda layer).
 const SENTRY_PACKAGE = ['@sentry', 'aws-serverless'].join('/');
 /** Where Lambda mounts a layer's Node packages; ES modules do not search NODE_PATH. */
-const LAYER_PATHS = ['/opt/nodejs/node_modules', '/opt/nodejs/node24/node_modules'];
+export const LAYER_PATHS = ['/opt/nodejs/node_modules', '/opt/nodejs/node24/node_modules'];
 
 async function loadSentry(): Promise<SentrySdk> {
   try {

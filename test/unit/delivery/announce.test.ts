@@ -60,4 +60,26 @@ describe('announce', () => {
       { level: 'warn', message: 'send failed permanently', extra: [{ errorCode: 132001 }] },
     ]);
   });
+
+  it('adds the client id of the verdict’s row to its line, so logs answer "which client?"', () => {
+    const { logger, lines } = recordingLogger();
+    const { metrics } = metricsWithSingles();
+    const known = queueRecord();
+    const unknown = { ...queueRecord(), body: 'not-a-row' };
+    const log = { level: 'info' as const, message: 'sent', fields: { notificationId: 'n' } };
+
+    announce(
+      { logger, metrics },
+      [
+        { record: known, outcome: 'sent', log },
+        { record: unknown, outcome: 'missing', log },
+      ],
+      new Map([[known.body, { client_id: 'client-7' }]]),
+    );
+
+    expect(lines.map((l) => l.extra)).toEqual([
+      [{ notificationId: 'n', clientId: 'client-7' }],
+      [{ notificationId: 'n' }],
+    ]);
+  });
 });

@@ -95,6 +95,7 @@ export function infoLine(
 export function announce(
   observability: { logger: Logger; metrics: Metrics },
   verdicts: readonly Verdict[],
+  rows?: ReadonlyMap<string, Pick<LoadedRow, 'client_id'>>,
 ): void {
   const { logger, metrics } = observability;
   for (const verdict of verdicts) {
@@ -108,7 +109,10 @@ export function announce(
       }
     }
     const line = verdict.log;
-    if (line) logger[line.level](line.message, line.fields);
+    // The client id on every line, so "which client is failing?" is one Logs Insights query.
+    const clientId = rows?.get(verdict.record.body)?.client_id;
+    if (line)
+      logger[line.level](line.message, clientId ? { ...line.fields, clientId } : line.fields);
   }
 }
 
