@@ -27,7 +27,7 @@ import {
   parseWebhookPayload,
 } from '#core/whatsapp/webhook-payload.ts';
 import { storeWebhookRejects, storeWhatsAppEvents } from '#core/whatsapp/webhook-records.ts';
-import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
+import { verifyTokenMatches, verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
 
 export interface WebhookDeps {
   db: Kysely<Database>;
@@ -80,10 +80,7 @@ async function verifySubscription(
   const query = event.queryStringParameters ?? {};
   const token = query['hub.verify_token'] ?? '';
   const expected = await currentSecret(deps.verifyToken);
-  const matches =
-    token.length === expected.length &&
-    Buffer.from(token).equals(Buffer.from(expected)) &&
-    query['hub.mode'] === 'subscribe';
+  const matches = verifyTokenMatches(token, expected) && query['hub.mode'] === 'subscribe';
   if (!matches || !query['hub.challenge']) {
     deps.logger.warn('webhook verification refused');
     return { statusCode: 403, headers: { 'content-type': 'text/plain' }, body: 'forbidden' };
