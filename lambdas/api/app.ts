@@ -18,6 +18,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { authenticateApiKey } from '#core/admin/api-keys.ts';
 import type { ApiScope } from '#core/db/schema.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
+import { DenialLedger, recordDenial } from '#core/notifications/denials.ts';
 import {
   errorResponse,
   HttpError,
@@ -27,6 +28,7 @@ import {
   rawBody,
 } from '#core/platform/http.ts';
 import { pickRequestId } from '#core/platform/ids.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 import { reportError } from '#core/platform/sentry.ts';
 import {
   type ApiCaller,
@@ -40,24 +42,47 @@ import { apiRoutes } from './routes/index.ts';
 
 export type { ApiDeps, RequestContext } from './route.ts';
 
+/** The denial tally of this execution environment, for deps that bring none (the handler's). */
+const fallbackLedger = new DenialLedger();
+
+/** Reasons where nothing proves who called: the presented text matched no stored key. */
+const ANONYMOUS_DENIALS = new Set(['missing', 'malformed', 'unknown']);
+
 /**
- * The scope check: authenticates the X-API-Key and checks its scope; every denial is audited.
- * `admin` implies the notification scopes: an admin key can create a key with them anyway, and
- * `ops send-test` sends with the operator's admin key.
+ * The scope check: authenticates the X-API-Key and checks its scope. A caller no key proves is
+ * counted (metric, and a sampled audit entry as `anonymous`, see denials.ts), never recorded under
+ * a prefix or request id it chose; a real key that is refused (revoked) or lacks the scope is
+ * audited under that key. `admin` implies the notification scopes: an admin key can create a key
+ * with them anyway, and `ops send-test` sends with the operator's admin key.
  */
 async function requireScope(ctx: RequestContext, scope: ApiScope): Promise<ApiCaller> {
   const { deps, event } = ctx;
   const auth = await authenticateApiKey(deps.db, header(event, 'x-api-key'), deps.now());
   if (!auth.ok) {
-    await writeAudit(deps.db, {
-      actor: auth.prefix ? `key:${auth.prefix}` : 'anonymous',
-      action: 'auth.denied',
-      outcome: 'denied',
-      requestId: ctx.requestId,
-      sourceIp: ctx.sourceIp,
-      detail: { reason: auth.reason, method: event.httpMethod, path: event.path },
-    });
-    deps.logger.warn('api key rejected', { reason: auth.reason, keyPrefix: auth.prefix });
+    if (ANONYMOUS_DENIALS.has(auth.reason)) {
+      await recordDenial(
+        { ...deps, ledger: deps.denials ?? fallbackLedger },
+        {
+          action: 'auth.denied',
+          reason: auth.reason,
+          gatewayRequestId: event.requestContext.requestId ?? null,
+          sourceIp: ctx.sourceIp,
+          method: event.httpMethod,
+          path: event.path,
+        },
+      );
+      deps.logger.warn('api key rejected', { reason: auth.reason });
+    } else {
+      await writeAudit(deps.db, {
+        actor: `key:${auth.prefix}`,
+        action: 'auth.denied',
+        outcome: 'denied',
+        requestId: event.requestContext.requestId ?? null,
+        sourceIp: ctx.sourceIp,
+        detail: { reason: auth.reason, method: event.httpMethod, path: maskPhonesIn(event.path) },
+      });
+      deps.logger.warn('api key rejected', { reason: auth.reason, keyPrefix: auth.prefix });
+    }
     throw new HttpError(401, 'unauthorized', 'a valid X-API-Key header is required');
   }
   if (!auth.scopes.includes(scope) && !auth.scopes.includes('admin')) {
