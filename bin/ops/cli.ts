@@ -12,6 +12,7 @@ import { optOutCommands } from './opt-outs.ts';
 import { createOutput } from './output.ts';
 import { panicCommands } from './panic.ts';
 import { preflightCommand } from './preflight.ts';
+import { recipientCommands } from './recipients.ts';
 import { rolloutCommands } from './rollout.ts';
 import { sendTestCommand } from './send-test.ts';
 import { statusCommands } from './status.ts';
@@ -32,6 +33,7 @@ export const COMMANDS: Command[] = [
   sendTestCommand,
   auditCommand,
   ...optOutCommands,
+  ...recipientCommands,
   preflightCommand,
 ];
 

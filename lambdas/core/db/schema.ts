@@ -61,6 +61,8 @@ export interface NotificationTable {
   delivered_at: Timestamp | null;
   read_at: Timestamp | null;
   failed_at: Timestamp | null;
+  /** When the retention or an erasure removed the number, text, parameters and metadata (0013). */
+  redacted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface NotificationEventTable {
