@@ -69,21 +69,29 @@ function readRunbook(name: string): ParsedRunbook {
 
 const ALARM_LINE = /^Alarm `([^`]+)`/;
 
+/** Runbooks no alarm links to: procedures a person starts (security) and the review template. */
+const PROCEDURES = ['security', 'post-incident-review'] as const;
+
 describe('runbooks', () => {
-  it('has one file per alarm family and an index, and nothing else', () => {
+  it('has one file per alarm family, the procedures and an index, and nothing else', () => {
     const files = readdirSync(RUNBOOK_DIR).filter((f) => f.endsWith('.md'));
-    expect(files.sort()).toEqual(['README.md', ...RUNBOOKS.map((r) => `${r}.md`)].sort());
+    expect(files.sort()).toEqual(
+      ['README.md', ...[...RUNBOOKS, ...PROCEDURES].map((r) => `${r}.md`)].sort(),
+    );
   });
 
   it('lists every runbook in the index', () => {
     const index = readFileSync(join(RUNBOOK_DIR, 'README.md'), 'utf8');
-    for (const runbook of RUNBOOKS) expect(index).toContain(`(${runbook}.md)`);
+    for (const runbook of [...RUNBOOKS, ...PROCEDURES]) expect(index).toContain(`(${runbook}.md)`);
   });
 
-  it.each(RUNBOOKS)('%s.md has no duplicate headings, so every anchor is unambiguous', (name) => {
-    const anchors = readRunbook(name).headings.map((h) => h.anchor);
-    expect(new Set(anchors).size).toBe(anchors.length);
-  });
+  it.each([...RUNBOOKS, ...PROCEDURES])(
+    '%s.md has no duplicate headings, so every anchor is unambiguous',
+    (name) => {
+      const anchors = readRunbook(name).headings.map((h) => h.anchor);
+      expect(new Set(anchors).size).toBe(anchors.length);
+    },
+  );
 
   it.each(ALARM_THRESHOLDS.map((t) => [t.id, t] as const))(
     'quotes the %s threshold exactly as the table renders it, in its section',
@@ -107,14 +115,17 @@ describe('runbooks', () => {
     }
   });
 
-  it.each(['README', ...RUNBOOKS])('%s.md quotes no threshold outside the alarm lines', (name) => {
-    const offenders = readRunbook(name)
-      .prose.filter(({ text }) => !ALARM_LINE.test(text.trim()))
-      // A comparison with a number, or a percentage: the shapes a threshold takes.
-      .filter(({ text }) => /(?:[<>≥≤]=?\s*\d)|(?:\d\s*%)/.test(text.replace(/`[^`]*`/g, '')))
-      .map(({ line, text }) => `${name}.md:${line}: ${text}`);
-    expect(offenders).toEqual([]);
-  });
+  it.each(['README', ...RUNBOOKS, ...PROCEDURES])(
+    '%s.md quotes no threshold outside the alarm lines',
+    (name) => {
+      const offenders = readRunbook(name)
+        .prose.filter(({ text }) => !ALARM_LINE.test(text.trim()))
+        // A comparison with a number, or a percentage: the shapes a threshold takes.
+        .filter(({ text }) => /(?:[<>≥≤]=?\s*\d)|(?:\d\s*%)/.test(text.replace(/`[^`]*`/g, '')))
+        .map(({ line, text }) => `${name}.md:${line}: ${text}`);
+      expect(offenders).toEqual([]);
+    },
+  );
 
   it('resolves the runbook link in every deployed alarm description to a heading', () => {
     const { template } = builtStage('prod');
