@@ -151,9 +151,40 @@ async function serve(
   return route.handle(input as Parameters<ApiRoute['handle']>[0]);
 }
 
+/**
+ * Errors only a client's input causes, when a value slipped past the route's schema: text that is
+ * not valid percent-encoding (URIError), or a value PostgreSQL refuses as data (SQLSTATE class 22:
+ * out of range, bad text representation, bad byte sequence). They are the client's 400, not a 500
+ * that pages on-call, and are still logged so the schema gets the bound it lacked.
+ */
+function clientCaused(error: unknown): HttpError | undefined {
+  if (error instanceof URIError) {
+    return new HttpError(400, 'validation_error', 'the request is not valid percent-encoding');
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)) {
+    return new HttpError(
+      400,
+      'validation_error',
+      'a value in the request is out of range or malformed',
+    );
+  }
+  return undefined;
+}
+
 /** The one error handler: an HttpError is answered in the error shape, anything else is a 500. */
 function answerError(error: unknown, ctx: RequestContext): APIGatewayProxyResult {
   if (error instanceof HttpError) return errorResponse(error, ctx.requestId);
+  const client = clientCaused(error);
+  if (client) {
+    ctx.deps.logger.warn('request refused after validation: a route schema lacks a bound', {
+      errorName: error instanceof Error ? error.name : 'error',
+      sqlState: (error as { code?: unknown }).code,
+      method: ctx.event.httpMethod,
+      path: ctx.event.path,
+    });
+    return errorResponse(client, ctx.requestId);
+  }
   ctx.deps.logger.error('request failed', {
     error: error instanceof Error ? error : String(error),
   });

@@ -7,9 +7,11 @@
  */
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { describe, expect } from 'vitest';
+import { defineRoute } from '../../lambdas/api/route.ts';
 import { apiRoutes } from '../../lambdas/api/routes/index.ts';
-import { apiEvent, createTestClient } from '../support/api.ts';
+import { apiEvent, createTestClient, testApiApp } from '../support/api.ts';
 import { apiTest } from '../support/fixtures.ts';
 import { anyString, assessAnswer, hostileNumber } from './hostile.ts';
 
@@ -190,5 +192,48 @@ describe('the router under hostile paths and query strings', () => {
     const response = await app(event);
     expect(response.statusCode, response.body).toBe(200);
     expect(JSON.parse(response.body).entries).toEqual([]);
+  });
+});
+
+describe('the adapter', () => {
+  const probe = (handle: () => Promise<never>) =>
+    defineRoute({
+      method: 'GET',
+      path: '/v1/probe',
+      operationId: 'probe',
+      summary: 'a route of this test',
+      tag: 'health',
+      scope: 'public',
+      responses: {},
+      handle,
+    });
+
+  it.for([
+    ['a value PostgreSQL refuses as out of range', 'bigint'],
+    ['text that is not valid percent-encoding', 'uri'],
+  ] as const)(
+    'answers %s that slipped past a schema with a 400, not a 500',
+    async ([, kind], { db }) => {
+      const app = testApiApp(db, {}, [
+        probe(async () => {
+          if (kind === 'uri') decodeURIComponent('%E0%A4%A');
+          await sql`select ${'99999999999999999999'}::bigint`.execute(db);
+          throw new Error('unreachable');
+        }),
+      ]);
+      const response = await app(apiEvent({ method: 'GET', path: '/v1/probe' }));
+      expect(response.statusCode, response.body).toBe(400);
+      expect(JSON.parse(response.body).error.code).toBe('validation_error');
+    },
+  );
+
+  it('still answers a failure of ours with a 500', async ({ db }) => {
+    const app = testApiApp(db, {}, [
+      probe(async () => {
+        throw new Error('a bug of ours');
+      }),
+    ]);
+    const response = await app(apiEvent({ method: 'GET', path: '/v1/probe' }));
+    expect(response.statusCode).toBe(500);
   });
 });
