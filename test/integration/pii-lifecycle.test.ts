@@ -219,9 +219,19 @@ describe('the retention', () => {
     const app = testApiApp(owner);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
+      const message =
+        i === 0
+          ? {
+              template: {
+                name: 'appointment_reminder',
+                language: 'es',
+                components: [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }] }],
+              },
+            }
+          : { text: { body: 'old news' } };
       const answer = await post(app, client.key, '/v1/notifications', {
         to: uniqueMobile('+57318'),
-        text: { body: 'old news' },
+        ...message,
         metadata: { n: i },
       });
       ids.push(answer.body.id);
@@ -281,13 +291,30 @@ describe('the retention', () => {
     const byId = new Map(rows.map((r) => [r.id, r]));
     expect(byId.get(old)).toMatchObject({
       recipient: 'redacted',
-      message: { redacted: true },
+      // Which template was sent stays; its parameters (Ana) go.
+      message: { name: 'appointment_reminder', language: 'es', redacted: true },
       metadata: null,
       status: 'failed',
       error_class: 'invalid_recipient',
       redacted_at: now,
     });
     expect(byId.get(recent)).toMatchObject({ metadata: { n: 1 }, redacted_at: null });
+    // And the API still answers for a redacted row, with no number.
+    const view = await app(
+      apiEvent({
+        method: 'GET',
+        path: `/v1/notifications/${old}`,
+        headers: { 'X-API-Key': client.key },
+      }),
+    );
+    expect(view.statusCode, view.body).toBe(200);
+    expect(JSON.parse(view.body)).toMatchObject({
+      status: 'failed',
+      to: '***',
+      template: 'appointment_reminder',
+      metadata: null,
+    });
+    expect(view.body).not.toContain('Ana');
     expect(byId.get(recent)!.recipient).toMatch(/^\+57318/);
     expect(byId.get(oldUnsent)).toMatchObject({ status: 'deferred', redacted_at: null });
     expect(report.notificationsRedacted).toBeGreaterThanOrEqual(1);

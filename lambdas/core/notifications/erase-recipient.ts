@@ -120,11 +120,17 @@ export const ERASURE_STEPS: Record<string, ErasureStep> = {
 
 export type ErasureCounts = Record<keyof typeof ERASURE_STEPS, number>;
 
-/** The columns a redaction sets: what identifies or speaks to the person goes, the history stays. */
+/**
+ * The columns a redaction sets: what identifies or speaks to the person goes, the history stays.
+ * A template keeps its name and language (which template was sent is not about the person); its
+ * parameters and any text go.
+ */
 export function redactedColumns(recipient: string, now: Date) {
   return {
     recipient,
-    message: JSON.stringify({ redacted: true }),
+    message: sql<string>`case when message_type = 'template'
+      then jsonb_build_object('name', message->'name', 'language', message->'language', 'redacted', true)
+      else '{"redacted": true}'::jsonb end`,
     metadata: null,
     response: null,
     error_message: null,
