@@ -4,7 +4,12 @@
  * the configured ones.
  */
 import { describe, expect, it } from 'vitest';
+import { INBOUND_SEEN_RETENTION_DAYS } from '#core/notifications/opt-outs.ts';
 import { loadRetentionConfig } from '#core/platform/config.ts';
+import {
+  WEBHOOK_REJECT_RETENTION_DAYS,
+  WHATSAPP_EVENT_RETENTION_DAYS,
+} from '#core/whatsapp/webhook-records.ts';
 import { STAGE_CONFIG, STAGES } from '../../lib/config.ts';
 import { builtStage, logicalId } from './stages.ts';
 
@@ -33,6 +38,14 @@ describe.each(STAGES)('the %s retention', (stage) => {
     const config = STAGE_CONFIG[stage];
     expect(config.piiRetentionDays).toBeLessThanOrEqual(90);
     expect(config.auditRetentionDays).toBeGreaterThanOrEqual(config.piiRetentionDays);
+    // Raw webhook items, Meta's events and seen inbound ids are pruned on their own, sooner.
+    for (const days of [
+      WEBHOOK_REJECT_RETENTION_DAYS,
+      WHATSAPP_EVENT_RETENTION_DAYS,
+      INBOUND_SEEN_RETENTION_DAYS,
+    ]) {
+      expect(days).toBeLessThanOrEqual(config.piiRetentionDays);
+    }
   });
 });
 
