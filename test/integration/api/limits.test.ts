@@ -149,10 +149,13 @@ describe('the bounds of one notification', () => {
       fc.asyncProperty(
         fc.record({
           textLength: fc.integer({ min: 1, max: 5_000 }),
-          metadataKeys: fc.integer({ min: 0, max: 40 }),
-          metadataValueLength: fc.integer({ min: 0, max: 200 }),
-          parameterCount: fc.integer({ min: 1, max: 25 }),
-          parameterLength: fc.integer({ min: 1, max: 1_200 }),
+          metadataKeys: fc.integer({ min: 0, max: 36 }),
+          metadataValueLength: fc.integer({ min: 0, max: 40 }),
+          parameterCount: fc.integer({ min: 10, max: 22 }),
+          parameterLength: fc.oneof(
+            fc.integer({ min: 1, max: 1_200 }),
+            fc.integer({ min: 3_300, max: 4_000 }),
+          ),
           kind: fc.constantFrom('text', 'template'),
         }),
         async (shape) => {
