@@ -52,6 +52,7 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   // Issue 17: outcome windows and finding a recipient's notifications.
   '/v1/admin/status/outcomes': ['GET'],
   '/v1/admin/recipients/notifications': ['GET'],
+  '/v1/admin/recipients/erase': ['POST'],
 };
 export const WEBHOOK_ROUTES: Record<string, readonly string[]> = {
   '/webhook/whatsapp': ['GET', 'POST'],

@@ -39,6 +39,13 @@ export interface StageConfig {
    */
   criticalAlarmsPage: boolean;
   logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /**
+   * Days a notification keeps the recipient's number, the text, template parameters and metadata;
+   * after that the scheduler redacts them (statuses, timestamps, error class stay). Issue 16.
+   */
+  piiRetentionDays: number;
+  /** Days the audit log is kept; the scheduler deletes older entries. */
+  auditRetentionDays: number;
 }
 
 export const STAGE_CONFIG: Record<Stage, StageConfig> = {
@@ -55,6 +62,8 @@ export const STAGE_CONFIG: Record<Stage, StageConfig> = {
     apiThrottle: { rateLimit: 50, burstLimit: 100 },
     criticalAlarmsPage: false,
     logLevel: 'DEBUG',
+    piiRetentionDays: 90,
+    auditRetentionDays: 90,
   },
   prod: {
     databaseInstanceType: 'm7g.large',
@@ -69,6 +78,8 @@ export const STAGE_CONFIG: Record<Stage, StageConfig> = {
     apiThrottle: { rateLimit: 500, burstLimit: 1000 },
     criticalAlarmsPage: true,
     logLevel: 'INFO',
+    piiRetentionDays: 90,
+    auditRetentionDays: 400,
   },
 };
 

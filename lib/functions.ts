@@ -199,6 +199,9 @@ export class Functions extends Construct {
         ...queueUrls,
         ...whatsapp,
         WHATSAPP_ACCESS_TOKEN_SECRET_ARN: secrets.accessToken.secretArn,
+        // The retention the scheduler applies (issue 16): personal data, then the audit log.
+        PII_RETENTION_DAYS: String(config.piiRetentionDays),
+        AUDIT_RETENTION_DAYS: String(config.auditRetentionDays),
       },
       // Three probes at the 10 s Graph timeout with two 15 s waits take a minute on their own; the
       // run before them and the drain, late statuses and token check after them need the rest. The

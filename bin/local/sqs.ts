@@ -15,6 +15,7 @@ import {
   VISIBILITY_TIMEOUT_SECONDS,
 } from '#core/notifications/queue-settings.ts';
 import { queueArn } from '#core/platform/sqs.ts';
+import { listenOnLoopback } from './loopback.ts';
 
 export interface LocalQueues {
   endpoint: string;
@@ -22,6 +23,8 @@ export interface LocalQueues {
   queueUrls: Record<Priority, string>;
   queueArns: Record<Priority, string>;
   deadLetterQueueUrls: Record<Priority, string>;
+  /** Where the emulator's server is bound: loopback only (see loopback.ts). */
+  listenAddresses: string[];
   stop(): Promise<void>;
 }
 
@@ -43,12 +46,19 @@ export function localSqsClient(endpoint: string): SQSClient {
 }
 
 export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<LocalQueues> {
-  const server = await startFauxqs({
-    port: options.port ?? 0,
-    logger: false,
-    host: '127.0.0.1',
-    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-  });
+  // fauxqs binds 0.0.0.0 whatever `host` says (that option names the host in queue URLs only):
+  // started through the loopback guard, or not at all.
+  const { started: server, addresses } = await listenOnLoopback(
+    'the SQS emulator (fauxqs)',
+    () =>
+      startFauxqs({
+        port: options.port ?? 0,
+        logger: false,
+        host: '127.0.0.1',
+        ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+      }),
+    (started) => started.stop(),
+  );
   const endpoint = `http://127.0.0.1:${server.port}`;
   const sqs = localSqsClient(endpoint);
   const stage = options.stage ?? 'local';
@@ -76,6 +86,7 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     queueUrls,
     queueArns,
     deadLetterQueueUrls,
+    listenAddresses: addresses,
     stop: () => server.stop(),
   };
 }

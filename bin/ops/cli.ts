@@ -13,6 +13,7 @@ import { optOutCommands } from './opt-outs.ts';
 import { createOutput, processWriters } from './output.ts';
 import { panicCommands } from './panic.ts';
 import { preflightCommand } from './preflight.ts';
+import { recipientCommands } from './recipients.ts';
 import { rolloutCommands } from './rollout.ts';
 import { schedulerCommands } from './scheduler.ts';
 import { sendTestCommand } from './send-test.ts';
@@ -34,6 +35,7 @@ export const COMMANDS: Command[] = [
   sendTestCommand,
   auditCommand,
   ...optOutCommands,
+  ...recipientCommands,
   preflightCommand,
   // Issue 17: find a person's notifications, run the scheduler now.
   ...notificationCommands,

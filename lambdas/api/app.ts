@@ -18,6 +18,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { authenticateApiKey } from '#core/admin/api-keys.ts';
 import type { ApiScope } from '#core/db/schema.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
+import { DenialLedger, recordDenial } from '#core/notifications/denials.ts';
 import {
   errorResponse,
   HttpError,
@@ -27,6 +28,7 @@ import {
   rawBody,
 } from '#core/platform/http.ts';
 import { pickRequestId } from '#core/platform/ids.ts';
+import { maskPhonesIn } from '#core/platform/phone.ts';
 import { reportError } from '#core/platform/sentry.ts';
 import {
   type ApiCaller,
@@ -40,24 +42,47 @@ import { apiRoutes } from './routes/index.ts';
 
 export type { ApiDeps, RequestContext } from './route.ts';
 
+/** The denial tally of this execution environment, for deps that bring none (the handler's). */
+const fallbackLedger = new DenialLedger();
+
+/** Reasons where nothing proves who called: the presented text matched no stored key. */
+const ANONYMOUS_DENIALS = new Set(['missing', 'malformed', 'unknown']);
+
 /**
- * The scope check: authenticates the X-API-Key and checks its scope; every denial is audited.
- * `admin` implies the notification scopes: an admin key can create a key with them anyway, and
- * `ops send-test` sends with the operator's admin key.
+ * The scope check: authenticates the X-API-Key and checks its scope. A caller no key proves is
+ * counted (metric, and a sampled audit entry as `anonymous`, see denials.ts), never recorded under
+ * a prefix or request id it chose; a real key that is refused (revoked) or lacks the scope is
+ * audited under that key. `admin` implies the notification scopes: an admin key can create a key
+ * with them anyway, and `ops send-test` sends with the operator's admin key.
  */
 async function requireScope(ctx: RequestContext, scope: ApiScope): Promise<ApiCaller> {
   const { deps, event } = ctx;
   const auth = await authenticateApiKey(deps.db, header(event, 'x-api-key'), deps.now());
   if (!auth.ok) {
-    await writeAudit(deps.db, {
-      actor: auth.prefix ? `key:${auth.prefix}` : 'anonymous',
-      action: 'auth.denied',
-      outcome: 'denied',
-      requestId: ctx.requestId,
-      sourceIp: ctx.sourceIp,
-      detail: { reason: auth.reason, method: event.httpMethod, path: event.path },
-    });
-    deps.logger.warn('api key rejected', { reason: auth.reason, keyPrefix: auth.prefix });
+    if (ANONYMOUS_DENIALS.has(auth.reason)) {
+      await recordDenial(
+        { ...deps, ledger: deps.denials ?? fallbackLedger },
+        {
+          action: 'auth.denied',
+          reason: auth.reason,
+          gatewayRequestId: event.requestContext.requestId ?? null,
+          sourceIp: ctx.sourceIp,
+          method: event.httpMethod,
+          path: event.path,
+        },
+      );
+      deps.logger.warn('api key rejected', { reason: auth.reason });
+    } else {
+      await writeAudit(deps.db, {
+        actor: `key:${auth.prefix}`,
+        action: 'auth.denied',
+        outcome: 'denied',
+        requestId: event.requestContext.requestId ?? null,
+        sourceIp: ctx.sourceIp,
+        detail: { reason: auth.reason, method: event.httpMethod, path: maskPhonesIn(event.path) },
+      });
+      deps.logger.warn('api key rejected', { reason: auth.reason, keyPrefix: auth.prefix });
+    }
     if (auth.reason === 'expired') {
       throw new HttpError(401, 'api_key_expired', 'this API key has expired; ask for a new one');
     }
@@ -134,9 +159,40 @@ async function serve(
   return route.handle(input as Parameters<ApiRoute['handle']>[0]);
 }
 
+/**
+ * Errors only a client's input causes, when a value slipped past the route's schema: text that is
+ * not valid percent-encoding (URIError), or a value PostgreSQL refuses as data (SQLSTATE class 22:
+ * out of range, bad text representation, bad byte sequence). They are the client's 400, not a 500
+ * that pages on-call, and are still logged so the schema gets the bound it lacked.
+ */
+function clientCaused(error: unknown): HttpError | undefined {
+  if (error instanceof URIError) {
+    return new HttpError(400, 'validation_error', 'the request is not valid percent-encoding');
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)) {
+    return new HttpError(
+      400,
+      'validation_error',
+      'a value in the request is out of range or malformed',
+    );
+  }
+  return undefined;
+}
+
 /** The one error handler: an HttpError is answered in the error shape, anything else is a 500. */
 function answerError(error: unknown, ctx: RequestContext): APIGatewayProxyResult {
   if (error instanceof HttpError) return errorResponse(error, ctx.requestId);
+  const client = clientCaused(error);
+  if (client) {
+    ctx.deps.logger.warn('request refused after validation: a route schema lacks a bound', {
+      errorName: error instanceof Error ? error.name : 'error',
+      sqlState: (error as { code?: unknown }).code,
+      method: ctx.event.httpMethod,
+      path: ctx.event.path,
+    });
+    return errorResponse(client, ctx.requestId);
+  }
   ctx.deps.logger.error('request failed', {
     error: error instanceof Error ? error : String(error),
   });

@@ -113,9 +113,15 @@ function responses(route: ApiRoute): Record<number, ResponseConfig> {
 }
 
 const requestIdHeader = z.object({
-  'X-Request-ID': z.string().optional().meta({
-    description: 'Kept when it is a sane token; follows the notification to the worker',
-  }),
+  'X-Request-ID': z
+    .string()
+    .max(128)
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/)
+    .optional()
+    .meta({
+      description:
+        'Kept when it is 1 to 128 of `A-Z a-z 0-9 . _ : -` (anything else, or longer, is replaced by API Gateway’s id); follows the notification to the worker',
+    }),
 });
 
 function registerRoute(registry: OpenAPIRegistry, route: ApiRoute) {

@@ -17,6 +17,7 @@ import {
   type Priority,
 } from '#core/model/notification-request.ts';
 import type { ClientLimits } from '#core/notifications/client-quota.ts';
+import type { DenialLedger } from '#core/notifications/denials.ts';
 import type { QueueTargets } from '#core/notifications/enqueue.ts';
 import { HttpError, rawBody } from '#core/platform/http.ts';
 import { findUnstorableJson } from '#core/platform/json-input.ts';
@@ -38,6 +39,8 @@ export interface ApiDeps {
   sqsEndpoint?: string;
   /** The Graph API client for the admin template and token routes, built on first use. */
   whatsapp?: () => Promise<GraphClient>;
+  /** Anonymous 401s counted since the last sampled audit entry; one per environment if absent. */
+  denials?: DenialLedger;
 }
 
 /** The calling key, once its X-API-Key passed the scope check. */

@@ -15,6 +15,7 @@ import {
   loadDatabaseConfig,
   loadDeliveryControlConfig,
   loadQueueConfig,
+  loadRetentionConfig,
 } from '#core/platform/config.ts';
 import { lambdaHandler } from '#core/platform/lambda-handler.ts';
 import { memoizeUntilFailure } from '#core/platform/memoize.ts';
@@ -25,6 +26,7 @@ import { createGraphClient } from '#core/whatsapp/graph-client.ts';
 async function build() {
   const control = loadDeliveryControlConfig();
   const queueConfig = loadQueueConfig();
+  const retention = loadRetentionConfig();
   const graph = await loadGraphClientConfig(process.env, { onStaleValue: warnStaleSecret });
   // Lives as long as this execution environment, like the clients (see TokenCheckState).
   const tokenCheck: TokenCheckState = {};
@@ -48,6 +50,8 @@ async function build() {
     graphCallMaxMs: graph.timeoutMs ?? DEFAULT_SCHEDULER_OPTIONS.graphCallMaxMs,
     lookaheadSeconds: control.SCHEDULER_INTERVAL_SECONDS,
     runIntervalSeconds: control.SCHEDULER_INTERVAL_SECONDS,
+    piiRetentionDays: retention.PII_RETENTION_DAYS,
+    auditRetentionDays: retention.AUDIT_RETENTION_DAYS,
   };
   return { deps, options };
 }

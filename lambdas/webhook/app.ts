@@ -14,8 +14,8 @@ import type { Database } from '#core/db/schema.ts';
 import { addClassMetric } from '#core/delivery/deliver-batch.ts';
 import { applyHealthReading, readNumberEvent } from '#core/delivery/number-health.ts';
 import { applyStatusUpdates } from '#core/notifications/apply-status-update.ts';
-import { writeAudit } from '#core/notifications/audit.ts';
 import { applyConsentEvents } from '#core/notifications/consent-events.ts';
+import { DenialLedger, recordDenial } from '#core/notifications/denials.ts';
 import { errorResponse, HttpError, header, jsonResponse, rawBody } from '#core/platform/http.ts';
 import { pickRequestId } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
@@ -28,7 +28,7 @@ import {
   parseWebhookPayload,
 } from '#core/whatsapp/webhook-payload.ts';
 import { storeWebhookRejects, storeWhatsAppEvents } from '#core/whatsapp/webhook-records.ts';
-import { verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
+import { verifyTokenMatches, verifyWebhookSignature } from '#core/whatsapp/webhook-signature.ts';
 
 export interface WebhookDeps {
   db: Kysely<Database>;
@@ -42,7 +42,13 @@ export interface WebhookDeps {
    * acknowledged and ignored. Absent: every sender is read (tests of other numbers, local runs).
    */
   phoneNumberIds?: readonly string[];
+  /** Bad signatures counted since the last sampled audit entry; one per environment if absent. */
+  denials?: DenialLedger;
+  now?: () => Date;
 }
+
+/** The denial tally of this execution environment, for deps that bring none (the handler's). */
+const fallbackLedger = new DenialLedger();
 
 /** Field names and event types already logged by this process: each is logged once. */
 const loggedOnce = new Set<string>();
@@ -81,10 +87,7 @@ async function verifySubscription(
   const query = event.queryStringParameters ?? {};
   const token = query['hub.verify_token'] ?? '';
   const expected = await currentSecret(deps.verifyToken);
-  const matches =
-    token.length === expected.length &&
-    Buffer.from(token).equals(Buffer.from(expected)) &&
-    query['hub.mode'] === 'subscribe';
+  const matches = verifyTokenMatches(token, expected) && query['hub.mode'] === 'subscribe';
   if (!matches || !query['hub.challenge']) {
     deps.logger.warn('webhook verification refused');
     return { statusCode: 403, headers: { 'content-type': 'text/plain' }, body: 'forbidden' };
@@ -110,14 +113,18 @@ async function receiveNotifications(
     signed = verifyWebhookSignature(body, signature, await deps.appSecret({ refresh: true }));
   }
   if (!signed) {
-    await writeAudit(deps.db, {
-      actor: 'webhook',
-      action: 'webhook.signature_rejected',
-      outcome: 'denied',
-      requestId,
-      sourceIp: event.requestContext.identity?.sourceIp ?? null,
-      detail: { reason: signature ? 'mismatch' : 'missing', bytes: body.length },
-    });
+    // Counted, with a sampled audit entry, not a row each: an unsigned flood must not write the log.
+    await recordDenial(
+      { ...deps, now: deps.now ?? (() => new Date()), ledger: deps.denials ?? fallbackLedger },
+      {
+        action: 'webhook.signature_rejected',
+        reason: signature ? 'mismatch' : 'missing',
+        gatewayRequestId: event.requestContext.requestId ?? null,
+        sourceIp: event.requestContext.identity?.sourceIp ?? null,
+        method: event.httpMethod,
+        path: event.path ?? '',
+      },
+    );
     deps.logger.warn('webhook signature rejected', {
       requestId,
       reason: signature ? 'mismatch' : 'missing',

@@ -52,9 +52,13 @@ describe('runbook shell blocks', () => {
   });
 
   const files = readdirSync(RUNBOOK_DIR).filter((f) => f.endsWith('.md'));
+  // A form to fill in after an incident: nothing to run, so it alone may have no shell block.
+  const templates = new Set(['post-incident-review.md']);
   it.each(files)('%s uses no variable it has not set', (file) => {
     const markdown = readFileSync(join(RUNBOOK_DIR, file), 'utf8');
-    expect(shellBlocks(markdown).length, 'a runbook without a shell block').toBeGreaterThan(0);
+    if (!templates.has(file)) {
+      expect(shellBlocks(markdown).length, 'a runbook without a shell block').toBeGreaterThan(0);
+    }
     expect(check(markdown, file, sharedSetup())).toEqual([]);
   });
 });

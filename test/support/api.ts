@@ -58,16 +58,23 @@ export async function createTestClient(
   return createApiClient(db, { name: `test-${randomUUID()}`, scopes });
 }
 
-export function testApiApp(db: Kysely<Database>, overrides: Partial<ApiDeps> = {}) {
+export function testApiApp(
+  db: Kysely<Database>,
+  overrides: Partial<ApiDeps> = {},
+  routes?: Parameters<typeof createApiApp>[1],
+) {
   const sqs = overrides.sqs ?? testSqsClient();
-  return createApiApp({
-    db,
-    sqs,
-    queue: { sqs, queueUrls: testQueueUrls() },
-    now: () => new Date(),
-    version: 'test',
-    logger: silentLogger(),
-    metrics: testMetrics(),
-    ...overrides,
-  });
+  return createApiApp(
+    {
+      db,
+      sqs,
+      queue: { sqs, queueUrls: testQueueUrls() },
+      now: () => new Date(),
+      version: 'test',
+      logger: silentLogger(),
+      metrics: testMetrics(),
+      ...overrides,
+    },
+    routes,
+  );
 }

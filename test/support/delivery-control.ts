@@ -355,6 +355,8 @@ export function schedulerOptions(overrides: Partial<SchedulerOptions> = {}): Sch
     outboxAgeSeconds: 3_600,
     runIntervalSeconds: 0,
     batchLimit: 500,
+    piiRetentionDays: 90,
+    auditRetentionDays: 365,
     ...overrides,
   };
 }

@@ -27,7 +27,7 @@ import { startLocalHttpServer } from '../../bin/local/http-server.ts';
 import { createQueueWithDeadLetter, type QueueWithDeadLetter } from '../../bin/local/sqs.ts';
 import { toSqsRecord } from '../../bin/local/sqs-event-source.ts';
 import { type SandboxHandle, type SandboxOptions, startSandbox } from '../../bin/sandbox/server.ts';
-import { createWebhookApp } from '../../lambdas/webhook/app.ts';
+import { createWebhookApp, type WebhookDeps } from '../../lambdas/webhook/app.ts';
 import { toDeliveryRecord } from '../../lambdas/worker/records.ts';
 import { apiEvent, createTestClient, testApiApp, testSqsClient } from './api.ts';
 import { silentLogger, testMetrics } from './observability.ts';
@@ -278,13 +278,17 @@ export async function startDeliveryRig(
 
 export type WebhookApp = ReturnType<typeof createWebhookApp>;
 
-export function testWebhookApp(db: Kysely<Database>): WebhookApp {
+export function testWebhookApp(
+  db: Kysely<Database>,
+  overrides: Partial<WebhookDeps> = {},
+): WebhookApp {
   return createWebhookApp({
     db,
     appSecret: SANDBOX_APP_SECRET,
     verifyToken: WEBHOOK_VERIFY_TOKEN,
     logger: silentLogger(),
     metrics: testMetrics(),
+    ...overrides,
   });
 }
 

@@ -1,7 +1,11 @@
-/** Liveness and readiness: public, so a load balancer or a person can ask without a key. */
+/**
+ * Liveness and readiness: public, so a load balancer or a person can ask without a key; the
+ * details (queue depths, circuit, version) only for a caller with a valid key of any scope.
+ */
 import * as z from 'zod';
-import { checkReadiness } from '#core/admin/health.ts';
-import { jsonResponse } from '#core/platform/http.ts';
+import { authenticateApiKey } from '#core/admin/api-keys.ts';
+import { checkReadiness, readinessStatusCode, readinessSummary } from '#core/admin/health.ts';
+import { header, jsonResponse } from '#core/platform/http.ts';
 import { defineRoute } from '../route.ts';
 import { iso } from './shared.ts';
 
@@ -16,9 +20,12 @@ const checkSchema = z
 export const readinessSchema = z
   .object({
     status: z.enum(['healthy', 'degraded', 'unhealthy']),
-    version: z.string(),
     timestamp: iso,
-    checks: z.object({ database: checkSchema, queue: checkSchema, whatsapp: checkSchema }),
+    version: z.string().optional().meta({ description: 'Only with a valid X-API-Key' }),
+    checks: z
+      .object({ database: checkSchema, queue: checkSchema, whatsapp: checkSchema })
+      .optional()
+      .meta({ description: 'Only with a valid X-API-Key: each part, queue depths, circuit' }),
   })
   .meta({ id: 'Readiness' });
 
@@ -33,33 +40,48 @@ export const healthRoutes = [
     responses: {
       200: {
         description: 'The function answers',
-        schema: z.object({ status: z.literal('ok'), version: z.string(), timestamp: iso }),
+        schema: z.object({ status: z.literal('ok'), timestamp: iso }),
       },
     },
+    // No version here: which build runs is a detail for key holders (/v1/health with a key).
     handle: async ({ deps }) =>
-      jsonResponse(200, {
-        status: 'ok',
-        version: deps.version,
-        timestamp: deps.now().toISOString(),
-      }),
+      jsonResponse(200, { status: 'ok', timestamp: deps.now().toISOString() }),
   }),
   defineRoute({
     method: 'GET',
     path: '/v1/health',
     operationId: 'getReadiness',
-    summary: 'Readiness: database, queues, WhatsApp circuit',
+    summary:
+      'Readiness: status for anyone; database, queues, WhatsApp circuit and version with a valid X-API-Key',
     tag: 'health',
     scope: 'public',
     responses: {
-      200: { description: 'healthy', schema: readinessSchema },
-      503: {
-        description: 'degraded or unhealthy; the failing check says why',
+      200: {
+        description:
+          'healthy, or degraded by an open circuit (panic mode) alone: the API itself takes notifications',
         schema: readinessSchema,
+        headers: ['Cache-Control'],
+      },
+      503: {
+        description:
+          'the database or the queues are down; with a key, the failing check says which',
+        schema: readinessSchema,
+        headers: ['Cache-Control'],
       },
     },
-    handle: async ({ deps }) => {
+    handle: async ({ deps, ctx }) => {
       const report = await checkReadiness({ ...deps, queueUrls: deps.queue.queueUrls });
-      return jsonResponse(report.status === 'healthy' ? 200 : 503, report);
+      const status = readinessStatusCode(report);
+      // Any valid key sees the details; a missing or bad one is simply anonymous here (not a 401,
+      // and not audited: this route is public and polled).
+      const auth = header(ctx.event, 'x-api-key')
+        ? await authenticateApiKey(deps.db, header(ctx.event, 'x-api-key'), deps.now()).catch(
+            () => ({ ok: false as const }),
+          )
+        : { ok: false as const };
+      return jsonResponse(status, auth.ok ? report : readinessSummary(report), {
+        'cache-control': 'no-store',
+      });
     },
   }),
 ];

@@ -9,6 +9,7 @@ import {
   batchRequestSchema,
   MAX_BATCH_BODY_BYTES,
   MAX_BATCH_SIZE,
+  MAX_BODY_BYTES,
   notificationRequestSchema,
 } from '#core/model/notification-request.ts';
 import {
@@ -60,7 +61,10 @@ export const batchAnswerSchema = z
 
 // `.meta({id})` registers a schema in zod's global registry, which refuses a second schema under
 // the same id: named once here.
-const notificationRequestDocument = notificationRequestSchema.meta({ id: 'NotificationRequest' });
+const notificationRequestDocument = notificationRequestSchema.meta({
+  id: 'NotificationRequest',
+  description: `At most ${MAX_BODY_BYTES} bytes as JSON, alone or as a batch item; template parameters of the types Meta documents, media by https link or media id`,
+});
 const batchRequestDocument = z
   .object({ notifications: z.array(batchItemDocumentSchema).min(1).max(MAX_BATCH_SIZE) })
   .strict()

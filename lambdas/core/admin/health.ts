@@ -1,6 +1,6 @@
 /**
  * Readiness: the database, the delivery queues and the WhatsApp circuit, each with its own status,
- * so a 503 names the part that is down.
+ * so a 503 names the part that is down; and what of it an anonymous caller may see.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
@@ -101,4 +101,22 @@ async function openCircuits(
   if (senderId) query = query.where('sender_id', '=', senderId);
   const rows = await query.execute();
   return { open: rows.length > 0, openSenders: rows.map((r) => r.sender_id) };
+}
+
+/**
+ * The HTTP status of a report: 503 only when the service itself cannot take notifications (its
+ * database or its queues are down). An open circuit (panic mode) is a deliberate pause of sending
+ * that the service handles by deferring rows; it reads `degraded` with a 200, so a monitor polling
+ * this route during panic mode does not feed the API's 5xx alarm while the API is fine.
+ */
+export function readinessStatusCode(report: ReadinessReport): 200 | 503 {
+  const { database, queue } = report.checks;
+  return database.status === 'down' || queue.status === 'down' ? 503 : 200;
+}
+
+/** What anyone may know without a key: the overall status and when it was read, nothing else. */
+export function readinessSummary(
+  report: ReadinessReport,
+): Pick<ReadinessReport, 'status' | 'timestamp'> {
+  return { status: report.status, timestamp: report.timestamp };
 }

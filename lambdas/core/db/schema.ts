@@ -87,6 +87,8 @@ export interface NotificationTable {
   fallback_reason: ColumnType<string | null, string | null | undefined, string | null>;
   /** Times this row's send answered auth/account_blocked and parked it (capped; see panic-mode.ts). */
   circuit_opens: Generated<number>;
+  /** When the retention or an erasure removed the number, text, parameters and metadata (0013). */
+  redacted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface NotificationEventTable {

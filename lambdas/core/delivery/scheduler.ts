@@ -4,7 +4,8 @@
  * SQS send failed (the outbox), probe the Graph API while panic mode is on, and drain deferred rows
  * at a gentle rate once their reason has passed (rows held for the daily cap as soon as the cap
  * leaves room again); every few minutes, read the number's health from the Graph API; about once an
- * hour, read how long the access token has left. One run at a time, guarded by an advisory lock.
+ * hour, read how long the access token has left; and apply the retention of personal data and of
+ * the audit log. One run at a time, guarded by an advisory lock.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -25,7 +26,9 @@ import {
   type QueuedNotification,
   type QueueTargets,
 } from '#core/notifications/enqueue.ts';
+import { applyRetention, type RetentionReport } from '#core/notifications/pii-retention.ts';
 import { SQS_MAX_DELAY_SECONDS } from '#core/notifications/queue-settings.ts';
+import { DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_PII_RETENTION_DAYS } from '#core/platform/config.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import { pruneWebhookRecords } from '#core/whatsapp/webhook-records.ts';
@@ -86,6 +89,10 @@ export interface SchedulerOptions {
   /** Seconds between runs: the drain re-queues drainPerSecond × this many deferred rows a run. */
   runIntervalSeconds: number;
   batchLimit: number;
+  /** Days a notification keeps its number, text and metadata (PII_RETENTION_DAYS). */
+  piiRetentionDays: number;
+  /** Days an audit entry is kept (AUDIT_RETENTION_DAYS). */
+  auditRetentionDays: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -101,6 +108,8 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   outboxAgeSeconds: 60,
   runIntervalSeconds: 60,
   batchLimit: 5_000,
+  piiRetentionDays: DEFAULT_PII_RETENTION_DAYS,
+  auditRetentionDays: DEFAULT_AUDIT_RETENTION_DAYS,
 };
 
 export type SchedulerReport =
@@ -124,6 +133,7 @@ export type SchedulerReport =
       healthCheck: HealthCheckOutcome;
       lateStatuses: number;
       tokenCheck: TokenCheckOutcome;
+      retention: RetentionReport;
     };
 
 /** `read`: a good probe or the interval's read stored the number's health this run. */
@@ -322,6 +332,22 @@ async function runLocked(
     .execute();
   // Refused webhook items and Meta's events are kept for a while for the operator, then dropped.
   const prunedWebhookRecords = await pruneWebhookRecords(db, now);
+  // Personal data past the stage's retention, and old audit entries (pii-retention.ts).
+  const retention = await applyRetention(db, now, {
+    piiRetentionDays: options.piiRetentionDays,
+    auditRetentionDays: options.auditRetentionDays,
+    batchLimit: options.batchLimit,
+  });
+  if (retention.notificationsRedacted) {
+    deps.metrics?.addMetric(
+      Metric.PiiRowsRedacted,
+      MetricUnit.Count,
+      retention.notificationsRedacted,
+    );
+  }
+  if (retention.auditPruned) {
+    deps.metrics?.addMetric(Metric.AuditRowsPruned, MetricUnit.Count, retention.auditPruned);
+  }
 
   const tokenCheck = await checkToken(deps, options);
 
@@ -341,6 +367,7 @@ async function runLocked(
     lateStatuses,
     prunedWebhookRecords,
     tokenCheck,
+    retention,
   };
   if (
     scheduled ||
@@ -354,6 +381,7 @@ async function runLocked(
     probesSkippedForTime ||
     lateStatuses ||
     prunedWebhookRecords ||
+    Object.values(retention).some((n) => n > 0) ||
     (tokenCheck.outcome !== 'not_due' && tokenCheck.outcome !== 'off')
   )
     deps.logger.info('scheduler run', report);

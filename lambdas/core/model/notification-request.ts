@@ -9,7 +9,100 @@ export type Priority = 'high' | 'bulk';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 60 * 60 * 1000;
-const MAX_METADATA_BYTES = 2048;
+export const MAX_METADATA_BYTES = 2048;
+
+/** Longest text of one template parameter (Meta's body variables; header ones are shorter). */
+export const MAX_PARAMETER_TEXT = 1024;
+/** Keys in `metadata`, and the longest `sendAt` (an ISO time with a few fraction digits). */
+export const MAX_METADATA_KEYS = 32;
+export const MAX_SEND_AT_LENGTH = 40;
+
+/** A parameter's optional name, for templates with named variables. */
+const parameterName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,63}$/, 'a parameter name is lower-case letters, digits and _')
+  .optional();
+
+/** Media by a public https link or by the id of media uploaded to Meta; nothing else. */
+const mediaReference = z.union([
+  z
+    .object({
+      link: z.url({ protocol: /^https$/, error: 'media links must be https URLs' }).max(2048),
+    })
+    .strict(),
+  z.object({ id: z.string().regex(/^\d{1,32}$/, 'a media id is digits') }).strict(),
+]);
+
+/**
+ * The parameter types Meta documents for template components (text, currency, date_time, image,
+ * video, document, location, payload, coupon_code), each with its own bounded fields; anything
+ * else is refused here rather than by Meta after the notification was accepted.
+ */
+const templateParameter = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('text'),
+      text: z.string().min(1).max(MAX_PARAMETER_TEXT),
+      parameter_name: parameterName,
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('currency'),
+      currency: z
+        .object({
+          fallback_value: z.string().min(1).max(100),
+          code: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD'),
+          amount_1000: z.number().int().min(-1e15).max(1e15),
+        })
+        .strict(),
+      parameter_name: parameterName,
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('date_time'),
+      date_time: z.object({ fallback_value: z.string().min(1).max(100) }).strict(),
+      parameter_name: parameterName,
+    })
+    .strict(),
+  z.object({ type: z.literal('image'), image: mediaReference }).strict(),
+  z.object({ type: z.literal('video'), video: mediaReference }).strict(),
+  z
+    .object({
+      type: z.literal('document'),
+      document: z.union([
+        z
+          .object({
+            link: z.url({ protocol: /^https$/, error: 'media links must be https URLs' }).max(2048),
+            filename: z.string().max(240).optional(),
+          })
+          .strict(),
+        z
+          .object({
+            id: z.string().regex(/^\d{1,32}$/, 'a media id is digits'),
+            filename: z.string().max(240).optional(),
+          })
+          .strict(),
+      ]),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('location'),
+      location: z
+        .object({
+          latitude: z.number().min(-90).max(90),
+          longitude: z.number().min(-180).max(180),
+          name: z.string().max(1000).optional(),
+          address: z.string().max(1000).optional(),
+        })
+        .strict(),
+    })
+    .strict(),
+  z.object({ type: z.literal('payload'), payload: z.string().min(1).max(1000) }).strict(),
+  z.object({ type: z.literal('coupon_code'), coupon_code: z.string().min(1).max(20) }).strict(),
+]);
 /**
  * Bounds of a fallback's afterSeconds: the scheduler looks once a minute, so less than a minute
  * cannot be kept; more than a week is no longer a fallback.
@@ -40,7 +133,7 @@ const templateComponent = z
     type: z.enum(['header', 'body', 'button', 'footer']),
     sub_type: z.string().max(32).optional(),
     index: z.union([z.string().max(4), z.number().int().min(0).max(10)]).optional(),
-    parameters: z.array(z.record(z.string(), z.unknown())).max(20).optional(),
+    parameters: z.array(templateParameter).max(20).optional(),
   })
   .strict();
 
@@ -87,17 +180,35 @@ export const notificationRequestSchema = z
     template: templateSchema.optional(),
     text: textSchema.optional(),
     priority: z.enum(['high', 'bulk']).default('high'),
-    sendAt: z.iso.datetime({ offset: true }).optional(),
+    sendAt: z.iso
+      .datetime({ offset: true })
+      .max(MAX_SEND_AT_LENGTH, `sendAt is at most ${MAX_SEND_AT_LENGTH} characters`)
+      .optional(),
     fallback: fallbackSchema.optional(),
     metadata: z
       .record(z.string().max(64), z.unknown())
+      .refine((m) => Object.keys(m).length <= MAX_METADATA_KEYS, {
+        message: `metadata has at most ${MAX_METADATA_KEYS} keys`,
+      })
       .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {
         message: `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes`,
       })
-      .optional(),
+      .optional()
+      .meta({
+        description: `Your own data, echoed back: at most ${MAX_METADATA_KEYS} keys of 64 characters, ${MAX_METADATA_BYTES} bytes as JSON`,
+      }),
   })
   .strict()
   .superRefine((body, ctx) => {
+    // The same bound for one notification whichever route carries it: a batch item may not be
+    // larger than POST /v1/notifications accepts as a whole body.
+    if (Buffer.byteLength(JSON.stringify(body)) > MAX_BODY_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `a notification is at most ${MAX_BODY_BYTES} bytes as JSON`,
+      });
+      return;
+    }
     if (body.template && body.text) {
       ctx.addIssue({ code: 'custom', path: ['text'], message: 'send either template or text' });
     } else if (!body.template && !body.text) {

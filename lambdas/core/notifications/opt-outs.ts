@@ -108,9 +108,15 @@ export async function applyConsentChange(
           )
           .execute();
       } else {
+        // An opt-in also lifts the opt-out an erasure kept under the number's hash.
         await trx
           .deleteFrom('opt_outs')
-          .where('recipient', '=', recipient)
+          .where((eb) =>
+            eb.or([
+              eb('recipient', '=', recipient),
+              eb('recipient', '=', sql<string>`recipient_hash(${recipient})`),
+            ]),
+          )
           .where('scope', '=', scope)
           .execute();
       }
@@ -262,6 +268,7 @@ export async function optOutsOf(db: Kysely<Database>, phone: string): Promise<Op
     .where((eb) =>
       eb.or([
         eb('recipient', '=', phone),
+        eb('recipient', '=', sql<string>`recipient_hash(${phone})`),
         eb(
           'recipient',
           'in',

@@ -92,6 +92,27 @@ export const deliveryControlSchema = z.object({
 });
 export type DeliveryControlConfig = z.infer<typeof deliveryControlSchema>;
 
+/** The default retention of a notification's personal data (number, text, metadata). */
+export const DEFAULT_PII_RETENTION_DAYS = 90;
+/** The default retention of the audit log. */
+export const DEFAULT_AUDIT_RETENTION_DAYS = 365;
+
+/** Per stage (lib/config.ts), passed to the scheduler, which applies them. */
+export const retentionSchema = z.object({
+  PII_RETENTION_DAYS: z.coerce.number().int().min(1).max(3_650).default(DEFAULT_PII_RETENTION_DAYS),
+  AUDIT_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(7)
+    .max(3_650)
+    .default(DEFAULT_AUDIT_RETENTION_DAYS),
+});
+export type RetentionConfig = z.infer<typeof retentionSchema>;
+
+export function loadRetentionConfig(env: NodeJS.ProcessEnv = process.env): RetentionConfig {
+  return readEnv(retentionSchema, env);
+}
+
 export function loadDeliveryControlConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): DeliveryControlConfig {

@@ -69,6 +69,14 @@ export const Metric = {
    * died between Meta's answer and its record, or (harmless) a webhook that beat a live worker.
    */
   SendsRecoveredFromWebhook: 'SendsRecoveredFromWebhook',
+  /** An API request refused for a missing, malformed, unknown or revoked key (a 401). */
+  ApiAuthDenied: 'ApiAuthDenied',
+  /** A webhook POST refused for a missing or wrong X-Hub-Signature-256. */
+  WebhookSignatureRejected: 'WebhookSignatureRejected',
+  /** Notification rows whose personal data the retention removed (scheduler). */
+  PiiRowsRedacted: 'PiiRowsRedacted',
+  /** Audit log rows older than the audit retention, deleted (scheduler). */
+  AuditRowsPruned: 'AuditRowsPruned',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];

@@ -1,5 +1,8 @@
-/** Signs and verifies Meta's `X-Hub-Signature-256` header over the raw webhook body. */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+/**
+ * Signs and verifies Meta's `X-Hub-Signature-256` header over the raw webhook body, and compares
+ * the subscription's verify token, both in constant time.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 const PREFIX = 'sha256=';
 const HEX_SHA256 = /^[0-9a-f]{64}$/i;
@@ -32,4 +35,16 @@ export function verifyWebhookSignature(
   // timingSafeEqual throws on different lengths; the regex above already pins it, check anyway.
   if (given.length !== expected.length) return false;
   return timingSafeEqual(given, expected);
+}
+
+/**
+ * True when the presented verify token equals the configured one, in time that tells nothing about
+ * how much of it matched or how long it is: both are hashed to equal-length SHA-256 digests first,
+ * because timingSafeEqual needs equal lengths and a length check before it would leak the length.
+ * An empty configured token matches nothing.
+ */
+export function verifyTokenMatches(presented: string, expected: string): boolean {
+  if (!expected) return false;
+  const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
+  return timingSafeEqual(digest(presented), digest(expected));
 }

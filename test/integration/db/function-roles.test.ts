@@ -252,7 +252,8 @@ describe('the functions database roles', () => {
       .where('event', '=', 'ROLES_TEST')
       .execute();
     expect(read.length).toBeGreaterThan(0);
-    expect(await refusal(asRole.api, 'delete from webhook_rejects')).toBe(DENIED);
+    // Deleting refused items is the api's only for one person's erasure (0013); events hold no number.
+    expect(await refusal(asRole.api, 'delete from whatsapp_events')).toBe(DENIED);
   });
 
   it("lets the webhook and scheduler roles record the number's health and open panic mode, the worker and api read it", async () => {
@@ -336,8 +337,10 @@ describe('the functions database roles', () => {
 
   it('keeps each role off the tables its function never touches', async () => {
     expect({
-      apiOptOutWrites: await refusal(asRole.api, 'delete from opt_outs'),
-      apiPacing: await refusal(asRole.api, 'select * from recipient_pacing'),
+      // The api writes opt-outs and pacing only to erase a person (0013); inbound ids never.
+      apiInboundSeen: await refusal(asRole.api, 'select * from inbound_seen'),
+      apiSchedulerRuns: await refusal(asRole.api, 'delete from scheduler_runs'),
+      schedulerAuditEdits: await refusal(asRole.scheduler, 'update audit_log set actor = actor'),
       workerKeys: await refusal(asRole.worker, 'select * from api_keys'),
       workerAuditRead: await refusal(asRole.worker, 'select * from audit_log'),
       schedulerKeys: await refusal(asRole.scheduler, 'select * from api_clients'),
@@ -346,8 +349,9 @@ describe('the functions database roles', () => {
         FUNCTIONS.map((fn) => refusal(asRole[fn], 'delete from notifications')),
       ),
     }).toEqual({
-      apiOptOutWrites: DENIED,
-      apiPacing: DENIED,
+      apiInboundSeen: DENIED,
+      apiSchedulerRuns: DENIED,
+      schedulerAuditEdits: DENIED,
       workerKeys: DENIED,
       workerAuditRead: DENIED,
       schedulerKeys: DENIED,

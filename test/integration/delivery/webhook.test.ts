@@ -14,6 +14,7 @@ import type {
 } from 'kysely';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { applyPendingStatuses } from '#core/notifications/apply-status-update.ts';
+import { DenialLedger } from '#core/notifications/denials.ts';
 import { applyTransitions } from '#core/notifications/transitions.ts';
 import type { SendResult } from '#core/whatsapp/graph-client.ts';
 import {
@@ -149,14 +150,15 @@ describe('webhook: signature', () => {
     { case: 'a bad signature', signature: `sha256=${'0'.repeat(64)}`, reason: 'mismatch' },
     { case: 'a missing signature', signature: null, reason: 'missing' },
   ])('rejects $case with 401, audits it, and changes no status', async ({ signature, reason }) => {
-    // prepare
+    // prepare: an app of its own, whose denial tally starts empty (see denials.ts)
     const { id, to, wamid } = await sentNotification();
+    const own = testWebhookApp(db, { denials: new DenialLedger() });
+    const event = webhookPostEvent(statusPayload(wamid, to, 'read'), { signature });
     const requestId = `sig-${randomUUID()}`;
+    event.requestContext.requestId = requestId;
 
     // act
-    const response = await app(
-      webhookPostEvent(statusPayload(wamid, to, 'read'), { signature, requestId }),
-    );
+    const response = await own(event);
 
     // assess
     expect(response.statusCode).toBe(401);
@@ -170,7 +172,7 @@ describe('webhook: signature', () => {
     expect(audit[0]).toMatchObject({
       action: 'webhook.signature_rejected',
       outcome: 'denied',
-      detail: expect.objectContaining({ reason }),
+      detail: expect.objectContaining({ reasons: { [reason]: 1 } }),
     });
     const row = await db
       .selectFrom('notifications')

@@ -296,6 +296,34 @@ describe('send-test and the DLQ', () => {
     expect(bad.code).toBe(2);
   });
 
+  it('erases a recipient only with --yes, keeps their opt-out as a hash, never prints the number', async () => {
+    const number = '+573004445566';
+    const db = createDatabase({ DATABASE_URL: stack.databaseUrl, DB_POOL_MAX: 1 } as never);
+    try {
+      await addOptOut(db, number, 'keyword', new Date('2026-11-01T10:00:00Z'));
+    } finally {
+      await db.destroy();
+    }
+
+    const unconfirmed = await ops('recipients', 'erase', number);
+    const bad = await ops('recipients', 'erase', '573004445566', '--yes');
+    const erased = await json('recipients', 'erase', number, '--yes');
+    const human = await ops('recipients', 'erase', number, '--yes');
+    const after = await json('opt-outs', 'show', number);
+
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toContain('--yes');
+    expect(bad.code).toBe(2);
+    expect(erased).toMatchObject({ recipient: '+57******5566', erased: { optOuts: 1 } });
+    expect(erased.total).toBeGreaterThanOrEqual(1);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/0 row\(s\) erased/);
+    expect(after.optOuts).toMatchObject([{ key: 'erased', scope: 'all', source: 'keyword' }]);
+    for (const out of [unconfirmed, bad, human]) {
+      expect(out.stdout + out.stderr).not.toContain('3004445566');
+    }
+  });
+
   it('follows a test message to delivered and prints only the masked number', async () => {
     const result = await ops('send-test', '+573001234567');
     expect(result.code, result.stderr).toBe(0);

@@ -59,6 +59,7 @@ export function storedRow(id: string, overrides: Partial<LoadedRow> = {}): Loade
     sent_at: null,
     delivered_at: null,
     read_at: null,
+    redacted_at: null,
     failed_at: null,
     fallback_after_seconds: null,
     fallback_due_at: null,

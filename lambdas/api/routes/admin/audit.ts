@@ -5,6 +5,9 @@ import { maskPhonesIn } from '#core/platform/phone.ts';
 import { defineRoute } from '../../route.ts';
 import { iso } from '../shared.ts';
 
+/** The largest PostgreSQL bigint, the type of audit_log.id. */
+const MAX_BIGINT = 9_223_372_036_854_775_807n;
+
 export const auditQuerySchema = z
   .object({
     limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -16,7 +19,12 @@ export const auditQuerySchema = z
     /** Only entries newer than this id (what `ops audit tail --follow` passes). */
     after: z
       .string()
-      .regex(/^\d{1,19}$/)
+      .regex(/^\d{1,19}$/, 'after must be an audit entry id (digits)')
+      // Ids are PostgreSQL bigints: a larger value is the client's mistake, not a database error.
+      .refine(
+        (v) => !/^\d+$/.test(v) || BigInt(v) <= MAX_BIGINT,
+        'after is larger than any audit entry id',
+      )
       .optional(),
   })
   .strict();

@@ -12,6 +12,7 @@ import * as m0006 from '#core/db/migrations/0006_consent.ts';
 import * as m0009 from '#core/db/migrations/0009_number_health.ts';
 import * as m0011 from '#core/db/migrations/0011_cancel_fallback.ts';
 import * as m0012 from '#core/db/migrations/0012_client_limits.ts';
+import * as m0013 from '#core/db/migrations/0013_pii_lifecycle.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0009_number_health': m0009,
   '0011_cancel_fallback': m0011,
   '0012_client_limits': m0012,
+  '0013_pii_lifecycle': m0013,
 };
 
 export const staticMigrationProvider: MigrationProvider = {

@@ -17,6 +17,7 @@ export async function loadRows(
   // The opt-out check rides along as a subquery so that triage needs no second round trip. It
   // reads full ('all') opt-outs under the phone number or the BSUID Meta reported for it, and
   // marketing ones (131050, user_preferences), which stop only templates known to be MARKETING.
+  // An erased person's opt-outs are kept under the salted hash of the number (migration 0013).
   const rows = await db
     .selectFrom('notifications as n')
     .selectAll('n')
@@ -25,6 +26,7 @@ export async function loadRows(
         select 1 from opt_outs o
         where o.scope = 'all'
           and (o.recipient = n.recipient
+            or o.recipient = recipient_hash(n.recipient)
             or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
       )`.as('opted_out'),
     )
@@ -33,6 +35,7 @@ export async function loadRows(
         select 1 from opt_outs o
         where o.scope = 'marketing'
           and (o.recipient = n.recipient
+            or o.recipient = recipient_hash(n.recipient)
             or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
       )`.as('marketing_opted_out'),
     )
