@@ -59,6 +59,9 @@ export function storedRow(id: string, overrides: Partial<LoadedRow> = {}): Loade
     delivered_at: null,
     read_at: null,
     failed_at: null,
+    event_sequence: 1,
+    fallback_required_at: null,
+    fallback_reason: null,
     opted_out: false,
     ...overrides,
   };
