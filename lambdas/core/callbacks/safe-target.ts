@@ -20,7 +20,10 @@ export class UnsafeCallbackTargetError extends Error {
   }
 }
 
-const BLOCKED = new BlockList();
+// Two lists: a BlockList also matches IPv4 addresses against IPv6 rules as IPv4-mapped, so one
+// list holding ::ffff:0:0/96 would refuse every IPv4 address.
+const BLOCKED_V4 = new BlockList();
+const BLOCKED_V6 = new BlockList();
 for (const [net, prefix] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -34,28 +37,30 @@ for (const [net, prefix] of [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
-  BLOCKED.addSubnet(net, prefix, 'ipv4');
+  BLOCKED_V4.addSubnet(net, prefix, 'ipv4');
 }
 for (const [net, prefix] of [
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96],
   ['64:ff9b::', 96],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
 ] as const) {
-  BLOCKED.addSubnet(net, prefix, 'ipv6');
+  BLOCKED_V6.addSubnet(net, prefix, 'ipv6');
 }
 
 /** True for an address a callback may reach in AWS. */
 export function isPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return false;
-  // An IPv4-mapped IPv6 address is judged as the IPv4 address it carries.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return !BLOCKED.check(mapped[1]!, 'ipv4');
-  return !BLOCKED.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return !BLOCKED_V4.check(address, 'ipv4');
+  // An IPv4-mapped IPv6 address is judged as the IPv4 address it carries; in hex form, refused.
+  if (/^::ffff:/i.test(address)) {
+    const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    return dotted ? !BLOCKED_V4.check(dotted[1]!, 'ipv4') : false;
+  }
+  return !BLOCKED_V6.check(address, 'ipv6');
 }
 
 /** Checks a URL when it is registered; the addresses are checked again at every post. */
