@@ -87,7 +87,9 @@ export class CallbackDispatch extends Construct {
       ruleName: `${props.prefix}-callbacks-tick`,
       description: 'Drops a drain message on the callback queue every minute',
       schedule: Schedule.rate(Duration.minutes(1)),
-      targets: [new SqsQueue(this.queue, { message: RuleTargetInput.fromObject({ kind: 'drain' }) })],
+      targets: [
+        new SqsQueue(this.queue, { message: RuleTargetInput.fromObject({ kind: 'drain' }) }),
+      ],
     });
   }
 }

@@ -162,7 +162,11 @@ export class WhatsAppNotifStack extends Stack {
     output('CallbackQueueUrl', this.callbacks.queue.queueUrl, 'Callback dispatcher queue');
     output('CallbackDlqUrl', this.callbacks.deadLetterQueue.queueUrl, 'Callback dead-letter queue');
     output('CallbackDlqArn', this.callbacks.deadLetterQueue.queueArn, 'For StartMessageMoveTask');
-    output('CallbackQueueArn', this.callbacks.queue.queueArn, 'Redrive destination of the callback DLQ');
+    output(
+      'CallbackQueueArn',
+      this.callbacks.queue.queueArn,
+      'Redrive destination of the callback DLQ',
+    );
     output('EventBusName', this.callbacks.bus.eventBusName, 'Client events for EventBridge rules');
     output('WorkerFunctionName', this.functions.worker.functionName, 'Delivery worker');
     output(

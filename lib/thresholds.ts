@@ -521,7 +521,11 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     sev: 'SEV-3',
     runbook: 'callbacks',
     section: 'Callback dead-letter queue not empty',
-    source: { kind: 'callbackQueue', deadLetter: true, metric: 'ApproximateNumberOfMessagesVisible' },
+    source: {
+      kind: 'callbackQueue',
+      deadLetter: true,
+      metric: 'ApproximateNumberOfMessagesVisible',
+    },
     measure: 'messages in the callback dead-letter queue',
     comparison: '>=',
     threshold: 1,

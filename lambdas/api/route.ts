@@ -37,6 +37,8 @@ export interface ApiDeps {
   sqsEndpoint?: string;
   /** The Graph API client for the admin template and token routes, built on first use. */
   whatsapp?: () => Promise<GraphClient>;
+  /** Callback URLs: strict (https, public addresses) unless the local stack or a test says not. */
+  callbackTargets?: { strict: boolean };
 }
 
 /** The calling key, once its X-API-Key passed the scope check. */
@@ -99,7 +101,7 @@ export interface ApiRoute<
   R extends RequestSpec = RequestSpec,
   S extends ApiScope | 'public' = ApiScope | 'public',
 > {
-  method: 'GET' | 'POST' | 'PUT';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** A path such as `/v1/notifications/{id}`. */
   path: string;
   operationId: string;

@@ -46,7 +46,10 @@ export const handler = lambdaHandler(async (_event: SQSEvent, context: Context) 
   const { config, deps, bus } = await ready();
   const startedAt = Date.now();
   const budgetMs = config.CALLBACK_DRAIN_SECONDS * 1000;
-  await pruneCallbackEvents(deps.db, new Date(Date.now() - config.CALLBACK_RETENTION_DAYS * DAY_MS));
+  await pruneCallbackEvents(
+    deps.db,
+    new Date(Date.now() - config.CALLBACK_RETENTION_DAYS * DAY_MS),
+  );
   // A round may take one post timeout: none starts past the drain's budget or that close to the
   // Lambda deadline.
   const marginMs = config.CALLBACK_TIMEOUT_MS + 5_000;

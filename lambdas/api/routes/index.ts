@@ -13,6 +13,7 @@ import { rolloutRoutes } from './admin/rollout.ts';
 import { statusRoutes } from './admin/status.ts';
 import { webhookRecordRoutes } from './admin/webhook-records.ts';
 import { whatsappRoutes } from './admin/whatsapp.ts';
+import { callbackRoutes } from './callbacks.ts';
 import { documentRoute } from './document.ts';
 import { healthRoutes } from './health.ts';
 import { notificationRoutes } from './notifications.ts';
@@ -30,6 +31,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...adminNotificationRoutes,
   ...auditRoutes,
   ...recipientRoutes,
+  ...callbackRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

@@ -9,7 +9,11 @@ const schema = z.object({
     .default('false')
     .transform((v) => v === 'true'),
   CALLBACK_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(10_000),
-  CALLBACK_MAX_RESPONSE_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
+  CALLBACK_MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024),
   /** How long one invocation keeps polling for due deliveries. */
   CALLBACK_DRAIN_SECONDS: z.coerce.number().int().min(1).max(600).default(50),
   CALLBACK_BACKOFF_BASE_MS: z.coerce
