@@ -198,6 +198,45 @@ describe('callbacks: a notification through the real API, worker and webhook', (
   });
 });
 
+describe('callbacks: sending does not wait for them', () => {
+  it('sends and records statuses while a dead endpoint holds the dispatcher', async () => {
+    // prepare: an endpoint that never answers, and a dispatcher stuck posting to it
+    const r = await receiver();
+    r.answerAlways({ status: 200, delayMs: 60_000 });
+    const rig = await startDeliveryRig(db);
+    onTestFinished(() => rig.stop());
+    const warm = await rig.notify(uniqueRecipient());
+    await rig.pass();
+    const { client_id: clientId } = await db
+      .selectFrom('notifications')
+      .select('client_id')
+      .where('id', '=', warm)
+      .executeTakeFirstOrThrow();
+    await createCallbackEndpoint(db, operator, { clientId, url: r.url }, LOCAL);
+    await insertNotification(clientId);
+    const stuck = dispatchDueCallbacks(dispatcher({}, 3_000));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // act: a notification through the API and the worker meanwhile
+    const started = Date.now();
+    const id = await rig.notify(uniqueRecipient());
+    await rig.pass({ minMessages: 1 });
+    const elapsed = Date.now() - started;
+    const row = await rig.row(id);
+    const outcome = await stuck;
+
+    // assess: sent well before the dispatcher gave up on its post, and its events are waiting
+    expect(row.status).toBe('sent');
+    expect(elapsed).toBeLessThan(2_500);
+    expect(outcome.failed).toBeGreaterThanOrEqual(1);
+    const waiting = await listCallbackDeliveries(db, { notificationId: id });
+    expect(waiting.map((d) => [d.type, d.status])).toEqual([
+      ['notification.accepted', 'pending'],
+      ['notification.sent', 'pending'],
+    ]);
+  });
+});
+
 describe('callbacks: the outbox trigger', () => {
   it('emits failed with its error and one fallback_required with the reason, whatever path sets them', async () => {
     // prepare
