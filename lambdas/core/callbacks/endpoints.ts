@@ -192,9 +192,10 @@ export async function enableCallbackEndpoint(
       .returning(['id', 'client_id'])
       .executeTakeFirst();
     if (!row) return false;
+    // Due now, with a new retry window: the wait while disabled does not count against them.
     await trx
       .updateTable('callback_deliveries')
-      .set({ next_attempt_at: new Date() })
+      .set({ next_attempt_at: new Date(), created_at: new Date() })
       .where('endpoint_id', '=', row.id)
       .where('status', '=', 'pending')
       .execute();
