@@ -22,6 +22,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE, Metric as ServiceMetric } from '#core/platform/metric-names.ts';
+import type { CallbackDispatch } from './callbacks.ts';
 import type { Severity, Stage, StageConfig } from './config.ts';
 import { PROXY_MAX_CONNECTIONS_PERCENT } from './database.ts';
 import { SERVICE_NAME } from './functions.ts';
@@ -43,6 +44,7 @@ export interface MonitoredResources {
   worker: IFunction;
   scheduler: IFunction;
   database: DatabaseInstance;
+  callbacks: Pick<CallbackDispatch, 'queue' | 'deadLetterQueue'>;
 }
 
 export interface AlarmsProps {
@@ -144,6 +146,25 @@ export function metricFor(
           attempts: serviceMetric(ServiceMetric.WhatsAppSendAttempts, 'Sum', period),
         },
         label: 'API errors and retries % of send attempts',
+        period,
+      });
+    }
+    case 'callbackQueue': {
+      const queue = source.deadLetter
+        ? resources.callbacks.deadLetterQueue
+        : resources.callbacks.queue;
+      return queue.metric(source.metric, { statistic: 'Maximum', period });
+    }
+    case 'callbackFailureRate': {
+      const min = t.minimumSample?.count ?? 1;
+      return new MathExpression({
+        // Too few posts in a period counts as 0%: one client's test endpoint is not an incident.
+        expression: `IF(FILL(attempts, 0) >= ${min}, 100 * FILL(failures, 0) / FILL(attempts, 0), 0)`,
+        usingMetrics: {
+          failures: serviceMetric(ServiceMetric.CallbackFailures, 'Sum', period),
+          attempts: serviceMetric(ServiceMetric.CallbackAttempts, 'Sum', period),
+        },
+        label: 'failed % of callback posts',
         period,
       });
     }

@@ -53,6 +53,15 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/admin/status/outcomes': ['GET'],
   '/v1/admin/recipients/notifications': ['GET'],
   '/v1/admin/recipients/erase': ['POST'],
+  // Client callbacks (issue 15).
+  '/v1/callbacks': ['GET', 'POST'],
+  '/v1/admin/callbacks': ['GET'],
+  '/v1/admin/clients/{clientId}/callbacks': ['GET', 'POST'],
+  '/v1/admin/clients/{clientId}/callbacks/{callbackId}': ['DELETE'],
+  '/v1/admin/clients/{clientId}/callbacks/{callbackId}/rotate-secret': ['POST'],
+  '/v1/admin/clients/{clientId}/callbacks/{callbackId}/enable': ['POST'],
+  '/v1/admin/notifications/{id}/callbacks': ['GET'],
+  '/v1/admin/callbacks/deliveries/{deliveryId}/redeliver': ['POST'],
 };
 export const WEBHOOK_ROUTES: Record<string, readonly string[]> = {
   '/webhook/whatsapp': ['GET', 'POST'],

@@ -14,6 +14,7 @@ export const LAMBDA_ENTRIES = {
   webhook: 'lambdas/webhook/handler.ts',
   worker: 'lambdas/worker/handler.ts',
   scheduler: 'lambdas/scheduler/handler.ts',
+  dispatcher: 'lambdas/dispatcher/handler.ts',
   migrate: 'lambdas/migrate/handler.ts',
   'api-logging-role': 'lambdas/api-logging-role/handler.ts',
 } as const;

@@ -85,6 +85,7 @@ export function acknowledgeNagFindings(stack: WhatsAppNotifStack): void {
     functions.scheduler,
     functions.migrate,
     apiLoggingRole.function,
+    stack.callbacks.dispatcher,
   ]) {
     const role = fn.role!;
     acknowledge(
@@ -279,11 +280,14 @@ export const GUARD_EXCEPTIONS: readonly GuardException[] = [
   },
   {
     control: 'CT.SQS.PR.1',
-    resources: (stack) =>
-      Object.values(stack.queues.byPriority).map((pair) => pair.deadLetterQueue),
+    resources: (stack) => [
+      ...Object.values(stack.queues.byPriority).map((pair) => pair.deadLetterQueue),
+      stack.callbacks.deadLetterQueue,
+    ],
     reason:
-      'These are the dead-letter queues: the last stop, watched by the dlq-not-empty alarms and ' +
-      'emptied with ops dlq redrive; a queue behind them would only hide messages.',
+      'These are the dead-letter queues: the last stop, watched by the dlq-not-empty alarms ' +
+      '(callback-dlq-not-empty for the callback one) and emptied with ops dlq redrive or a ' +
+      'purge; a queue behind them would only hide messages.',
   },
   {
     control: 'CT.STEPFUNCTIONS.PR.2',

@@ -7,6 +7,7 @@ import type { Construct } from 'constructs';
 import { Alarms } from './alarms.ts';
 import { Api } from './api.ts';
 import { ApiLoggingRole } from './api-logging-role.ts';
+import { CallbackDispatch } from './callbacks.ts';
 import { type DeployContext, resourcePrefix, STAGE_CONFIG, type StageConfig } from './config.ts';
 import { OperationsDashboard } from './dashboard.ts';
 import { Database } from './database.ts';
@@ -27,6 +28,7 @@ export class WhatsAppNotifStack extends Stack {
   readonly queues: DeliveryQueues;
   readonly secrets: WhatsAppSecrets;
   readonly functions: Functions;
+  readonly callbacks: CallbackDispatch;
   readonly apiLoggingRole: ApiLoggingRole;
   readonly api: Api;
   readonly alarms: Alarms;
@@ -72,6 +74,15 @@ export class WhatsAppNotifStack extends Stack {
       secrets: this.secrets,
       logRemovalPolicy,
     });
+    this.callbacks = new CallbackDispatch(this, 'Callbacks', {
+      prefix,
+      network: this.network,
+      database: this.database,
+      baseEnvironment: this.functions.baseEnvironment,
+      logRemovalPolicy,
+    });
+    // New code never meets an old schema: the dispatcher waits for the migration like the others.
+    this.callbacks.dispatcher.node.addDependency(this.functions.migration);
     this.apiLoggingRole = new ApiLoggingRole(this, 'ApiLoggingRole', {
       prefix,
       network: this.network,
@@ -93,6 +104,7 @@ export class WhatsAppNotifStack extends Stack {
       worker: this.functions.worker,
       scheduler: this.functions.scheduler,
       database: this.database.instance,
+      callbacks: this.callbacks,
     };
     this.alarms = new Alarms(this, 'Alarms', {
       prefix,
@@ -110,6 +122,7 @@ export class WhatsAppNotifStack extends Stack {
         this.functions.webhook,
         this.functions.worker,
         this.functions.scheduler,
+        this.callbacks.dispatcher,
       ],
       alarms: this.alarms.byId,
       proxyName: this.database.proxy.dbProxyName,
@@ -146,6 +159,15 @@ export class WhatsAppNotifStack extends Stack {
     output('CriticalTopicArn', this.alarms.topics.critical.topicArn, 'Paging alarms');
     output('WarningTopicArn', this.alarms.topics.warning.topicArn, 'Notifying alarms');
     output('DashboardName', this.dashboard.dashboard.dashboardName, 'CloudWatch dashboard');
+    output('CallbackQueueUrl', this.callbacks.queue.queueUrl, 'Callback dispatcher queue');
+    output('CallbackDlqUrl', this.callbacks.deadLetterQueue.queueUrl, 'Callback dead-letter queue');
+    output('CallbackDlqArn', this.callbacks.deadLetterQueue.queueArn, 'For StartMessageMoveTask');
+    output(
+      'CallbackQueueArn',
+      this.callbacks.queue.queueArn,
+      'Redrive destination of the callback DLQ',
+    );
+    output('EventBusName', this.callbacks.bus.eventBusName, 'Client events for EventBridge rules');
     output('WorkerFunctionName', this.functions.worker.functionName, 'Delivery worker');
     output(
       'MigrateFunctionName',

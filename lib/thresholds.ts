@@ -21,6 +21,7 @@ export const RUNBOOKS = [
   'worker-errors',
   'database',
   'security',
+  'callbacks',
 ] as const;
 export type Runbook = (typeof RUNBOOKS)[number];
 
@@ -51,7 +52,15 @@ export type AlarmSource =
    * 100 × DatabaseConnections / the connections the RDS proxy may open (max_connections from the
    * stage configuration × the proxy's maxConnectionsPercent).
    */
-  | { kind: 'databaseConnections' };
+  | { kind: 'databaseConnections' }
+  /** The callback dispatcher's queues (lib/callbacks.ts). */
+  | {
+      kind: 'callbackQueue';
+      deadLetter: boolean;
+      metric: 'ApproximateNumberOfMessagesVisible' | 'ApproximateAgeOfOldestMessage';
+    }
+  /** 100 × CallbackFailures / CallbackAttempts: client endpoints not taking our posts. */
+  | { kind: 'callbackFailureRate' };
 
 export type Comparison = '>' | '>=' | '<';
 export type ThresholdUnit = 'messages' | 'seconds' | 'milliseconds' | 'percent' | 'count' | 'days';
@@ -541,6 +550,47 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     // One slip is worth a look: Meta pauses templates and lowers limits next if nothing changes.
     datapointsToAlarm: 1,
     // Emitted only when the number's standing gets worse: silence is good news.
+    treatMissingData: 'notBreaching',
+  },
+  // --- Client callbacks (issue 15) ---
+  {
+    id: 'callback-dlq-not-empty',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'callbacks',
+    section: 'Callback dead-letter queue not empty',
+    source: {
+      kind: 'callbackQueue',
+      deadLetter: true,
+      metric: 'ApproximateNumberOfMessagesVisible',
+    },
+    measure: 'messages in the callback dead-letter queue',
+    comparison: '>=',
+    threshold: 1,
+    unit: 'messages',
+    periodSeconds: MINUTE,
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    // As the delivery DLQs: a quiet DLQ that still holds messages keeps the alarm.
+    treatMissingData: 'ignore',
+  },
+  {
+    id: 'callback-failure-rate',
+    severity: 'warning',
+    sev: 'SEV-3',
+    runbook: 'callbacks',
+    section: 'Callback failure rate',
+    source: { kind: 'callbackFailureRate' },
+    measure: 'failed callback posts',
+    of: ' of callback posts',
+    comparison: '>',
+    threshold: 25,
+    unit: 'percent',
+    periodSeconds: 5 * MINUTE,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 3,
+    minimumSample: { count: 20, of: 'callback posts' },
+    // No callbacks registered or nothing happening: nothing failing.
     treatMissingData: 'notBreaching',
   },
 ];

@@ -3,7 +3,7 @@
  * PostgreSQL (or DATABASE_URL), the SQS emulator with the real queue settings, and the same Lambda
  * handlers behind a local API Gateway.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { type CreatedKey, createApiClient, revokeApiKey } from '#core/admin/api-keys.ts';
@@ -18,7 +18,7 @@ import { type LocalRoute, startLocalHttpServer } from './http-server.ts';
 import { localLambdaContext } from './lambda-context.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { LOCAL_AWS_CREDENTIALS, localSqsClient, startLocalSqs } from './sqs.ts';
-import { type EventSource, startSqsEventSource } from './sqs-event-source.ts';
+import { type EventSource, startSqsEventSource, toSqsRecord } from './sqs-event-source.ts';
 import { chooseLocalWebhookSecrets, type SecretSources } from './webhook-secrets.ts';
 
 export interface LocalStackOptions {
@@ -35,6 +35,8 @@ export interface LocalStackOptions {
   /** Run the scheduler on a timer (default true), every this many seconds (default 15). */
   scheduler?: boolean;
   schedulerIntervalSeconds?: number;
+  /** Run the callback dispatcher (default true), its drains back to back. */
+  dispatcher?: boolean;
 }
 
 export interface LocalStack {
@@ -92,6 +94,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       SCHEDULER_INTERVAL_SECONDS: String(options.schedulerIntervalSeconds ?? 15),
       PANIC_PROBE_INTERVAL_SECONDS: String(options.schedulerIntervalSeconds ?? 15),
       SCHEDULER_PROBES_PER_RUN: '1',
+      // Callbacks locally: http and loopback receivers allowed, short drains, quick retries.
+      CALLBACK_ALLOW_LOCAL_TARGETS: 'true',
+      CALLBACK_DRAIN_SECONDS: process.env.CALLBACK_DRAIN_SECONDS ?? '2',
+      CALLBACK_TIMEOUT_MS: process.env.CALLBACK_TIMEOUT_MS ?? '5000',
+      CALLBACK_BACKOFF_BASE_MS: process.env.CALLBACK_BACKOFF_BASE_MS ?? '2000',
     });
 
     // With no access token the sandbox plays Meta: it answers sends and posts signed webhooks back.
@@ -258,6 +265,37 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stops.push(async () => {
         clearInterval(timer);
         await running;
+      });
+    }
+
+    if (options.dispatcher ?? true) {
+      // The same handler as in AWS, given what its queue would deliver: one drain tick, then the
+      // next as soon as a drain ends (in AWS a schedule drops one a minute, each drains ~50 s).
+      const dispatcher = await import('../../lambdas/dispatcher/handler.ts');
+      let stopped = false;
+      const drain = () =>
+        (dispatcher.handler as (e: unknown, c: unknown) => Promise<unknown>)(
+          {
+            Records: [
+              toSqsRecord(
+                { Body: '{"kind":"drain"}', MessageId: randomUUID() } as never,
+                'local-callbacks',
+              ),
+            ],
+          },
+          localLambdaContext('dispatcher', 90_000),
+        ).catch(async (error: unknown) => {
+          log(`dispatcher failed: ${String(error)}`);
+          // A broken drain (database down) must not spin: wait as a redelivery would.
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        });
+      await buildAs('dispatcher', drain);
+      const loop = (async () => {
+        while (!stopped) await drain();
+      })();
+      stops.push(async () => {
+        stopped = true;
+        await loop;
       });
     }
 

@@ -24,6 +24,7 @@ export interface ApiClient {
   get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<T>;
   post<T>(path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
   put<T>(path: string, body: unknown): Promise<T>;
+  delete<T>(path: string): Promise<T>;
 }
 
 export function createApiClient(target: Target, timeoutMs = 30_000): ApiClient {
@@ -98,5 +99,6 @@ export function createApiClient(target: Target, timeoutMs = 30_000): ApiClient {
         ...(headers ? { headers } : {}),
       }),
     put: (path, body) => call('PUT', path, { body }),
+    delete: (path) => call('DELETE', path),
   };
 }

@@ -5,6 +5,7 @@
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ApiError, createApiClient } from './api-client.ts';
 import { auditCommand } from './audit.ts';
+import { callbackCommands } from './callbacks.ts';
 import type { Command, CommandContext } from './command.ts';
 import { dlqCommands } from './dlq.ts';
 import { keyCommands } from './keys.ts';
@@ -40,6 +41,7 @@ export const COMMANDS: Command[] = [
   // Issue 17: find a person's notifications, run the scheduler now.
   ...notificationCommands,
   ...schedulerCommands,
+  ...callbackCommands,
 ];
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
@@ -225,7 +227,9 @@ export async function runCli(argv: string[], io: Io = defaultIo): Promise<number
     target: () => {
       target ??= resolveTarget(
         {
-          url: flags.url as string | undefined,
+          // A command with a --url of its own (callbacks add: where to post) takes the API from
+          // WN_API_URL or --stage instead.
+          url: command.options?.url ? undefined : (flags.url as string | undefined),
           'api-key': flags['api-key'] as string | undefined,
           stage: flags.stage as string | undefined,
           'stack-name': flags['stack-name'] as string | undefined,

@@ -43,6 +43,8 @@ function appFromEnvironment(): ReturnType<typeof createApiApp> {
       : {}),
     ...(queueConfig.SQS_ENDPOINT ? { sqsEndpoint: queueConfig.SQS_ENDPOINT } : {}),
     whatsapp: lazyGraphClient(),
+    // Only the local stack sets it: http and loopback callback URLs for a local receiver.
+    callbackTargets: { strict: process.env.CALLBACK_ALLOW_LOCAL_TARGETS !== 'true' },
   });
   return app;
 }

@@ -11,6 +11,7 @@ import {
 } from '@asteasolutions/zod-to-openapi';
 import * as z from 'zod';
 import type { ApiRoute, ResponseHeaderName, ResponseSpec } from './route.ts';
+import { callbackEventSchema } from './routes/callbacks.ts';
 import { errorSchema } from './routes/shared.ts';
 
 /** The version of the API contract (not of the service): changes only with a breaking change. */
@@ -224,6 +225,34 @@ function registerWebhook(registry: OpenAPIRegistry) {
   });
 }
 
+/** What the service posts to a client's callback endpoints (OpenAPI 3.1 `webhooks`). */
+function registerClientCallbacks(registry: OpenAPIRegistry) {
+  registry.registerWebhook({
+    method: 'post',
+    path: 'notificationEvent',
+    operationId: 'notificationEvent',
+    summary: 'A notification event, posted to each endpoint that asked for its type',
+    description:
+      'At least once; deduplicate on Webhook-Id and order by `sequence`. Any 2xx within 10 s ' +
+      'counts as received; anything else is retried with backoff for 24 h.',
+    tags: ['callbacks'],
+    request: {
+      headers: z.object({
+        'Webhook-Id': z.string().meta({ description: 'The event id' }),
+        'Webhook-Timestamp': z.string().meta({ description: 'Unix seconds of this post' }),
+        'Webhook-Signature': z.string().meta({
+          description:
+            '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, one v1 per secret',
+        }),
+      }),
+      body: { required: true, content: json(callbackEventSchema) },
+    },
+    responses: {
+      200: { description: 'Any 2xx: received' },
+    },
+  });
+}
+
 export function buildOpenApiDocument(routes: readonly ApiRoute[]) {
   const registry = new OpenAPIRegistry();
   registry.registerComponent('securitySchemes', 'ApiKey', {
@@ -235,6 +264,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]) {
   registerHeaders(registry);
   for (const route of routes) registerRoute(registry, route);
   registerWebhook(registry);
+  registerClientCallbacks(registry);
 
   return new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: '3.1.0',
@@ -264,6 +294,10 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]) {
       {
         name: 'webhook',
         description: 'Meta’s calls to the service, served by the webhook function',
+      },
+      {
+        name: 'callbacks',
+        description: 'What the service posts to the endpoints clients register (signed events)',
       },
     ],
   });

@@ -41,6 +41,8 @@ export interface ApiDeps {
   whatsapp?: () => Promise<GraphClient>;
   /** Anonymous 401s counted since the last sampled audit entry; one per environment if absent. */
   denials?: DenialLedger;
+  /** Callback URLs: strict (https, public addresses) unless the local stack or a test says not. */
+  callbackTargets?: { strict: boolean };
 }
 
 /** The calling key, once its X-API-Key passed the scope check. */
@@ -111,7 +113,7 @@ export interface ApiRoute<
   R extends RequestSpec = RequestSpec,
   S extends ApiScope | 'public' = ApiScope | 'public',
 > {
-  method: 'GET' | 'POST' | 'PUT';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** A path such as `/v1/notifications/{id}`. */
   path: string;
   operationId: string;

@@ -102,6 +102,34 @@ function expectedMetric(stage: Stage, t: AlarmThreshold): Record<string, unknown
           ),
         ]),
       };
+    case 'callbackQueue': {
+      const queue = s.deadLetter ? stack.callbacks.deadLetterQueue : stack.callbacks.queue;
+      return {
+        Namespace: 'AWS/SQS',
+        MetricName: s.metric,
+        Statistic: 'Maximum',
+        Period: period,
+        Dimensions: [
+          { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(stack, queue), 'QueueName'] } },
+        ],
+      };
+    }
+    case 'callbackFailureRate':
+      return {
+        Metrics: Match.arrayWith([
+          expression(
+            `>= ${t.minimumSample?.count}, 100 \\* FILL\\(failures, 0\\) / FILL\\(attempts, 0\\)`,
+          ),
+          stat(
+            { MetricName: 'CallbackFailures', Namespace: 'WhatsAppNotif', Dimensions: service },
+            'Sum',
+          ),
+          stat(
+            { MetricName: 'CallbackAttempts', Namespace: 'WhatsAppNotif', Dimensions: service },
+            'Sum',
+          ),
+        ]),
+      };
     case 'lambda':
       return {
         Namespace: 'AWS/Lambda',

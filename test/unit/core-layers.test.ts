@@ -16,6 +16,7 @@ const LAYER: Record<string, number> = {
   whatsapp: 2,
   notifications: 3,
   delivery: 4,
+  callbacks: 4,
   admin: 5,
 };
 

@@ -21,7 +21,7 @@ type Operation = {
   requestBody?: { required?: boolean };
 };
 const operations = Object.entries(document.paths ?? {}).flatMap(([path, item]) =>
-  (['get', 'post', 'put'] as const).flatMap((method) => {
+  (['get', 'post', 'put', 'delete'] as const).flatMap((method) => {
     const operation = (item as Record<string, Operation | undefined>)[method];
     return operation ? [{ method: method.toUpperCase(), path, operation }] : [];
   }),

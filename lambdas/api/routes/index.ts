@@ -16,6 +16,7 @@ import { rolloutRoutes } from './admin/rollout.ts';
 import { statusRoutes } from './admin/status.ts';
 import { webhookRecordRoutes } from './admin/webhook-records.ts';
 import { whatsappRoutes } from './admin/whatsapp.ts';
+import { callbackRoutes } from './callbacks.ts';
 import { documentRoute } from './document.ts';
 import { healthRoutes } from './health.ts';
 import { notificationRoutes } from './notifications.ts';
@@ -37,6 +38,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   // Issue 17: time windows, per-client outcomes, finding a person's notifications.
   ...outcomeRoutes,
   ...notificationSearchRoutes,
+  ...callbackRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

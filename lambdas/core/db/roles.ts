@@ -9,6 +9,8 @@ export const FUNCTION_DATABASE_ROLES = {
   webhook: 'notif_webhook',
   worker: 'notif_worker',
   scheduler: 'notif_scheduler',
+  // Created by 0010_callbacks: posts client callbacks and publishes client events.
+  dispatcher: 'notif_dispatcher',
 } as const;
 
 export type DatabaseFunction = keyof typeof FUNCTION_DATABASE_ROLES;

@@ -89,6 +89,8 @@ export interface NotificationTable {
   circuit_opens: Generated<number>;
   /** When the retention or an erasure removed the number, text, parameters and metadata (0013). */
   redacted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** Bumped by the callback trigger (0010) for each client event; never written by code. */
+  event_sequence: Generated<number>;
 }
 
 export interface NotificationEventTable {
@@ -249,6 +251,68 @@ export interface NumberHealthTable {
   updated_at: Generated<Date>;
 }
 
+// --- Client callbacks (0010_callbacks) ---
+
+/** An HTTPS endpoint a client registered for its events. */
+export interface CallbackEndpointTable {
+  id: string;
+  client_id: string;
+  url: string;
+  /** Null: every event type. */
+  event_types: string[] | null;
+  secret: string;
+  /** Still signs, next to the new one, until previous_secret_expires_at (a rotation's grace). */
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  consecutive_failures: Generated<number>;
+  failing_since: Timestamp | null;
+  disabled_at: Timestamp | null;
+  disabled_reason: string | null;
+  created_at: CreatedAt;
+}
+
+/** The outbox: one client event, written by the notifications trigger. */
+export interface CallbackEventTable {
+  id: Generated<string>;
+  notification_id: string;
+  client_id: string;
+  type: string;
+  sequence: number;
+  previous_status: string | null;
+  reason: string | null;
+  /** The notification row at the event, as `to_jsonb` writes it (timestamps as strings). */
+  snapshot: ColumnType<Record<string, unknown>, string, string>;
+  created_at: CreatedAt;
+  published_at: Timestamp | null;
+}
+
+export type CallbackDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface CallbackDeliveryTable {
+  id: Generated<string>;
+  event_id: string;
+  endpoint_id: string;
+  notification_id: string;
+  sequence: number;
+  status: Generated<CallbackDeliveryStatus>;
+  attempts: Generated<number>;
+  next_attempt_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: Timestamp | null;
+  /** Also the start of the retry window; a redelivery starts a new one. */
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface CallbackAttemptTable {
+  id: Generated<string>;
+  delivery_id: string;
+  at: CreatedAt;
+  status_code: number | null;
+  latency_ms: number;
+  error: string | null;
+}
+
 export interface Database {
   api_clients: ApiClientTable;
   api_keys: ApiKeyTable;
@@ -268,6 +332,10 @@ export interface Database {
   webhook_rejects: WebhookRejectTable;
   whatsapp_events: WhatsAppEventTable;
   number_health: NumberHealthTable;
+  callback_endpoints: CallbackEndpointTable;
+  callback_events: CallbackEventTable;
+  callback_deliveries: CallbackDeliveryTable;
+  callback_attempts: CallbackAttemptTable;
 }
 
 export type SenderStateRow = Selectable<SenderStateTable>;
@@ -280,3 +348,6 @@ export type NewNotification = Insertable<NotificationTable>;
 export type NotificationUpdate = Updateable<NotificationTable>;
 export type NotificationEventRow = Selectable<NotificationEventTable>;
 export type AuditEntry = Insertable<AuditLogTable>;
+export type CallbackEndpointRow = Selectable<CallbackEndpointTable>;
+export type CallbackEventRow = Selectable<CallbackEventTable>;
+export type CallbackDeliveryRow = Selectable<CallbackDeliveryTable>;

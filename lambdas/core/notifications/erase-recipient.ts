@@ -62,6 +62,29 @@ export const ERASURE_STEPS: Record<string, ErasureStep> = {
         .where('status', 'in', UNSENT_STATUSES)
         .executeTakeFirst(),
     ),
+  /**
+   * Client events (the outbox, 0010) keep a snapshot of the row as it was, number and text
+   * included; the step above may just have added one. Redacted like the row itself, before the
+   * row's number is gone and the events could no longer be found by it.
+   */
+  callbackEvents: async ({ trx, phone, now }) =>
+    count(
+      await trx
+        .updateTable('callback_events')
+        .set({
+          snapshot: sql`snapshot || jsonb_build_object(
+            'recipient', ${ERASED_RECIPIENT}::text, 'metadata', null, 'error_message', null,
+            'redacted_at', ${now}::timestamptz,
+            'message', case when snapshot->>'message_type' = 'template'
+              then jsonb_build_object('name', snapshot->'message'->'name',
+                'language', snapshot->'message'->'language', 'redacted', true)
+              else '{"redacted": true}'::jsonb end)`,
+        })
+        .where('notification_id', 'in', (eb) =>
+          eb.selectFrom('notifications').select('id').where('recipient', '=', phone),
+        )
+        .executeTakeFirst(),
+    ),
   /** Every row: statuses, timestamps and error class stay; number, text, metadata go. */
   notifications: async ({ trx, phone, now }) =>
     count(
@@ -152,9 +175,10 @@ export async function eraseRecipient(
     for (const [name, step] of Object.entries(ERASURE_STEPS)) {
       counts[name] = await step({ trx, phone, bsuids, now });
     }
-    // `unsentNotifications` counts rows also counted by `notifications`: left out of the total.
+    // `unsentNotifications` counts rows also counted by `notifications`, and `callbackEvents`
+    // copies of them: left out of the total, which counts places the person was.
     const total = Object.entries(counts)
-      .filter(([name]) => name !== 'unsentNotifications')
+      .filter(([name]) => name !== 'unsentNotifications' && name !== 'callbackEvents')
       .reduce((sum, [, n]) => sum + n, 0);
     return { counts, total };
   });

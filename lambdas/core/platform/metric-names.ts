@@ -77,6 +77,12 @@ export const Metric = {
   PiiRowsRedacted: 'PiiRowsRedacted',
   /** Audit log rows older than the audit retention, deleted (scheduler). */
   AuditRowsPruned: 'AuditRowsPruned',
+  /** One post of a client callback, whatever came back: the denominator of the failure rate. */
+  CallbackAttempts: 'CallbackAttempts',
+  /** A callback post that did not get a 2xx in time (timeout, refused, 3xx, 4xx, 5xx). */
+  CallbackFailures: 'CallbackFailures',
+  /** A callback endpoint disabled by the dispatcher after failing past the threshold. */
+  CallbackEndpointsDisabled: 'CallbackEndpointsDisabled',
 } as const;
 
 export type MetricName = (typeof Metric)[keyof typeof Metric];

@@ -63,6 +63,7 @@ export function storedRow(id: string, overrides: Partial<LoadedRow> = {}): Loade
     failed_at: null,
     fallback_after_seconds: null,
     fallback_due_at: null,
+    event_sequence: 1,
     fallback_required_at: null,
     fallback_reason: null,
     opted_out: false,

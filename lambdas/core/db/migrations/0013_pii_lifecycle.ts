@@ -30,6 +30,8 @@ const GRANTS: Record<string, Record<string, Privilege[]>> = {
     recipient_pacing: ['SELECT', 'DELETE'],
     pending_statuses: ['SELECT', 'DELETE'],
     webhook_rejects: ['SELECT', 'DELETE'],
+    // The client-event outbox (0010) keeps a snapshot of the row, number included.
+    callback_events: ['SELECT', 'UPDATE'],
   },
   // The retention run (core/notifications/pii-retention.ts) and the audit log's retention.
   notif_scheduler: {
@@ -89,6 +91,7 @@ export async function down(db: Kysely<any>): Promise<void> {
     db,
   );
   await sql`revoke delete on table recipient_ids, webhook_rejects from notif_api`.execute(db);
+  await sql`revoke update on table callback_events from notif_api`.execute(db);
   await sql`drop function recipient_hash(text)`.execute(db);
   await sql`drop table pii_salt`.execute(db);
   await sql`drop index notifications_unredacted_created_idx`.execute(db);

@@ -10,6 +10,7 @@ import * as m0004 from '#core/db/migrations/0004_function_roles.ts';
 import * as m0005 from '#core/db/migrations/0005_webhook_items.ts';
 import * as m0006 from '#core/db/migrations/0006_consent.ts';
 import * as m0009 from '#core/db/migrations/0009_number_health.ts';
+import * as m0010 from '#core/db/migrations/0010_callbacks.ts';
 import * as m0011 from '#core/db/migrations/0011_cancel_fallback.ts';
 import * as m0012 from '#core/db/migrations/0012_client_limits.ts';
 import * as m0013 from '#core/db/migrations/0013_pii_lifecycle.ts';
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_webhook_items': m0005,
   '0006_consent': m0006,
   '0009_number_health': m0009,
+  '0010_callbacks': m0010,
   '0011_cancel_fallback': m0011,
   '0012_client_limits': m0012,
   '0013_pii_lifecycle': m0013,
