@@ -47,6 +47,8 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/admin/notifications/{id}': ['GET'],
   '/v1/admin/audit': ['GET'],
   '/v1/admin/recipients/opt-outs': ['GET'],
+  '/v1/admin/templates': ['GET'],
+  '/v1/admin/templates/check': ['POST'],
 };
 export const WEBHOOK_ROUTES: Record<string, readonly string[]> = {
   '/webhook/whatsapp': ['GET', 'POST'],

@@ -33,6 +33,7 @@ async function build() {
     queue: queueTargets(createSqsClient(queueConfig), queueConfig),
     whatsapp: createGraphClient(graph),
     senderId: graph.phoneNumberId,
+    ...(graph.wabaId ? { wabaId: graph.wabaId } : {}),
     now: () => new Date(),
     sleep: (ms) => sleep(ms),
     logger,
@@ -44,6 +45,7 @@ async function build() {
     probesPerRun: control.SCHEDULER_PROBES_PER_RUN,
     probeIntervalMs: control.PANIC_PROBE_INTERVAL_SECONDS * 1000,
     graphCallMaxMs: graph.timeoutMs ?? DEFAULT_SCHEDULER_OPTIONS.graphCallMaxMs,
+    templateRefreshIntervalMs: control.TEMPLATE_REFRESH_SECONDS * 1000,
     lookaheadSeconds: control.SCHEDULER_INTERVAL_SECONDS,
     runIntervalSeconds: control.SCHEDULER_INTERVAL_SECONDS,
   };

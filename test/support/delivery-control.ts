@@ -349,6 +349,7 @@ export function schedulerOptions(overrides: Partial<SchedulerOptions> = {}): Sch
     graphCallMaxMs: 10_000,
     reserveMs: 25_000,
     tokenCheckIntervalMs: 3_600_000,
+    templateRefreshIntervalMs: 900_000,
     lookaheadSeconds: 0,
     outboxAgeSeconds: 3_600,
     runIntervalSeconds: 0,

@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { checkReadiness } from '#core/admin/health.ts';
 import { jsonResponse } from '#core/platform/http.ts';
 import { defineRoute } from '../route.ts';
-import { iso } from './shared.ts';
+import { iso, isoOrNull } from './shared.ts';
 
 const checkSchema = z
   .object({
@@ -19,6 +19,18 @@ export const readinessSchema = z
     version: z.string(),
     timestamp: iso,
     checks: z.object({ database: checkSchema, queue: checkSchema, whatsapp: checkSchema }),
+    templates: z
+      .object({
+        check: z.enum(['on', 'skipped', 'off', 'unknown']),
+        reason: z.string().optional(),
+        templates: z.number().int().optional(),
+        refreshedAt: isoOrNull.optional(),
+        lastError: z.string().nullable().optional(),
+      })
+      .meta({
+        description:
+          'Whether POST /v1/notifications checks templates against the registry; `skipped` until the registry is first filled. Never affects `status`.',
+      }),
   })
   .meta({ id: 'Readiness' });
 

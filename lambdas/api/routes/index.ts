@@ -11,6 +11,7 @@ import { panicRoutes } from './admin/panic.ts';
 import { recipientRoutes } from './admin/recipients.ts';
 import { rolloutRoutes } from './admin/rollout.ts';
 import { statusRoutes } from './admin/status.ts';
+import { templateRoutes } from './admin/templates.ts';
 import { webhookRecordRoutes } from './admin/webhook-records.ts';
 import { whatsappRoutes } from './admin/whatsapp.ts';
 import { documentRoute } from './document.ts';
@@ -30,6 +31,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...adminNotificationRoutes,
   ...auditRoutes,
   ...recipientRoutes,
+  ...templateRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

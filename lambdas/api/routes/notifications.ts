@@ -67,6 +67,16 @@ function refusal(
         status: 400,
         error: { code: 'validation_error', message: outcome.message, field: at(outcome.field) },
       };
+    case 'template_refused':
+      // The template as the registry knows it would not be sent by Meta: refused before a row exists.
+      return {
+        status: 422,
+        error: {
+          code: outcome.code,
+          message: outcome.message,
+          field: at(`template.${outcome.field}`),
+        },
+      };
     case 'idempotency_mismatch':
       return {
         status: 422,
@@ -98,6 +108,15 @@ function acceptDeps(deps: ApiDeps): AcceptDeps {
         notificationId: id,
         error: reason,
       }),
+    ...(deps.wabaId
+      ? {
+          templates: {
+            wabaId: deps.wabaId,
+            onTemplateCheckSkipped: (templates: number) =>
+              deps.metrics.addMetric(Metric.TemplateCheckSkipped, MetricUnit.Count, templates),
+          },
+        }
+      : {}),
   };
 }
 
@@ -188,7 +207,10 @@ export const notificationRoutes = [
         headers: ['Location', 'Idempotent-Replayed'],
       },
       409: { description: 'A request with this Idempotency-Key is still running' },
-      422: { description: 'This Idempotency-Key was used with a different body' },
+      422: {
+        description:
+          'This Idempotency-Key was used with a different body (idempotency_key_reused), or the template registry says Meta would refuse the template: template_not_found (name or language), template_not_approved, template_parameters_mismatch; `field` names the part. Nothing is stored.',
+      },
     },
     handle: async ({ ctx, deps, client, headers, body }) => {
       const outcome = await acceptNotification(acceptDeps(deps), {
@@ -226,7 +248,7 @@ export const notificationRoutes = [
       202: { description: 'Every item accepted', schema: batchAnswerSchema },
       207: {
         description:
-          'Some items refused: each result has its own status (202, 400, 409, 422) and error',
+          'Some items refused: each result has its own status (202, 400, 409, 422) and error; a template the registry refuses is a 422 with the codes of POST /v1/notifications',
         schema: batchAnswerSchema,
       },
     },

@@ -5,6 +5,7 @@
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
+import { type TemplateCheckReport, templateCheck } from '#core/admin/health.ts';
 import type { Database } from '#core/db/schema.ts';
 import { listPanicStates, type PanicState } from '#core/delivery/panic-mode.ts';
 import { getRollout, type Rollout } from '#core/delivery/rollout.ts';
@@ -31,6 +32,8 @@ export interface StatusDeps {
   /** Only set locally: the SQS emulator, so the ops CLI can reach the DLQs for a redrive. */
   sqsEndpoint?: string | undefined;
   now: () => Date;
+  /** The WABA of the template registry (WHATSAPP_WABA_ID). */
+  wabaId?: string | undefined;
 }
 
 export interface Last24h {
@@ -118,6 +121,26 @@ export interface AdminStatus {
   rateLimiter: RateLimiterStatus;
   rollout: Rollout;
   scheduler: SchedulerStatus;
+  templates: TemplateRegistryStatus;
+}
+
+/** The template registry: is acceptance checking, and which templates would be refused. */
+export interface TemplateRegistryStatus extends TemplateCheckReport {
+  notApproved: { name: string; language: string; status: string }[];
+}
+
+async function readTemplateRegistry(deps: StatusDeps): Promise<TemplateRegistryStatus> {
+  const check = await templateCheck(deps);
+  if (!deps.wabaId) return { ...check, notApproved: [] };
+  const notApproved = await deps.db
+    .selectFrom('message_templates')
+    .select(['name', 'language', 'status'])
+    .where('waba_id', '=', deps.wabaId)
+    .where('status', 'not in', ['APPROVED', 'DELETED'])
+    .orderBy('name')
+    .limit(50)
+    .execute();
+  return { ...check, notApproved };
 }
 
 const count = (value: unknown): number => Number(value ?? 0);
@@ -368,12 +391,13 @@ export async function readPanicStatus(
 export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
   const now = deps.now();
   const rollout = await getRollout(deps.db);
-  const [last24h, queues, panic, rateLimiter, scheduler] = await Promise.all([
+  const [last24h, queues, panic, rateLimiter, scheduler, templates] = await Promise.all([
     readLast24h(deps.db, now),
     readQueueStatus(deps),
     readPanicStatus(deps.db, deps.senderId),
     readRateLimiter(deps.db, rollout),
     readSchedulerStatus(deps.db),
+    readTemplateRegistry(deps),
   ]);
   return {
     generatedAt: now.toISOString(),
@@ -384,5 +408,6 @@ export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
     rateLimiter,
     rollout,
     scheduler,
+    templates,
   };
 }

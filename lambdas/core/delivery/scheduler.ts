@@ -2,7 +2,8 @@
  * The scheduler's minute: enqueue scheduled notifications that fall due, sweep `accepted` rows whose
  * SQS send failed (the outbox), probe the Graph API while panic mode is on, and drain deferred rows
  * at a gentle rate once their reason has passed; about once an hour, read how long the access token
- * has left. One run at a time, guarded by an advisory lock.
+ * has left; every template refresh interval, read the template list into the registry. One run at
+ * a time, guarded by an advisory lock.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -17,6 +18,12 @@ import {
   type QueueTargets,
 } from '#core/notifications/enqueue.ts';
 import { SQS_MAX_DELAY_SECONDS } from '#core/notifications/queue-settings.ts';
+import {
+  type RefreshOutcome,
+  refreshDue,
+  refreshTemplateRegistry,
+  registryState,
+} from '#core/notifications/template-registry.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import { pruneWebhookRecords } from '#core/whatsapp/webhook-records.ts';
@@ -24,7 +31,10 @@ import { pruneWebhookRecords } from '#core/whatsapp/webhook-records.ts';
 export interface SchedulerDeps {
   db: Kysely<Database>;
   queue: QueueTargets;
-  whatsapp: Pick<GraphClient, 'probe' | 'tokenStatus'>;
+  whatsapp: Pick<GraphClient, 'probe' | 'tokenStatus'> &
+    Partial<Pick<GraphClient, 'listTemplates'>>;
+  /** The WABA whose template list fills the registry (WHATSAPP_WABA_ID); none: no refresh. */
+  wabaId?: string;
   senderId: string;
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
@@ -62,6 +72,8 @@ export interface SchedulerOptions {
   reserveMs: number;
   /** How often the access token's expiry is read with debug_token. */
   tokenCheckIntervalMs: number;
+  /** How often the template list is read whole into the registry (a webhook may ask sooner). */
+  templateRefreshIntervalMs: number;
   /** How far ahead scheduled rows are enqueued (with an SQS delay), normally the run interval. */
   lookaheadSeconds: number;
   /** An `accepted` row older than this lost its SQS send. */
@@ -78,6 +90,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   // A token check at the Graph timeout, plus room for a full drain and the late statuses.
   reserveMs: 25_000,
   tokenCheckIntervalMs: 3_600_000,
+  templateRefreshIntervalMs: 900_000,
   lookaheadSeconds: 60,
   outboxAgeSeconds: 60,
   runIntervalSeconds: 60,
@@ -98,7 +111,12 @@ export type SchedulerReport =
       panicActive: boolean;
       lateStatuses: number;
       tokenCheck: TokenCheckOutcome;
+      templates: TemplateRefreshReport;
     };
+
+export type TemplateRefreshReport =
+  | { outcome: 'off' | 'not_due' | 'no_time' }
+  | ({ outcome: 'refreshed' | 'failed' } & RefreshOutcome);
 
 export type TokenCheckOutcome =
   | { outcome: 'off' | 'not_due' | 'no_time' | 'never_expires' | 'invalid' }
@@ -275,6 +293,7 @@ async function runLocked(
   const prunedWebhookRecords = await pruneWebhookRecords(db, now);
 
   const tokenCheck = await checkToken(deps, options);
+  const templates = await refreshTemplates(db, deps, options);
 
   const report = {
     outcome: 'done' as const,
@@ -288,6 +307,7 @@ async function runLocked(
     lateStatuses,
     prunedWebhookRecords,
     tokenCheck,
+    templates,
   };
   if (
     scheduled ||
@@ -297,7 +317,8 @@ async function runLocked(
     probesSkippedForTime ||
     lateStatuses ||
     prunedWebhookRecords ||
-    (tokenCheck.outcome !== 'not_due' && tokenCheck.outcome !== 'off')
+    (tokenCheck.outcome !== 'not_due' && tokenCheck.outcome !== 'off') ||
+    (templates.outcome !== 'not_due' && templates.outcome !== 'off')
   )
     deps.logger.info('scheduler run', report);
   return report;
@@ -350,6 +371,35 @@ async function checkToken(
     deps.metrics?.addMetric(Metric.WhatsAppTokenDaysLeft, MetricUnit.Count, daysLeft);
   }
   return outcome;
+}
+
+/**
+ * Reads the whole template list into the registry when it is due (an interval since the last
+ * attempt, never read, or a webhook asked). The time of the attempt lives in the database, so one
+ * refresh serves every execution environment, and a failing Graph API is asked once an interval.
+ */
+async function refreshTemplates(
+  db: Kysely<Database>,
+  deps: SchedulerDeps,
+  options: SchedulerOptions,
+): Promise<TemplateRefreshReport> {
+  const list = deps.whatsapp.listTemplates;
+  if (!deps.wabaId || !list) return { outcome: 'off' };
+  const now = deps.now();
+  const state = await registryState(db, deps.wabaId);
+  if (!refreshDue(state, now, options.templateRefreshIntervalMs)) return { outcome: 'not_due' };
+  // A refresh reads page after page: left for the next run unless a few calls fit.
+  if (deps.remainingMs() < 3 * options.graphCallMaxMs + 2_000) return { outcome: 'no_time' };
+  // 100 pages of 100: above Meta's largest template allowance, so a read is whole.
+  const refreshed = await refreshTemplateRegistry(db, {
+    wabaId: deps.wabaId,
+    list: () => list({ full: true, maxPages: 100 }),
+    now,
+  });
+  if (!refreshed.ok) {
+    deps.logger.warn('could not refresh the template registry', { error: refreshed.error });
+  }
+  return { outcome: refreshed.ok ? 'refreshed' : 'failed', ...refreshed };
 }
 
 async function isCircuitOpen(db: Kysely<Database>, senderId: string): Promise<boolean> {

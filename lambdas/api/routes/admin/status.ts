@@ -83,6 +83,16 @@ export const adminStatusSchema = z
         .nullable(),
       lastSuccessfulRunAt: isoOrNull,
     }),
+    templates: z.object({
+      check: z.enum(['on', 'skipped', 'off', 'unknown']),
+      reason: z.string().optional(),
+      templates: z.number().int().optional(),
+      refreshedAt: isoOrNull.optional(),
+      lastError: z.string().nullable().optional(),
+      notApproved: z.array(
+        z.object({ name: z.string(), language: z.string(), status: z.string() }),
+      ),
+    }),
   })
   .meta({ id: 'AdminStatus' });
 
@@ -106,6 +116,7 @@ export const statusRoutes = [
           senderId: deps.senderId,
           sqsEndpoint: deps.sqsEndpoint,
           now: deps.now,
+          wabaId: deps.wabaId,
         }),
       ),
   }),

@@ -9,6 +9,7 @@ import * as m0003 from '#core/db/migrations/0003_reclaim_events.ts';
 import * as m0004 from '#core/db/migrations/0004_function_roles.ts';
 import * as m0005 from '#core/db/migrations/0005_webhook_items.ts';
 import * as m0006 from '#core/db/migrations/0006_consent.ts';
+import * as m0008 from '#core/db/migrations/0008_template_registry.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_function_roles': m0004,
   '0005_webhook_items': m0005,
   '0006_consent': m0006,
+  '0008_template_registry': m0008,
 };
 
 export const staticMigrationProvider: MigrationProvider = {

@@ -26,11 +26,14 @@ export async function claim(
   db: Kysely<Database>,
   admitted: readonly Candidate[],
   senderId: string,
+  /** The WABA of the template registry: the claim records the category the template is sent under. */
+  wabaId?: string,
 ): Promise<Claim> {
   const attempts = await claimRows(
     db,
     admitted.map((c) => c.row.id),
     senderId,
+    wabaId,
   );
   const won: Claimed[] = [];
   const lost: LostClaim[] = [];
@@ -55,6 +58,7 @@ async function claimRows(
   db: Kysely<Database>,
   ids: readonly string[],
   senderId: string,
+  wabaId: string | undefined,
 ): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map();
   // The guard repeats triage's rule (claimable, or `sending` with a stale claim) inside the
@@ -68,6 +72,17 @@ async function claimRows(
       attempts: eb('attempts', '+', 1),
       sender_id: senderId,
       updated_at: sql`now()`,
+      // The category the send goes out under, as the registry has it now (kept if unknown).
+      ...(wabaId
+        ? {
+            template_category: sql<string | null>`coalesce((
+              select t.category from message_templates t
+              where t.waba_id = ${wabaId}
+                and notifications.message_type = 'template'
+                and t.name = notifications.message->>'name'
+                and t.language = notifications.message->>'language'), notifications.template_category)`,
+          }
+        : {}),
     }))
     .where('id', 'in', ids)
     .where((eb) =>
