@@ -337,7 +337,7 @@ function text(value: unknown): string | undefined {
 /**
  * Applies the three template webhooks to the registry, each item on its own. An event older than
  * the row's last change (Meta retries for days and does not keep order) is ignored: a webhook
- * writes the event's time as `updated_at`, a refresh the time of the read.
+ * writes the event's time (the entry's `time`) as `updated_at`, a refresh the time of the read.
  */
 export async function applyTemplateEvents(
   db: Kysely<Database>,
@@ -404,6 +404,14 @@ export async function applyTemplateEvents(
 
 type Key = { waba_id: string; name: string; language: string };
 
+/**
+ * Meta's event time has whole seconds; a refresh in the same second as the change may or may not
+ * have seen it, so the event wins within its second.
+ */
+function sameSecondOrLater(at: Date): Date {
+  return new Date(at.getTime() + 1000);
+}
+
 /** A status event: the row is created if the list has not shown it yet (components unknown). */
 async function upsertFromEvent(
   db: Kysely<Database>,
@@ -433,7 +441,7 @@ async function upsertFromEvent(
           source,
           updated_at: at,
         })
-        .where('message_templates.updated_at', '<=', at),
+        .where('message_templates.updated_at', '<', sameSecondOrLater(at)),
     )
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
@@ -453,7 +461,7 @@ async function updateFromEvent(
     .where('waba_id', '=', key.waba_id)
     .where('name', '=', key.name)
     .where('language', '=', key.language)
-    .where('updated_at', '<=', at)
+    .where('updated_at', '<', sameSecondOrLater(at))
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }
