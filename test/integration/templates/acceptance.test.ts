@@ -333,3 +333,26 @@ describe('a registry never filled', () => {
     expect(metrics.values.map((v) => v.name)).not.toContain(Metric.TemplateCheckSkipped);
   });
 });
+
+describe('GET /v1/admin/status', () => {
+  it('shows whether templates are checked and which would be refused', async () => {
+    // prepare
+    const admin = await createTestClient(db, ['admin']);
+
+    // act
+    const response = await app(
+      apiEvent({ method: 'GET', path: '/v1/admin/status', headers: { 'X-API-Key': admin.key } }),
+    );
+
+    // assess
+    expect(response.statusCode).toBe(200);
+    const { templates } = JSON.parse(response.body);
+    expect(templates).toMatchObject({ check: 'on' });
+    expect(templates.notApproved).toEqual(
+      expect.arrayContaining([
+        { name: 'spring_sale', language: 'en_US', status: 'REJECTED' },
+        { name: 'order_shipped', language: 'en_US', status: 'PAUSED' },
+      ]),
+    );
+  });
+});
