@@ -76,6 +76,17 @@ describe('ops templates', () => {
   });
 });
 
+describe('ops status', () => {
+  it('says whether templates are checked and which are not APPROVED', async () => {
+    const result = await ops('status');
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(
+      /Templates: checked at acceptance \(10 in the registry\); not APPROVED: .*spring_sale en_US REJECTED/,
+    );
+  });
+});
+
 describe('ops templates check', () => {
   it.each([
     [['appointment_reminder', 'es', '--params', '1'], 0, /Accepted: a notification/],
