@@ -108,7 +108,11 @@ export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport>
   const checks = { database, queue, whatsapp };
   const down = Object.values(checks).filter((c) => c.status === 'down').length;
   const status = down === 0 ? 'healthy' : down === 3 ? 'unhealthy' : 'degraded';
-  const templates = await templateCheck(deps);
+  // Read after the checks: with the database down it would only wait for the same failure.
+  const templates: TemplateCheckReport =
+    database.status === 'up'
+      ? await templateCheck(deps)
+      : { check: 'unknown', reason: 'the database is down' };
   return { status, version: deps.version, timestamp: deps.now().toISOString(), checks, templates };
 }
 

@@ -14,7 +14,7 @@ import {
 } from '#core/notifications/notification-view.ts';
 import {
   checkTemplate,
-  registryState,
+  registryFilled,
   type TemplateRefusal,
   templatesNamed,
 } from '#core/notifications/template-registry.ts';
@@ -103,8 +103,7 @@ async function checkTemplates(
   const templated = items.flatMap((i) => (i.request.template ? [i.request.template] : []));
   if (!deps.templates || templated.length === 0) return items.map(() => undefined);
   const { wabaId } = deps.templates;
-  const state = await registryState(deps.db, wabaId);
-  if (!state.filled) {
+  if (!(await registryFilled(deps.db, wabaId))) {
     deps.templates.onTemplateCheckSkipped?.(templated.length);
     return items.map(() => undefined);
   }

@@ -213,6 +213,24 @@ export async function registryState(db: Kysely<Database>, wabaId: string): Promi
   };
 }
 
+/**
+ * WABAs whose registry this process has seen filled. A registry, once filled, stays filled (the
+ * time is never cleared), so acceptance asks the database only until it first says yes.
+ */
+const filledWabas = new Set<string>();
+
+/** Whether the registry has been filled once: acceptance relies on it only then. */
+export async function registryFilled(db: Kysely<Database>, wabaId: string): Promise<boolean> {
+  if (filledWabas.has(wabaId)) return true;
+  const state = await db
+    .selectFrom('template_registry_state')
+    .select('filled_at')
+    .where('waba_id', '=', wabaId)
+    .executeTakeFirst();
+  if (state?.filled_at) filledWabas.add(wabaId);
+  return Boolean(state?.filled_at);
+}
+
 /** Whether the scheduler should read the list now: never read, asked for, or an interval old. */
 export function refreshDue(state: RegistryState, now: Date, intervalMs: number): boolean {
   if (state.refreshRequestedAt) return true;
