@@ -62,6 +62,8 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/admin/clients/{clientId}/callbacks/{callbackId}/enable': ['POST'],
   '/v1/admin/notifications/{id}/callbacks': ['GET'],
   '/v1/admin/callbacks/deliveries/{deliveryId}/redeliver': ['POST'],
+  '/v1/admin/templates': ['GET'],
+  '/v1/admin/templates/check': ['POST'],
 };
 export const WEBHOOK_ROUTES: Record<string, readonly string[]> = {
   '/webhook/whatsapp': ['GET', 'POST'],

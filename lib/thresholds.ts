@@ -488,12 +488,15 @@ export const ALARM_THRESHOLDS: readonly AlarmThreshold[] = [
     source: { kind: 'serviceMetric', metric: Metric.TemplateFailures, statistic: 'Sum' },
     measure: `${Metric.TemplateFailures} per 5 min`,
     comparison: '>=',
-    threshold: 5,
+    // One is enough since acceptance checks templates against the registry: what still counts is a
+    // template Meta stopped (a PAUSED/DISABLED/REJECTED webhook, or a queued notification failed
+    // unsent for it) or a registry out of step with Meta, each worth a look.
+    threshold: 1,
     unit: 'count',
     periodSeconds: 5 * MINUTE,
     evaluationPeriods: 1,
     datapointsToAlarm: 1,
-    // Emitted only when a template send fails: silence is good news.
+    // Emitted only when a template fails or is stopped: silence is good news.
     treatMissingData: 'notBreaching',
   },
   {

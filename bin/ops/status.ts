@@ -209,6 +209,22 @@ export function numberHealthLines(status: AdminStatus): string[] {
   ];
 }
 
+/** Whether acceptance checks templates, and which ones it refuses (an older api has no `templates`). */
+function templatesLine(status: AdminStatus): string {
+  const t = status.templates as AdminStatus['templates'] | undefined;
+  if (!t) return 'Templates: not reported by this deployment';
+  const check =
+    t.check === 'on'
+      ? `checked at acceptance (${t.templates} in the registry)`
+      : t.check === 'skipped'
+        ? 'NOT checked: the registry was never filled'
+        : t.check === 'off'
+          ? 'not checked (no WHATSAPP_WABA_ID)'
+          : `unknown (${t.reason ?? 'error'})`;
+  const stopped = t.notApproved.map((n) => `${n.name} ${n.language} ${n.status}`).join(', ');
+  return `Templates: ${check}${stopped ? `; not APPROVED: ${stopped}` : ''} (ops templates)`;
+}
+
 export const statusCommands: Command[] = [
   {
     name: 'status',
@@ -258,6 +274,7 @@ export const statusCommands: Command[] = [
             ? `last run ${sinceIso(lastRun.startedAt)} (${lastRun.outcome}), last success ${sinceIso(status.scheduler.lastSuccessfulRunAt)}`
             : 'has not run yet'
         }`,
+        templatesLine(status),
         '',
         ...numberHealthLines(status),
         '',

@@ -1,8 +1,8 @@
 /**
  * What the sandbox's account looks like to read-only Graph calls: the token (debug_token), the
- * phone number node, the app's webhook subscription and the message templates.
+ * phone number node and the app's webhook subscription (templates live in templates.ts).
  */
-import { type Req, type Res, sendJson, sendMetaError } from './http.ts';
+import { type Res, sendJson, sendMetaError } from './http.ts';
 
 /**
  * The account state read-only Graph calls report, so a test can make the token expire soon, drop a
@@ -42,16 +42,6 @@ export const DEFAULT_ACCOUNT: SandboxAccount = {
   throughputLevel: 'STANDARD',
   accountStatus: 'CONNECTED',
 };
-
-export const SANDBOX_TEMPLATES = [
-  { name: 'hello_world', language: 'en_US', status: 'APPROVED', category: 'UTILITY' },
-  { name: 'appointment_reminder', language: 'es', status: 'APPROVED', category: 'UTILITY' },
-  { name: 'appointment_reminder', language: 'en_US', status: 'APPROVED', category: 'UTILITY' },
-  { name: 'order_shipped', language: 'en_US', status: 'PAUSED', category: 'UTILITY' },
-  { name: 'spring_sale', language: 'en_US', status: 'REJECTED', category: 'MARKETING' },
-  { name: 'password_reset', language: 'en_US', status: 'PENDING', category: 'AUTHENTICATION' },
-  { name: 'legacy_notice', language: 'en_US', status: 'DISABLED', category: 'UTILITY' },
-].map((t, i) => ({ ...t, id: String(900000000000001 + i) }));
 
 const SANDBOX_DISPLAY_NUMBER = '+1 555-000-0000';
 
@@ -126,26 +116,6 @@ export function handleSubscribedApps(res: Res, account: SandboxAccount): void {
       ]
     : [];
   sendJson(res, 200, { data });
-}
-
-export function handleTemplates(req: Req, res: Res, query: URLSearchParams, host: string): void {
-  const limit = Math.min(Math.max(Number(query.get('limit')) || 25, 1), 100);
-  const after = query.get('after');
-  const start = after ? Number(Buffer.from(after, 'base64url').toString()) || 0 : 0;
-  const data = SANDBOX_TEMPLATES.slice(start, start + limit);
-  const end = start + data.length;
-  const cursors = {
-    before: Buffer.from(String(start)).toString('base64url'),
-    after: Buffer.from(String(end)).toString('base64url'),
-  };
-  const paging: Record<string, unknown> = { cursors };
-  if (end < SANDBOX_TEMPLATES.length) {
-    const next = new URL(req.url ?? '/', `http://${req.headers.host ?? host}`);
-    next.searchParams.set('after', cursors.after);
-    next.searchParams.set('limit', String(limit));
-    paging.next = next.toString();
-  }
-  sendJson(res, 200, { data, paging });
 }
 
 export function handleDebugToken(

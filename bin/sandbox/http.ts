@@ -26,7 +26,11 @@ const META_TITLES: Record<number, string> = {
   131050:
     'Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business',
   131056: '(Business Account, Consumer Account) pair rate limit hit',
+  132000: 'Number of parameters does not match the expected number of params',
   132001: 'Template name does not exist in the translation',
+  132012: 'Parameter format does not match format in the created template',
+  132015: 'Template is Paused',
+  132016: 'Template is disabled',
 };
 
 const MAX_BODY_BYTES = 256 * 1024;

@@ -16,7 +16,6 @@ import {
   handleDebugToken,
   handleProbe,
   handleSubscribedApps,
-  handleTemplates,
   NUMBER_FIELDS,
   numberChangeWebhooks,
   type SandboxAccount,
@@ -39,10 +38,32 @@ import {
   sendJson,
   sendMetaError,
 } from './http.ts';
+import {
+  createTemplateStore,
+  handleTemplates,
+  type SandboxTemplate,
+  templateChangeProblem,
+  templateSendProblem,
+} from './templates.ts';
 import { SANDBOX_TEST_NUMBERS } from './test-numbers.ts';
 import { createWebhooks } from './webhooks.ts';
 
 export type { SandboxAccount } from './account.ts';
+export type { SandboxTemplate } from './templates.ts';
+
+/** A test's change to a template; the sandbox then posts the webhook Meta would. */
+export interface TemplateChange {
+  name: string;
+  language: string;
+  /** A new status: posts message_template_status_update with it as the event. */
+  status?: string;
+  /** A new category: posts template_category_update (completed). */
+  category?: string;
+  /** A new quality score: posts message_template_quality_update. */
+  quality?: string;
+  /** The WABA id the webhook's entry names (the sandbox lists its templates under any). */
+  wabaId?: string;
+}
 export type { FaultPlan, SandboxFault, WebhookFault } from './faults.ts';
 
 export interface SandboxOptions {
@@ -106,6 +127,13 @@ export interface SandboxHandle {
   faults(): FaultState;
   /** Changes what debug_token, the number and subscribed_apps report (reset() restores it). */
   setAccount(changes: Partial<SandboxAccount>): void;
+  /**
+   * Changes a template (reset() restores the catalogue) and posts the matching webhooks; resolves
+   * with the template and whether every webhook was taken, or undefined for an unknown template.
+   */
+  changeTemplate(
+    change: TemplateChange,
+  ): Promise<{ template: SandboxTemplate; delivered: boolean } | undefined>;
   stats(): SandboxStats;
   /** Zeroes the stats, forgets per-recipient attempts, restores the faults and account given at start. */
   reset(): void;
@@ -125,6 +153,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   };
   const faults = createFaults(initialPlan);
   let account: SandboxAccount = { ...DEFAULT_ACCOUNT, ...options.account };
+  const templates = createTemplateStore();
 
   const timers = createTimers();
   const webhooks = createWebhooks({
@@ -158,9 +187,10 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
 
   // ---------------------------------------------------------------- send
 
+  type TemplateBody = { name: string; language: string; components?: unknown[] };
   function validateSend(
     body: unknown,
-  ): { to: string; callbackData?: string } | { problem: string } {
+  ): { to: string; callbackData?: string; template?: TemplateBody } | { problem: string } {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       return { problem: 'body must be a JSON object' };
     }
@@ -192,7 +222,15 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       if (t.components !== undefined && !Array.isArray(t.components)) {
         return { problem: 'template.components must be an array' };
       }
-      return { to: b.to, ...echo };
+      return {
+        to: b.to,
+        ...echo,
+        template: {
+          name: t.name,
+          language: language.code,
+          ...(t.components ? { components: t.components as unknown[] } : {}),
+        },
+      };
     }
     if (b.type === 'text') {
       const t = b.text as Record<string, unknown> | undefined;
@@ -240,6 +278,14 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       if ('problem' in checked) {
         rejected();
         return sendMetaError(res, { status: 400, code: 100, details: checked.problem });
+      }
+      // Meta checks the template (exists, approved, parameters) before anything else about the send.
+      const templateProblem = checked.template
+        ? templateSendProblem(templates, checked.template)
+        : undefined;
+      if (templateProblem) {
+        rejected();
+        return sendMetaError(res, templateProblem);
       }
       const to = checked.to;
       const accept = (failLater: boolean, usernameUser = false) =>
@@ -311,10 +357,64 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
 
   function reset(): void {
     account = { ...DEFAULT_ACCOUNT, ...options.account };
+    templates.reset();
     Object.assign(stats, freshStats());
     webhooks.resetCounts();
     attempts.clear();
     faults.reset();
+  }
+
+  /** Applies a test's template change and posts what Meta would post about it. */
+  async function changeTemplate(change: TemplateChange) {
+    const template = templates.find(change.name, change.language);
+    if (!template) return undefined;
+    const common = {
+      message_template_id: Number(template.id),
+      message_template_name: template.name,
+      // Webhooks write the language with a hyphen (en-US), the API with an underscore.
+      message_template_language: template.language.replace('_', '-'),
+    };
+    const posts: Parameters<typeof buildEventWebhook>[0][] = [];
+    const wabaId = change.wabaId ? { wabaId: change.wabaId } : {};
+    if (change.category && change.category !== template.category) {
+      const previous = template.category;
+      template.category = change.category;
+      posts.push({
+        field: 'template_category_update',
+        phoneNumberId: options.phoneNumberId,
+        ...wabaId,
+        value: { ...common, previous_category: previous, new_category: change.category },
+      });
+    }
+    if (change.quality && change.quality !== template.quality_score.score) {
+      const previous = template.quality_score.score;
+      template.quality_score = { score: change.quality };
+      posts.push({
+        field: 'message_template_quality_update',
+        phoneNumberId: options.phoneNumberId,
+        ...wabaId,
+        value: { ...common, previous_quality_score: previous, new_quality_score: change.quality },
+      });
+    }
+    if (change.status) {
+      template.status = change.status;
+      template.rejected_reason = change.status === 'REJECTED' ? 'INVALID_FORMAT' : 'NONE';
+      posts.push({
+        field: 'message_template_status_update',
+        phoneNumberId: options.phoneNumberId,
+        ...wabaId,
+        value: {
+          ...common,
+          event: change.status,
+          reason: change.status === 'REJECTED' ? 'INVALID_FORMAT' : 'NONE',
+          message_template_category: template.category,
+        },
+      });
+    }
+    let delivered = true;
+    for (const post of posts)
+      delivered = (await webhooks.post(buildEventWebhook(post))) && delivered;
+    return { template, delivered };
   }
 
   function handleControl(req: Req, res: Res, path: string): void {
@@ -373,6 +473,16 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
           const events = sent.map((c) => String(c.value.event));
           sendJson(res, delivered === sent.length ? 200 : 502, { account, events, delivered });
         })();
+        return;
+      }
+      if (path === '/_sandbox/templates') {
+        const problem = templateChangeProblem(body);
+        if (problem) return sendJson(res, 400, { error: problem });
+        void changeTemplate(body as unknown as TemplateChange).then((changed) =>
+          changed
+            ? sendJson(res, changed.delivered ? 200 : 502, changed)
+            : sendJson(res, 404, { error: 'no such template in that language' }),
+        );
         return;
       }
       if (path === '/_sandbox/webhook') {
@@ -511,7 +621,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       return;
     }
     if (edge === 'message_templates') {
-      readOnly(req, res, () => handleTemplates(req, res, query, host));
+      readOnly(req, res, () => handleTemplates(req, res, query, host, templates));
       return;
     }
     if (edge === 'subscribed_apps') {
@@ -560,6 +670,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     setFaults: faults.set,
     faults: faults.state,
     setAccount,
+    changeTemplate,
     stats: snapshot,
     reset,
     sendInboundText: webhooks.sendInboundText,

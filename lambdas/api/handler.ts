@@ -41,6 +41,7 @@ function appFromEnvironment(): ReturnType<typeof createApiApp> {
     ...(process.env.WHATSAPP_PHONE_NUMBER_ID
       ? { senderId: process.env.WHATSAPP_PHONE_NUMBER_ID }
       : {}),
+    ...(process.env.WHATSAPP_WABA_ID ? { wabaId: process.env.WHATSAPP_WABA_ID } : {}),
     ...(queueConfig.SQS_ENDPOINT ? { sqsEndpoint: queueConfig.SQS_ENDPOINT } : {}),
     whatsapp: lazyGraphClient(),
     // Only the local stack sets it: http and loopback callback URLs for a local receiver.

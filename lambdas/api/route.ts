@@ -37,6 +37,8 @@ export interface ApiDeps {
   senderId?: string;
   /** Locally only: the SQS emulator, reported to the ops CLI for DLQ redrives. */
   sqsEndpoint?: string;
+  /** The WABA (WHATSAPP_WABA_ID) whose template registry acceptance checks; none: no check. */
+  wabaId?: string;
   /** The Graph API client for the admin template and token routes, built on first use. */
   whatsapp?: () => Promise<GraphClient>;
   /** Anonymous 401s counted since the last sampled audit entry; one per environment if absent. */

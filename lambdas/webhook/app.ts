@@ -16,6 +16,7 @@ import { applyHealthReading, readNumberEvent } from '#core/delivery/number-healt
 import { applyStatusUpdates } from '#core/notifications/apply-status-update.ts';
 import { applyConsentEvents } from '#core/notifications/consent-events.ts';
 import { DenialLedger, recordDenial } from '#core/notifications/denials.ts';
+import { applyTemplateEvents } from '#core/notifications/template-registry.ts';
 import { errorResponse, HttpError, header, jsonResponse, rawBody } from '#core/platform/http.ts';
 import { pickRequestId } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
@@ -167,6 +168,7 @@ async function receiveNotifications(
   }
   await recordAside(deps, parsed, requestId);
   await applyNumberEvents(deps, parsed, requestId);
+  await applyTemplateChanges(deps, parsed, requestId);
 
   const outcomes = await applyStatusUpdates(
     deps.db,
@@ -219,6 +221,25 @@ async function receiveNotifications(
     events: parsed.events.length,
     rejected: parsed.rejects.length,
   });
+}
+
+/**
+ * Brings the template registry up to date with the template webhooks in the body (status,
+ * quality, category). A move to PAUSED, DISABLED or REJECTED counts for the template alarm.
+ */
+async function applyTemplateChanges(deps: WebhookDeps, parsed: ParsedItems, requestId: string) {
+  const outcomes = await applyTemplateEvents(deps.db, parsed.events, new Date());
+  for (const outcome of outcomes) {
+    if (outcome.blocked) {
+      deps.metrics.addMetric(Metric.TemplateFailures, MetricUnit.Count, 1);
+      deps.logger.warn('template stopped by Meta; its notifications fail unsent', {
+        requestId,
+        ...outcome,
+      });
+    } else {
+      deps.logger.info('template registry updated', { requestId, ...outcome });
+    }
+  }
 }
 
 /**

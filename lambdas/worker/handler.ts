@@ -1,7 +1,6 @@
 /** SQS entry point of the worker: the shared Middy chain first, then one call to the delivery core. */
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDatabase } from '#core/db/connect.ts';
-import { cachedTemplateCategories } from '#core/delivery/template-categories.ts';
 import { createWorkerDeps } from '#core/delivery/worker-deps.ts';
 import { createSqsClient } from '#core/platform/aws-clients.ts';
 import {
@@ -24,8 +23,9 @@ async function build() {
     db: createDatabase(loadDatabaseConfig()),
     sqs: createSqsClient(queueConfig),
     whatsapp,
-    // Needs WHATSAPP_WABA_ID; without it the category is unknown and marketing opt-outs are Meta's.
-    templateCategories: cachedTemplateCategories(() => whatsapp.listTemplates()),
+    // The template registry of WHATSAPP_WABA_ID: without it templates are not checked before the
+    // send and marketing opt-outs are left to Meta (131050).
+    ...(graph.wabaId ? { wabaId: graph.wabaId } : {}),
     senderId: graph.phoneNumberId,
     settings: loadDeliveryControlConfig(),
     logger,

@@ -351,6 +351,7 @@ export function schedulerOptions(overrides: Partial<SchedulerOptions> = {}): Sch
     reserveMs: 25_000,
     tokenCheckIntervalMs: 3_600_000,
     healthCheckIntervalMs: 900_000,
+    templateRefreshIntervalMs: 900_000,
     lookaheadSeconds: 0,
     outboxAgeSeconds: 3_600,
     runIntervalSeconds: 0,

@@ -7,7 +7,7 @@ import { authenticateApiKey } from '#core/admin/api-keys.ts';
 import { checkReadiness, readinessStatusCode, readinessSummary } from '#core/admin/health.ts';
 import { header, jsonResponse } from '#core/platform/http.ts';
 import { defineRoute } from '../route.ts';
-import { iso } from './shared.ts';
+import { iso, isoOrNull } from './shared.ts';
 
 const checkSchema = z
   .object({
@@ -26,6 +26,19 @@ export const readinessSchema = z
       .object({ database: checkSchema, queue: checkSchema, whatsapp: checkSchema })
       .optional()
       .meta({ description: 'Only with a valid X-API-Key: each part, queue depths, circuit' }),
+    templates: z
+      .object({
+        check: z.enum(['on', 'skipped', 'off', 'unknown']),
+        reason: z.string().optional(),
+        templates: z.number().int().optional(),
+        refreshedAt: isoOrNull.optional(),
+        lastError: z.string().nullable().optional(),
+      })
+      .optional()
+      .meta({
+        description:
+          'Only with a valid X-API-Key: whether POST /v1/notifications checks templates against the registry; `skipped` until the registry is first filled. Never affects `status`.',
+      }),
   })
   .meta({ id: 'Readiness' });
 

@@ -14,6 +14,7 @@ import { panicRoutes } from './admin/panic.ts';
 import { recipientRoutes } from './admin/recipients.ts';
 import { rolloutRoutes } from './admin/rollout.ts';
 import { statusRoutes } from './admin/status.ts';
+import { templateRoutes } from './admin/templates.ts';
 import { webhookRecordRoutes } from './admin/webhook-records.ts';
 import { whatsappRoutes } from './admin/whatsapp.ts';
 import { callbackRoutes } from './callbacks.ts';
@@ -39,6 +40,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...outcomeRoutes,
   ...notificationSearchRoutes,
   ...callbackRoutes,
+  ...templateRoutes,
 ];
 
 /** The OpenAPI document of `apiRoutes` (and of the webhook route the webhook function serves). */

@@ -91,6 +91,16 @@ function refusal(
         status: 400,
         error: { code: 'validation_error', message: outcome.message, field: at(outcome.field) },
       };
+    case 'template_refused':
+      // The template as the registry knows it would not be sent by Meta: refused before a row exists.
+      return {
+        status: 422,
+        error: {
+          code: outcome.code,
+          message: outcome.message,
+          field: at(`template.${outcome.field}`),
+        },
+      };
     case 'idempotency_mismatch':
       return {
         status: 422,
@@ -122,6 +132,15 @@ function acceptDeps(deps: ApiDeps): AcceptDeps {
         notificationId: id,
         error: reason,
       }),
+    ...(deps.wabaId
+      ? {
+          templates: {
+            wabaId: deps.wabaId,
+            onTemplateCheckSkipped: (templates: number) =>
+              deps.metrics.addMetric(Metric.TemplateCheckSkipped, MetricUnit.Count, templates),
+          },
+        }
+      : {}),
   };
 }
 
@@ -262,7 +281,10 @@ export const notificationRoutes = [
       },
       403: { description: 'The key lacks the scope, or may not ask for this priority' },
       409: { description: 'A request with this Idempotency-Key is still running' },
-      422: { description: 'This Idempotency-Key was used with a different body' },
+      422: {
+        description:
+          'This Idempotency-Key was used with a different body (idempotency_key_reused), or the template registry says Meta would refuse the template: template_not_found (name or language), template_not_approved, template_parameters_mismatch; `field` names the part. Nothing is stored.',
+      },
       429: {
         description:
           'Over this key’s rate (`rate_limited`) or daily quota (`daily_quota_exceeded`, until 00:00 UTC), or throttled by API Gateway; wait `Retry-After` seconds',
@@ -327,7 +349,7 @@ export const notificationRoutes = [
       },
       207: {
         description:
-          'Some items refused: each result has its own status (202, 400, 403, 409, 422, 429) and error. Each item counts toward the key’s rate and daily quota; the items over them get 429, and `Retry-After` says when to send them again',
+          'Some items refused: each result has its own status (202, 400, 403, 409, 422, 429) and error; a template the registry refuses is a 422 with the codes of POST /v1/notifications. Each item counts toward the key’s rate and daily quota; the items over them get 429, and `Retry-After` says when to send them again',
         schema: batchAnswerSchema,
         headers: REFUSED_HEADERS,
       },

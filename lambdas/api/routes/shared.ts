@@ -26,6 +26,10 @@ export const notificationSchema = z
     priority: z.enum(['high', 'bulk']),
     type: z.enum(['template', 'text']),
     template: z.string().nullable(),
+    templateCategory: z.string().nullable().optional().meta({
+      description:
+        'The template category (MARKETING, UTILITY, AUTHENTICATION) it was accepted, then sent, under; null when unknown',
+    }),
     sendAt: isoOrNull,
     metadata: z.unknown(),
     attempts: z.number().int(),

@@ -6,6 +6,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
 import { keysExpiringSoon } from '#core/admin/api-keys.ts';
+import { type TemplateCheckReport, templateCheck } from '#core/admin/health.ts';
 import type { Database } from '#core/db/schema.ts';
 import {
   type EffectiveLimits,
@@ -38,6 +39,8 @@ export interface StatusDeps {
   /** Only set locally: the SQS emulator, so the ops CLI can reach the DLQs for a redrive. */
   sqsEndpoint?: string | undefined;
   now: () => Date;
+  /** The WABA of the template registry (WHATSAPP_WABA_ID). */
+  wabaId?: string | undefined;
 }
 
 export interface Last24h {
@@ -137,6 +140,26 @@ export interface AdminStatus {
   };
   /** What Meta says of each sending number, and the limits the workers apply to it because of it. */
   numberHealth: NumberHealthStatus[];
+  templates: TemplateRegistryStatus;
+}
+
+/** The template registry: is acceptance checking, and which templates would be refused. */
+export interface TemplateRegistryStatus extends TemplateCheckReport {
+  notApproved: { name: string; language: string; status: string }[];
+}
+
+async function readTemplateRegistry(deps: StatusDeps): Promise<TemplateRegistryStatus> {
+  const check = await templateCheck(deps);
+  if (!deps.wabaId) return { ...check, notApproved: [] };
+  const notApproved = await deps.db
+    .selectFrom('message_templates')
+    .select(['name', 'language', 'status'])
+    .where('waba_id', '=', deps.wabaId)
+    .where('status', 'not in', ['APPROVED', 'DELETED'])
+    .orderBy('name')
+    .limit(50)
+    .execute();
+  return { ...check, notApproved };
 }
 
 export interface NumberHealthStatus extends NumberHealth {
@@ -457,14 +480,16 @@ export async function readPanicStatus(
 export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
   const now = deps.now();
   const rollout = await getRollout(deps.db);
-  const [last24h, queues, panic, rateLimiter, scheduler, numberHealth] = await Promise.all([
-    readLast24h(deps.db, now),
-    readQueueStatus(deps),
-    readPanicStatus(deps.db, deps.senderId),
-    readRateLimiter(deps.db, rollout),
-    readSchedulerStatus(deps.db),
-    readNumberHealthStatus(deps.db, rollout, deps.senderId),
-  ]);
+  const [last24h, queues, panic, rateLimiter, scheduler, numberHealth, templates] =
+    await Promise.all([
+      readLast24h(deps.db, now),
+      readQueueStatus(deps),
+      readPanicStatus(deps.db, deps.senderId),
+      readRateLimiter(deps.db, rollout),
+      readSchedulerStatus(deps.db),
+      readNumberHealthStatus(deps.db, rollout, deps.senderId),
+      readTemplateRegistry(deps),
+    ]);
   const expiring = await keysExpiringSoon(deps.db, now, KEY_EXPIRY_WARNING_DAYS);
   return {
     generatedAt: now.toISOString(),
@@ -484,5 +509,6 @@ export async function readAdminStatus(deps: StatusDeps): Promise<AdminStatus> {
       })),
     },
     numberHealth,
+    templates,
   };
 }

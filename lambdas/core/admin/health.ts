@@ -1,11 +1,14 @@
 /**
  * Readiness: the database, the delivery queues and the WhatsApp circuit, each with its own status,
- * so a 503 names the part that is down; and what of it an anonymous caller may see.
+ * so a 503 names the part that is down; what of it an anonymous caller may see; and whether
+ * templates are checked at acceptance (the registry filled), which is reported but never makes
+ * the service unready.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import type { Priority } from '#core/model/notification-request.ts';
+import { registryState } from '#core/notifications/template-registry.ts';
 import { queueDepth } from '#core/platform/sqs.ts';
 
 export interface HealthDeps {
@@ -18,6 +21,21 @@ export interface HealthDeps {
   senderId?: string | undefined;
   /** The circuit of the WhatsApp senders; read from sender_state when not given. */
   circuit?: () => Promise<{ open: boolean; openSenders: string[] }>;
+  /** The WABA whose template registry acceptance checks (WHATSAPP_WABA_ID). */
+  wabaId?: string | undefined;
+}
+
+/**
+ * Whether POST /v1/notifications checks templates: `on` (registry filled), `skipped` (never
+ * filled: first start, or the Graph API could not be read; templates are accepted unchecked),
+ * `off` (no WABA configured), `unknown` (the registry could not be read).
+ */
+export interface TemplateCheckReport {
+  check: 'on' | 'skipped' | 'off' | 'unknown';
+  reason?: string;
+  templates?: number;
+  refreshedAt?: string | null;
+  lastError?: string | null;
 }
 
 type Check = { status: 'up' | 'down'; latencyMs: number; error?: string } & Record<string, unknown>;
@@ -27,6 +45,7 @@ export interface ReadinessReport {
   version: string;
   timestamp: string;
   checks: { database: Check; queue: Check; whatsapp: Check };
+  templates: TemplateCheckReport;
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -90,7 +109,39 @@ export async function checkReadiness(deps: HealthDeps): Promise<ReadinessReport>
   const checks = { database, queue, whatsapp };
   const down = Object.values(checks).filter((c) => c.status === 'down').length;
   const status = down === 0 ? 'healthy' : down === 3 ? 'unhealthy' : 'degraded';
-  return { status, version: deps.version, timestamp: deps.now().toISOString(), checks };
+  // Read after the checks: with the database down it would only wait for the same failure.
+  const templates: TemplateCheckReport =
+    database.status === 'up'
+      ? await templateCheck(deps)
+      : { check: 'unknown', reason: 'the database is down' };
+  return { status, version: deps.version, timestamp: deps.now().toISOString(), checks, templates };
+}
+
+/** Whether acceptance checks templates now, and how fresh the registry is. */
+export async function templateCheck(
+  deps: Pick<HealthDeps, 'db' | 'wabaId'>,
+): Promise<TemplateCheckReport> {
+  if (!deps.wabaId) {
+    return { check: 'off', reason: 'no WHATSAPP_WABA_ID: templates are not checked' };
+  }
+  try {
+    const state = await registryState(deps.db, deps.wabaId);
+    const detail = {
+      templates: state.templates,
+      refreshedAt: state.refreshedAt?.toISOString() ?? null,
+      lastError: state.lastError,
+    };
+    return state.filled
+      ? { check: 'on', ...detail }
+      : {
+          check: 'skipped',
+          reason:
+            'the template registry has never been filled from the Graph API: templates are accepted without the check',
+          ...detail,
+        };
+  } catch (error) {
+    return { check: 'unknown', reason: error instanceof Error ? error.name : 'error' };
+  }
 }
 
 async function openCircuits(

@@ -91,6 +91,8 @@ export interface NotificationTable {
   redacted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** Bumped by the callback trigger (0010) for each client event; never written by code. */
   event_sequence: Generated<number>;
+  /** The category of the notification's template when it was sent (the registry's, if known). */
+  template_category: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface NotificationEventTable {
@@ -313,6 +315,44 @@ export interface CallbackAttemptTable {
   error: string | null;
 }
 
+/** What a template's components need from a send (see whatsapp/template-parameters.ts). */
+export interface TemplateParametersJson {
+  format: 'POSITIONAL' | 'NAMED';
+  header: { kind: 'none' | 'text' | 'media'; count: number; names: string[]; format?: string };
+  body: { count: number; names: string[] };
+  /** Buttons by index: `required` ones need a parameter (URL suffix, copy code), others may have one. */
+  buttons: { index: number; type: string; required: boolean }[];
+}
+
+/** One template of a WABA in one language, as Meta last said (the template registry). */
+export interface MessageTemplateTable {
+  waba_id: string;
+  name: string;
+  language: string;
+  template_id: string | null;
+  status: string;
+  category: string | null;
+  quality: string | null;
+  rejected_reason: string | null;
+  parameters: ColumnType<TemplateParametersJson | null, string | null, string | null>;
+  header_params: number | null;
+  body_params: number | null;
+  button_params: number | null;
+  source: string;
+  last_seen_at: ColumnType<Date, Date | undefined, Date>;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+/** When a WABA's template list was last read whole, and whether a webhook asked for a re-read. */
+export interface TemplateRegistryStateTable {
+  waba_id: string;
+  filled_at: Timestamp | null;
+  refreshed_at: Timestamp | null;
+  attempted_at: Timestamp | null;
+  last_error: string | null;
+  refresh_requested_at: Timestamp | null;
+}
+
 export interface Database {
   api_clients: ApiClientTable;
   api_keys: ApiKeyTable;
@@ -336,6 +376,8 @@ export interface Database {
   callback_events: CallbackEventTable;
   callback_deliveries: CallbackDeliveryTable;
   callback_attempts: CallbackAttemptTable;
+  message_templates: MessageTemplateTable;
+  template_registry_state: TemplateRegistryStateTable;
 }
 
 export type SenderStateRow = Selectable<SenderStateTable>;
@@ -351,3 +393,4 @@ export type AuditEntry = Insertable<AuditLogTable>;
 export type CallbackEndpointRow = Selectable<CallbackEndpointTable>;
 export type CallbackEventRow = Selectable<CallbackEventTable>;
 export type CallbackDeliveryRow = Selectable<CallbackDeliveryTable>;
+export type MessageTemplateRow = Selectable<MessageTemplateTable>;

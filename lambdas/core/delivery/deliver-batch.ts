@@ -18,14 +18,12 @@ import { feedBackToQueue } from '#core/delivery/pipeline/queue-feedback.ts';
 import { recordSend } from '#core/delivery/pipeline/record.ts';
 import { sendAll } from '#core/delivery/pipeline/send.ts';
 import { reclaimAfterSeconds, triage } from '#core/delivery/pipeline/triage.ts';
-import type { LoadedRow } from '#core/delivery/pipeline/verdict.ts';
 import {
   announce,
   type DeliveryRecord,
   type RecordOutcome,
   transitionsOf,
 } from '#core/delivery/pipeline/verdict.ts';
-import type { TemplateCategories } from '#core/delivery/template-categories.ts';
 import { applyTransitions } from '#core/notifications/transitions.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import type { GraphClient, SendResult } from '#core/whatsapp/graph-client.ts';
@@ -45,32 +43,21 @@ export interface DeliveryDeps {
   random: () => number;
   logger: Logger;
   metrics: Metrics;
-  /** Template categories, read only when a row's recipient has a marketing opt-out. */
-  templateCategories?: TemplateCategories;
   /**
    * Seconds a dead worker's `sending` claim waits for Meta's status webhook, beyond the worker's
    * lifetime, before the row is sent again (CLAIM_GRACE_SECONDS; default DEFAULT_CLAIM_GRACE_SECONDS).
    */
   claimGraceSeconds?: number;
+  /**
+   * The WABA whose template registry triage reads: a template no longer APPROVED fails unsent,
+   * and a MARKETING one is held from a recipient who stopped marketing. None: neither check.
+   */
+  wabaId?: string;
 }
 
 export interface BatchResult {
   batchItemFailures: { itemIdentifier: string }[];
   outcomes: Map<string, RecordOutcome>;
-}
-
-/** Templates known to be MARKETING, looked up only when some recipient stopped marketing. */
-async function marketingTemplates(
-  deps: DeliveryDeps,
-  rows: Iterable<LoadedRow>,
-): Promise<ReadonlySet<string> | undefined> {
-  const needed = [...rows].some((r) => r.marketing_opted_out && r.message_type === 'template');
-  if (!needed || !deps.templateCategories) return undefined;
-  const categories = await deps.templateCategories();
-  if (!categories) return undefined;
-  return new Set(
-    [...categories].flatMap(([key, category]) => (category === 'MARKETING' ? [key] : [])),
-  );
 }
 
 export async function deliverBatch(
@@ -81,14 +68,8 @@ export async function deliverBatch(
   const reclaimAfter = reclaimAfterSeconds(deps.claimGraceSeconds);
 
   // 1. Triage: what the rows, read in one query, settle on their own (a redelivery sends nothing).
-  const rows = await loadRows(deps.db, notificationIds(records));
-  const triaged = triage(
-    records,
-    rows,
-    now,
-    await marketingTemplates(deps, rows.values()),
-    reclaimAfter,
-  );
+  const rows = await loadRows(deps.db, notificationIds(records), deps.wabaId);
+  const triaged = triage(records, rows, now, reclaimAfter);
   announce(deps, triaged.settled, rows);
 
   // 2. Admit: rollout, panic mode and rate limits decide for the rest.
@@ -98,7 +79,13 @@ export async function deliverBatch(
   await applyTransitions(deps.db, transitionsOf([...triaged.settled, ...admission.settled]));
 
   // 3. Claim: `sending` is written before the call, so a redelivery cannot send twice.
-  const claimed = await claim(deps.db, admission.admitted, deps.senderId, reclaimAfter);
+  const claimed = await claim(
+    deps.db,
+    admission.admitted,
+    deps.senderId,
+    reclaimAfter,
+    deps.wabaId,
+  );
 
   // 4. Send, all in parallel.
   const sent = await sendAll(deps.whatsapp, claimed.won);

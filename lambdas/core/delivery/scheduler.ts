@@ -4,8 +4,9 @@
  * SQS send failed (the outbox), probe the Graph API while panic mode is on, and drain deferred rows
  * at a gentle rate once their reason has passed (rows held for the daily cap as soon as the cap
  * leaves room again); every few minutes, read the number's health from the Graph API; about once an
- * hour, read how long the access token has left; and apply the retention of personal data and of
- * the audit log. One run at a time, guarded by an advisory lock.
+ * hour, read how long the access token has left; every template refresh interval, read the
+ * template list into the registry; and apply the retention of personal data and of the audit log.
+ * One run at a time, guarded by an advisory lock.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -28,6 +29,12 @@ import {
 } from '#core/notifications/enqueue.ts';
 import { applyRetention, type RetentionReport } from '#core/notifications/pii-retention.ts';
 import { SQS_MAX_DELAY_SECONDS } from '#core/notifications/queue-settings.ts';
+import {
+  type RefreshOutcome,
+  refreshDue,
+  refreshTemplateRegistry,
+  registryState,
+} from '#core/notifications/template-registry.ts';
 import { DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_PII_RETENTION_DAYS } from '#core/platform/config.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
@@ -36,7 +43,10 @@ import { pruneWebhookRecords } from '#core/whatsapp/webhook-records.ts';
 export interface SchedulerDeps {
   db: Kysely<Database>;
   queue: QueueTargets;
-  whatsapp: Pick<GraphClient, 'probe' | 'tokenStatus'>;
+  whatsapp: Pick<GraphClient, 'probe' | 'tokenStatus'> &
+    Partial<Pick<GraphClient, 'listTemplates'>>;
+  /** The WABA whose template list fills the registry (WHATSAPP_WABA_ID); none: no refresh. */
+  wabaId?: string;
   senderId: string;
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
@@ -82,6 +92,8 @@ export interface SchedulerOptions {
   tokenCheckIntervalMs: number;
   /** How often the number's quality, tier, throughput and status are read from the Graph API. */
   healthCheckIntervalMs: number;
+  /** How often the template list is read whole into the registry (a webhook may ask sooner). */
+  templateRefreshIntervalMs: number;
   /** How far ahead scheduled rows are enqueued (with an SQS delay), normally the run interval. */
   lookaheadSeconds: number;
   /** An `accepted` row older than this lost its SQS send. */
@@ -104,6 +116,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   tokenCheckIntervalMs: 3_600_000,
   // Webhooks bring changes at once; the read is the backstop for a lost one and the first values.
   healthCheckIntervalMs: 900_000,
+  templateRefreshIntervalMs: 900_000,
   lookaheadSeconds: 60,
   outboxAgeSeconds: 60,
   runIntervalSeconds: 60,
@@ -134,10 +147,15 @@ export type SchedulerReport =
       lateStatuses: number;
       tokenCheck: TokenCheckOutcome;
       retention: RetentionReport;
+      templates: TemplateRefreshReport;
     };
 
 /** `read`: a good probe or the interval's read stored the number's health this run. */
 export type HealthCheckOutcome = 'off' | 'not_due' | 'no_time' | 'read' | 'failed';
+
+export type TemplateRefreshReport =
+  | { outcome: 'off' | 'not_due' | 'no_time' }
+  | ({ outcome: 'refreshed' | 'failed' } & RefreshOutcome);
 
 export type TokenCheckOutcome =
   | { outcome: 'off' | 'not_due' | 'no_time' | 'never_expires' | 'invalid' }
@@ -350,6 +368,7 @@ async function runLocked(
   }
 
   const tokenCheck = await checkToken(deps, options);
+  const templates = await refreshTemplates(db, deps, options);
 
   const report = {
     outcome: 'done' as const,
@@ -368,6 +387,7 @@ async function runLocked(
     prunedWebhookRecords,
     tokenCheck,
     retention,
+    templates,
   };
   if (
     scheduled ||
@@ -382,7 +402,8 @@ async function runLocked(
     lateStatuses ||
     prunedWebhookRecords ||
     Object.values(retention).some((n) => n > 0) ||
-    (tokenCheck.outcome !== 'not_due' && tokenCheck.outcome !== 'off')
+    (tokenCheck.outcome !== 'not_due' && tokenCheck.outcome !== 'off') ||
+    (templates.outcome !== 'not_due' && templates.outcome !== 'off')
   )
     deps.logger.info('scheduler run', report);
   return report;
@@ -545,6 +566,35 @@ async function checkToken(
     deps.metrics?.addMetric(Metric.WhatsAppTokenDaysLeft, MetricUnit.Count, daysLeft);
   }
   return outcome;
+}
+
+/**
+ * Reads the whole template list into the registry when it is due (an interval since the last
+ * attempt, never read, or a webhook asked). The time of the attempt lives in the database, so one
+ * refresh serves every execution environment, and a failing Graph API is asked once an interval.
+ */
+async function refreshTemplates(
+  db: Kysely<Database>,
+  deps: SchedulerDeps,
+  options: SchedulerOptions,
+): Promise<TemplateRefreshReport> {
+  const list = deps.whatsapp.listTemplates;
+  if (!deps.wabaId || !list) return { outcome: 'off' };
+  const now = deps.now();
+  const state = await registryState(db, deps.wabaId);
+  if (!refreshDue(state, now, options.templateRefreshIntervalMs)) return { outcome: 'not_due' };
+  // A refresh reads page after page: left for the next run unless a few calls fit.
+  if (deps.remainingMs() < 3 * options.graphCallMaxMs + 2_000) return { outcome: 'no_time' };
+  // 100 pages of 100: above Meta's largest template allowance, so a read is whole.
+  const refreshed = await refreshTemplateRegistry(db, {
+    wabaId: deps.wabaId,
+    list: () => list({ full: true, maxPages: 100 }),
+    now,
+  });
+  if (!refreshed.ok) {
+    deps.logger.warn('could not refresh the template registry', { error: refreshed.error });
+  }
+  return { outcome: refreshed.ok ? 'refreshed' : 'failed', ...refreshed };
 }
 
 async function isCircuitOpen(db: Kysely<Database>, senderId: string): Promise<boolean> {

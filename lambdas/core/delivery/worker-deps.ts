@@ -12,7 +12,6 @@ import { databaseGates } from '#core/delivery/database-gates.ts';
 import type { DeliveryDeps } from '#core/delivery/deliver-batch.ts';
 import type { DeliveryGates } from '#core/delivery/delivery-gates.ts';
 import { cachedRollout, type Rollout } from '#core/delivery/rollout.ts';
-import type { TemplateCategories } from '#core/delivery/template-categories.ts';
 import type { DeliveryControlConfig } from '#core/platform/config.ts';
 
 /** The settings the worker reads from DeliveryControlConfig. */
@@ -39,8 +38,8 @@ export interface WorkerParts {
   gates?: DeliveryGates;
   now?: () => Date;
   random?: () => number;
-  /** Template categories for marketing opt-outs (the handler reads them from the Graph API). */
-  templateCategories?: TemplateCategories;
+  /** The WABA whose template registry triage reads (WHATSAPP_WABA_ID); none: no template checks. */
+  wabaId?: string;
 }
 
 export function createWorkerDeps(parts: WorkerParts): DeliveryDeps {
@@ -67,7 +66,7 @@ export function createWorkerDeps(parts: WorkerParts): DeliveryDeps {
     random: parts.random ?? Math.random,
     logger: parts.logger,
     metrics,
-    ...(parts.templateCategories ? { templateCategories: parts.templateCategories } : {}),
     claimGraceSeconds: settings.CLAIM_GRACE_SECONDS,
+    ...(parts.wabaId ? { wabaId: parts.wabaId } : {}),
   };
 }

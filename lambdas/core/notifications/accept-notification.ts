@@ -12,6 +12,12 @@ import {
   type NotificationView,
   toNotificationView,
 } from '#core/notifications/notification-view.ts';
+import {
+  checkTemplate,
+  registryFilled,
+  type TemplateRefusal,
+  templatesNamed,
+} from '#core/notifications/template-registry.ts';
 import { uuidv7 } from '#core/platform/ids.ts';
 
 export interface AcceptDeps {
@@ -20,6 +26,12 @@ export interface AcceptDeps {
   now: () => Date;
   /** A notification stored but not queued, and why (an SQS error name or entry code). */
   onEnqueueFailure?: (id: string, reason: string) => void;
+  /**
+   * The WABA whose template registry checks each template before anything is written. Absent:
+   * no check (no WHATSAPP_WABA_ID). `onTemplateCheckSkipped` hears of a batch not checked because
+   * the registry has never been filled.
+   */
+  templates?: { wabaId: string; onTemplateCheckSkipped?: (templates: number) => void };
 }
 
 export interface AcceptInput {
@@ -32,6 +44,7 @@ export interface AcceptInput {
 export type AcceptOutcome =
   | { kind: 'accepted'; notification: NotificationView; replayed: boolean }
   | { kind: 'invalid'; field: string; message: string }
+  | ({ kind: 'template_refused' } & TemplateRefusal)
   | { kind: 'idempotency_mismatch' }
   | { kind: 'idempotency_in_flight' };
 
@@ -76,6 +89,7 @@ export function newNotificationRow(
   sendAt: Date | null,
   now: Date,
   clientFallbackSeconds: number | null = null,
+  templateCategory: string | null = null,
 ): NewNotification & { id: string; message: string; metadata: string | null } {
   const { request } = input;
   return {
@@ -94,7 +108,38 @@ export function newNotificationRow(
     send_at: sendAt,
     created_at: now,
     updated_at: now,
+    template_category: templateCategory,
   };
+}
+
+/**
+ * The registry's verdict on each item's template: a refusal, or the category it would be sent
+ * under. Skipped (nothing refused) when the registry has never been filled.
+ */
+async function checkTemplates(
+  deps: AcceptDeps,
+  items: readonly BatchItem[],
+): Promise<({ refusal?: TemplateRefusal; category: string | null } | undefined)[]> {
+  const templated = items.flatMap((i) => (i.request.template ? [i.request.template] : []));
+  if (!deps.templates || templated.length === 0) return items.map(() => undefined);
+  const { wabaId } = deps.templates;
+  if (!(await registryFilled(deps.db, wabaId))) {
+    deps.templates.onTemplateCheckSkipped?.(templated.length);
+    return items.map(() => undefined);
+  }
+  const rows = await templatesNamed(
+    deps.db,
+    wabaId,
+    templated.map((t) => t.name),
+  );
+  return items.map(({ request }) => {
+    if (!request.template) return undefined;
+    const refusal = checkTemplate(request.template, rows);
+    const row = rows.find(
+      (r) => r.name === request.template!.name && r.language === request.template!.language,
+    );
+    return { ...(refusal ? { refusal } : {}), category: row?.category ?? null };
+  });
 }
 
 export interface BatchItem {
@@ -137,10 +182,21 @@ export async function acceptNotificationBatch(
   const clientFallbackSeconds = input.items.every((i) => i.request.fallback)
     ? null
     : await readClientFallback(deps.db, input.clientId);
+  const templateChecks = await checkTemplates(deps, input.items);
   for (const [index, batchItem] of input.items.entries()) {
     const schedule = checkSendAt(batchItem.request.sendAt, now);
     if (!schedule.ok) {
       outcomes[index] = { kind: 'invalid', field: 'sendAt', message: schedule.message };
+      continue;
+    }
+    const refusal = templateChecks[index]?.refusal;
+    if (refusal) {
+      // A replay of a request accepted before the template changed still gets its first answer.
+      outcomes[index] = (batchItem.idempotencyKey &&
+        (await replayIfStored(deps.db, { ...input, ...batchItem }, now))) || {
+        kind: 'template_refused',
+        ...refusal,
+      };
       continue;
     }
     const item: AcceptInput = {
@@ -149,7 +205,13 @@ export async function acceptNotificationBatch(
       request: batchItem.request,
       idempotencyKey: batchItem.idempotencyKey,
     };
-    const row = newNotificationRow(item, schedule.sendAt, now, clientFallbackSeconds);
+    const row = newNotificationRow(
+      item,
+      schedule.sendAt,
+      now,
+      clientFallbackSeconds,
+      templateChecks[index]?.category ?? null,
+    );
     // A scheduled notification's answer is final at once: stored with the row.
     const scheduledView = schedule.sendAt ? viewOfNew(row) : undefined;
     if (scheduledView) row.response = JSON.stringify(scheduledView);
@@ -244,6 +306,21 @@ async function readClientFallback(db: Kysely<Database>, clientId: string): Promi
     .where('id', '=', clientId)
     .executeTakeFirst();
   return client?.fallback_after_seconds ?? null;
+}
+
+/** The stored answer for an idempotency key, or undefined when the key is new. */
+async function replayIfStored(
+  db: Kysely<Database>,
+  input: AcceptInput,
+  now: Date,
+): Promise<AcceptOutcome | undefined> {
+  const existing = await db
+    .selectFrom('notifications')
+    .select('id')
+    .where('client_id', '=', input.clientId)
+    .where('idempotency_key', '=', input.idempotencyKey ?? null)
+    .executeTakeFirst();
+  return existing ? replayExisting(db, input, now) : undefined;
 }
 
 async function replayExisting(

@@ -10,6 +10,8 @@ export interface NotificationView {
   priority: string;
   type: 'template' | 'text';
   template: string | null;
+  /** The category the template had at acceptance, then at the send (from the registry). */
+  templateCategory: string | null;
   sendAt: string | null;
   metadata: unknown;
   attempts: number;
@@ -44,6 +46,7 @@ export function toNotificationView(row: NotificationRow): NotificationView {
     priority: row.priority,
     type: row.message_type,
     template: row.message_type === 'template' ? (message?.name ?? null) : null,
+    templateCategory: row.template_category ?? null,
     sendAt: iso(row.send_at),
     metadata: row.metadata ?? null,
     attempts: row.attempts,

@@ -82,6 +82,8 @@ export const deliveryControlSchema = z.object({
   PANIC_PROBE_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(15),
   /** How often the scheduler runs (EventBridge: every minute). */
   SCHEDULER_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** How often the scheduler reads the whole template list into the registry (webhooks update it between). */
+  TEMPLATE_REFRESH_SECONDS: z.coerce.number().int().min(60).default(900),
   BACKOFF_BASE_SECONDS: z.coerce.number().positive().default(5),
   BACKOFF_CAP_SECONDS: z.coerce.number().positive().max(43_200).default(300),
   /**

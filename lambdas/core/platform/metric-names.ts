@@ -32,8 +32,13 @@ export const Metric = {
   WhatsAppRateLimited: 'WhatsAppRateLimited',
   /** Meta answered 190 or 401/403: the token is expired or invalid. */
   WhatsAppAuthFailures: 'WhatsAppAuthFailures',
-  /** A template error (132000–132016) failed a notification. */
+  /**
+   * A template error (132000–132016) failed a notification, the worker failed one whose template
+   * is no longer APPROVED, or Meta moved a template to PAUSED, DISABLED or REJECTED.
+   */
   TemplateFailures: 'TemplateFailures',
+  /** Templates accepted without the registry check because the registry was never filled. */
+  TemplateCheckSkipped: 'TemplateCheckSkipped',
   /** 1 while panic mode (the circuit) is open for any sender, 0 otherwise. */
   PanicModeActive: 'PanicModeActive',
   /** Time from the send call to Meta's answer, in milliseconds. */

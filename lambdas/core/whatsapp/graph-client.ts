@@ -90,6 +90,18 @@ export interface TemplateInfo {
   status: string;
   category?: string;
   id?: string;
+  /** Only with `full`: Meta's components list, parameter format, quality score and rejection reason. */
+  components?: unknown[];
+  parameterFormat?: string;
+  quality?: string;
+  rejectedReason?: string;
+}
+
+export interface ListTemplatesOptions {
+  /** Also read components, parameter_format, quality_score and rejected_reason (the registry). */
+  full?: boolean;
+  /** Pages of 100 read at most; default 5. */
+  maxPages?: number;
 }
 
 export type TemplatesResult =
@@ -112,7 +124,7 @@ export type TokenStatusResult =
 export interface GraphClient {
   sendMessage(message: OutboundMessage): Promise<SendResult>;
   probe(): Promise<ProbeResult>;
-  listTemplates(): Promise<TemplatesResult>;
+  listTemplates(options?: ListTemplatesOptions): Promise<TemplatesResult>;
   tokenStatus(): Promise<TokenStatusResult>;
   close(): Promise<void>;
 }
@@ -169,6 +181,19 @@ function networkErrorName(error: unknown): string {
   }
   if (e.cause) return networkErrorName(e.cause);
   return 'network_error';
+}
+
+/** The registry's fields of one listed template; absent ones stay absent. */
+function fullTemplateFields(item: Record<string, unknown>): Partial<TemplateInfo> {
+  const quality = isRecord(item.quality_score) ? item.quality_score.score : item.quality_score;
+  return {
+    ...(Array.isArray(item.components) ? { components: item.components } : {}),
+    ...(typeof item.parameter_format === 'string'
+      ? { parameterFormat: item.parameter_format }
+      : {}),
+    ...(typeof quality === 'string' ? { quality } : {}),
+    ...(typeof item.rejected_reason === 'string' ? { rejectedReason: item.rejected_reason } : {}),
+  };
 }
 
 /** Only digits, as Meta wants `to`. */
@@ -433,7 +458,7 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
     };
   }
 
-  async function listTemplates(): Promise<TemplatesResult> {
+  async function listTemplates(options: ListTemplatesOptions = {}): Promise<TemplatesResult> {
     if (!config.wabaId) {
       return {
         ok: false,
@@ -445,10 +470,13 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
     const templates: TemplateInfo[] = [];
     let latencyMs = 0;
     let url: URL | undefined = graphUrl(`${config.wabaId}/message_templates`, {
-      fields: 'name,language,status,category',
+      fields: options.full
+        ? 'id,name,language,status,category,components,parameter_format,quality_score,rejected_reason'
+        : 'name,language,status,category',
       limit: '100',
     });
-    for (let page = 0; page < MAX_TEMPLATE_PAGES && url; page++) {
+    const maxPages = options.maxPages ?? MAX_TEMPLATE_PAGES;
+    for (let page = 0; page < maxPages && url; page++) {
       const answer = await call('GET', url);
       latencyMs += answer.latencyMs;
       if (answer.kind !== 'answer' || answer.status < 200 || answer.status >= 300) {
@@ -463,6 +491,7 @@ export function createGraphClient(config: GraphClientConfig): GraphClient {
           status: typeof item.status === 'string' ? item.status : 'UNKNOWN',
           category: typeof item.category === 'string' ? item.category : undefined,
           id: typeof item.id === 'string' ? item.id : undefined,
+          ...(options.full ? fullTemplateFields(item) : {}),
         });
       }
       url = nextPage(body);

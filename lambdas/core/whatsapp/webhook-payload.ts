@@ -76,6 +76,8 @@ export interface WhatsAppEvent {
   field: string;
   event: string;
   wabaId?: string;
+  /** The entry's `time` (Meta's, unix seconds), when it has one: orders events of one template. */
+  time?: Date;
   payload: Record<string, unknown>;
 }
 
@@ -336,6 +338,14 @@ export function redactEventPayload(value: unknown, depth = 0): unknown {
   return value;
 }
 
+/** An entry's `time` as a Date, when it is a plausible unix second. */
+function entryTime(entry: Record<string, unknown>): { time?: Date } {
+  const time = entry.time;
+  return typeof time === 'number' && Number.isInteger(time) && time > 0 && time <= MAX_UNIX_SECONDS
+    ? { time: new Date(time * 1000) }
+    : {};
+}
+
 /** The event name of a template/number/account value; template_category_update has none. */
 function eventName(field: string, value: Record<string, unknown> & { event?: string }): string {
   // Logged and shown by name: a signed body could still put a number there.
@@ -400,6 +410,7 @@ export function parseWebhookPayload(json: unknown, options: ParseOptions = {}): 
           field: change.field,
           event: eventName(change.field, value.data),
           ...(entry.id ? { wabaId: entry.id } : {}),
+          ...entryTime(entry),
           payload: redactEventPayload(value.data) as Record<string, unknown>,
         });
       } else {

@@ -14,9 +14,11 @@ import { type DatabaseFunction, FUNCTION_DATABASE_ROLES } from '#core/db/roles.t
 import type { Database } from '#core/db/schema.ts';
 import { databaseGates } from '#core/delivery/database-gates.ts';
 import { applyHealthReading, readNumberHealth } from '#core/delivery/number-health.ts';
+import { loadRows } from '#core/delivery/pipeline/load.ts';
 import { writeAudit } from '#core/notifications/audit.ts';
 import { returnClientQuota, takeClientQuota } from '#core/notifications/client-quota.ts';
 import { addOptOut, removeOptOut } from '#core/notifications/opt-outs.ts';
+import { applyTemplateEvents } from '#core/notifications/template-registry.ts';
 import type { GraphClient } from '#core/whatsapp/graph-client.ts';
 import {
   pruneWebhookRecords,
@@ -29,7 +31,7 @@ import {
 } from '../../../bin/local/database-roles.ts';
 import { apiEvent, createTestClient, testApiApp, uniqueRecipient } from '../../support/api.ts';
 import { testDatabase } from '../../support/database.ts';
-import { startDeliveryRig } from '../../support/delivery.ts';
+import { startDeliveryRig, startTestSandbox } from '../../support/delivery.ts';
 import {
   injectedRollout,
   recordingSqsClient,
@@ -39,6 +41,7 @@ import {
   testSchedulerDeps,
   uniqueSenderId,
 } from '../../support/delivery-control.ts';
+import { fillRegistry, uniqueWabaId } from '../../support/templates.ts';
 
 const owner = testDatabase(2);
 const FUNCTIONS = Object.keys(FUNCTION_DATABASE_ROLES) as DatabaseFunction[];
@@ -282,6 +285,51 @@ describe('the functions database roles', () => {
     } finally {
       await owner.deleteFrom('number_health').where('sender_id', '=', senderId).execute();
       await owner.deleteFrom('sender_state').where('sender_id', '=', senderId).execute();
+    }
+  });
+
+  it('lets the scheduler fill the template registry, the webhook update it, the api and worker only read it', async () => {
+    // The scheduler's refresh, from the sandbox's list.
+    const wabaId = uniqueWabaId();
+    const sandbox = await startTestSandbox();
+    try {
+      await fillRegistry(asRole.scheduler, sandbox, wabaId);
+    } finally {
+      await sandbox.stop();
+    }
+    // A template webhook.
+    const [applied] = await applyTemplateEvents(
+      asRole.webhook,
+      [
+        {
+          field: 'message_template_status_update',
+          event: 'PAUSED',
+          wabaId,
+          payload: { message_template_name: 'hello_world', message_template_language: 'en-US' },
+        },
+      ],
+      new Date(),
+    );
+    expect(applied).toMatchObject({ applied: 'status', blocked: 'PAUSED' });
+    // Acceptance reads it through the real API app.
+    const client = await createTestClient(asRole.api, ['notifications:write']);
+    const refused = await testApiApp(asRole.api, { wabaId })(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/notifications',
+        headers: { 'x-api-key': client.key },
+        body: { to: uniqueRecipient(), template: { name: 'hello_world', language: 'en_US' } },
+      }),
+    );
+    expect(JSON.parse(refused.body).error.code).toBe('template_not_approved');
+    // The worker's load joins it (a query that runs, for an id that has no row).
+    expect(await loadRows(asRole.worker, [crypto.randomUUID()], wabaId)).toEqual(new Map());
+    expect(await refusal(asRole.worker, 'select status from message_templates')).toBe('allowed');
+    for (const fn of ['api', 'worker'] as const) {
+      expect(await refusal(asRole[fn], "update message_templates set status = 'APPROVED'")).toBe(
+        DENIED,
+      );
+      expect(await refusal(asRole[fn], 'delete from template_registry_state')).toBe(DENIED);
     }
   });
 

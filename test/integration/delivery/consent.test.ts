@@ -6,9 +6,7 @@
 import { randomInt } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { cachedTemplateCategories } from '#core/delivery/template-categories.ts';
 import { optOutsOf } from '#core/notifications/opt-outs.ts';
-import { createGraphClient, type GraphClient } from '#core/whatsapp/graph-client.ts';
 import {
   buildIdentityChangeWebhook,
   buildInboundTextWebhook,
@@ -22,13 +20,13 @@ import {
   postSignedWebhook,
   SANDBOX_APP_SECRET,
   SANDBOX_PHONE_NUMBER_ID,
-  SANDBOX_TOKEN,
   startDeliveryRig,
   testMetrics,
   testWebhookApp,
   WEBHOOK_VERIFY_TOKEN,
 } from '../../support/delivery.ts';
 import { recordingLogger } from '../../support/observability.ts';
+import { fillRegistry, uniqueWabaId } from '../../support/templates.ts';
 
 const db = testDatabase();
 afterAll(() => db.destroy());
@@ -227,34 +225,28 @@ describe('consent: user_preferences is a marketing opt-out', () => {
 });
 
 describe('consent: marketing opt-outs at send time', () => {
-  /** A rig whose worker reads template categories from the sandbox's template list. */
+  /** A rig whose worker reads template categories from a registry filled from the sandbox. */
   async function rigWithCategories() {
-    let graph: GraphClient | undefined;
-    const r = await startDeliveryRig(db, {
-      deps: { templateCategories: cachedTemplateCategories(() => graph!.listTemplates()) },
-    });
+    const wabaId = uniqueWabaId();
+    const r = await startDeliveryRig(db, { deps: { wabaId } });
     onTestFinished(() => r.stop());
-    graph = createGraphClient({
-      apiUrl: r.sandbox.url,
-      graphVersion: 'v25.0',
-      phoneNumberId: SANDBOX_PHONE_NUMBER_ID,
-      wabaId: '100000000000004',
-      accessToken: SANDBOX_TOKEN,
-      timeoutMs: 5_000,
-    });
-    onTestFinished(() => graph!.close());
+    await fillRegistry(db, r.sandbox, wabaId);
     const api = testApiApp(db, {
       sqs: r.sqs,
       queue: { sqs: r.sqs, queueUrls: { high: r.queue.url, bulk: r.queue.url } },
     });
     const { key } = await createTestClient(db);
     const notify = async (to: string, name: string) => {
+      const components =
+        name === 'weekly_offers'
+          ? [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }] }]
+          : undefined;
       const response = await api(
         apiEvent({
           method: 'POST',
           path: '/v1/notifications',
           headers: { 'X-API-Key': key },
-          body: { to, template: { name, language: 'en_US' } },
+          body: { to, template: { name, language: 'en_US', components } },
         }),
       );
       expect(response.statusCode).toBe(202);
@@ -264,11 +256,11 @@ describe('consent: marketing opt-outs at send time', () => {
   }
 
   it('skips a MARKETING template to someone who stopped marketing, and sends a UTILITY one', async () => {
-    // prepare: the sandbox lists spring_sale as MARKETING and hello_world as UTILITY
+    // prepare: the sandbox lists weekly_offers as MARKETING and hello_world as UTILITY
     const { r, notify } = await rigWithCategories();
     const to = uniqueRecipient();
     await postSignedWebhook(app, preference('stop', { phone: to }, seconds(1)));
-    const marketing = await notify(to, 'spring_sale');
+    const marketing = await notify(to, 'weekly_offers');
     const utility = await notify(to, 'hello_world');
 
     // act
@@ -289,7 +281,7 @@ describe('consent: marketing opt-outs at send time', () => {
     const to = uniqueRecipient();
     await postSignedWebhook(app, preference('stop', { phone: to }, seconds(1)));
     await postSignedWebhook(app, preference('resume', { phone: to }, seconds(2)));
-    const marketing = await notify(to, 'spring_sale');
+    const marketing = await notify(to, 'weekly_offers');
 
     // act
     await r.pass();

@@ -56,6 +56,7 @@ export function storedRow(id: string, overrides: Partial<LoadedRow> = {}): Loade
     created_at: NOW,
     updated_at: NOW,
     queued_at: NOW,
+    template_category: null,
     sent_at: null,
     delivered_at: null,
     read_at: null,

@@ -152,8 +152,8 @@ describe('triage', () => {
     const rows = new Map([[record.body, row]]);
 
     // act
-    const passed = triage([record], rows, NOW, undefined, reclaimAfterSeconds(10));
-    const held = triage([record], rows, NOW, undefined, reclaimAfterSeconds(11));
+    const passed = triage([record], rows, NOW, reclaimAfterSeconds(10));
+    const held = triage([record], rows, NOW, reclaimAfterSeconds(11));
 
     // assess
     expect(passed.candidates).toEqual([{ record, row }]);
@@ -207,5 +207,82 @@ describe('triage', () => {
       [missing, 'missing'],
       [scheduled, 'skipped'],
     ]);
+  });
+});
+
+describe('triage and the template registry', () => {
+  it.each(['PAUSED', 'DISABLED', 'DELETED', 'REJECTED'])(
+    'fails a row whose template the registry says is %s, with class template and a reason naming it',
+    (status) => {
+      // prepare
+      const record = queueRecord();
+      const row = storedRow(record.body, { registry_status: status, registry_category: 'UTILITY' });
+
+      // act
+      const [verdict] = triage([record], new Map([[record.body, row]]), NOW).settled;
+
+      // assess
+      expect(verdict).toMatchObject({
+        outcome: 'failed',
+        transition: {
+          id: row.id,
+          to: 'failed',
+          reason: `template_${status.toLowerCase()}`,
+          errorClass: 'template',
+        },
+      });
+      expect(verdict?.transition?.errorMessage).toContain(status);
+      expect(verdict?.metrics?.map((m) => m.name)).toContain('TemplateFailures');
+    },
+  );
+
+  it('passes on an APPROVED template, and one the registry does not know', () => {
+    // prepare
+    const approved = queueRecord();
+    const unknown = queueRecord();
+    const rows = new Map([
+      [approved.body, storedRow(approved.body, { registry_status: 'APPROVED' })],
+      [unknown.body, storedRow(unknown.body, { registry_status: null })],
+    ]);
+
+    // act
+    const result = triage([approved, unknown], rows, NOW);
+
+    // assess
+    expect(result.settled).toEqual([]);
+    expect(result.candidates).toHaveLength(2);
+  });
+
+  it('holds a MARKETING template from a marketing opt-out, and only a MARKETING one', () => {
+    // prepare
+    const marketing = queueRecord();
+    const utility = queueRecord();
+    const rows = new Map([
+      [
+        marketing.body,
+        storedRow(marketing.body, {
+          marketing_opted_out: true,
+          registry_status: 'APPROVED',
+          registry_category: 'MARKETING',
+        }),
+      ],
+      [
+        utility.body,
+        storedRow(utility.body, {
+          marketing_opted_out: true,
+          registry_status: 'APPROVED',
+          registry_category: 'UTILITY',
+        }),
+      ],
+    ]);
+
+    // act
+    const result = triage([marketing, utility], rows, NOW);
+
+    // assess
+    expect(result.settled.map((v) => [v.record, v.transition?.reason])).toEqual([
+      [marketing, 'opted_out_marketing'],
+    ]);
+    expect(result.candidates.map((c) => c.record)).toEqual([utility]);
   });
 });

@@ -94,6 +94,16 @@ export const adminStatusSchema = z
         .array(z.object({ prefix: z.string(), name: z.string(), expiresAt: iso }))
         .meta({ description: 'Working keys whose expiry is within warningDays: replace them' }),
     }),
+    templates: z.object({
+      check: z.enum(['on', 'skipped', 'off', 'unknown']),
+      reason: z.string().optional(),
+      templates: z.number().int().optional(),
+      refreshedAt: isoOrNull.optional(),
+      lastError: z.string().nullable().optional(),
+      notApproved: z.array(
+        z.object({ name: z.string(), language: z.string(), status: z.string() }),
+      ),
+    }),
   })
   .meta({ id: 'AdminStatus' });
 
@@ -117,6 +127,7 @@ export const statusRoutes = [
           senderId: deps.senderId,
           sqsEndpoint: deps.sqsEndpoint,
           now: deps.now,
+          wabaId: deps.wabaId,
         }),
       ),
   }),

@@ -9,6 +9,7 @@ import * as m0003 from '#core/db/migrations/0003_reclaim_events.ts';
 import * as m0004 from '#core/db/migrations/0004_function_roles.ts';
 import * as m0005 from '#core/db/migrations/0005_webhook_items.ts';
 import * as m0006 from '#core/db/migrations/0006_consent.ts';
+import * as m0008 from '#core/db/migrations/0008_template_registry.ts';
 import * as m0009 from '#core/db/migrations/0009_number_health.ts';
 import * as m0010 from '#core/db/migrations/0010_callbacks.ts';
 import * as m0011 from '#core/db/migrations/0011_cancel_fallback.ts';
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_function_roles': m0004,
   '0005_webhook_items': m0005,
   '0006_consent': m0006,
+  '0008_template_registry': m0008,
   '0009_number_health': m0009,
   '0010_callbacks': m0010,
   '0011_cancel_fallback': m0011,

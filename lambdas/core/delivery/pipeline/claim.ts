@@ -28,12 +28,15 @@ export async function claim(
   senderId: string,
   /** Claim age after which a `sending` row may be taken over (triage's reclaimAfterSeconds). */
   reclaimAfter: number,
+  /** The WABA of the template registry: the claim records the category the template is sent under. */
+  wabaId?: string,
 ): Promise<Claim> {
   const attempts = await claimRows(
     db,
     admitted.map((c) => c.row.id),
     senderId,
     reclaimAfter,
+    wabaId,
   );
   const won: Claimed[] = [];
   const lost: LostClaim[] = [];
@@ -59,6 +62,7 @@ async function claimRows(
   ids: readonly string[],
   senderId: string,
   reclaimAfter: number,
+  wabaId: string | undefined,
 ): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map();
   // The guard repeats triage's rule (claimable, or `sending` with a stale claim) inside the
@@ -73,6 +77,17 @@ async function claimRows(
       attempts: eb('attempts', '+', 1),
       sender_id: senderId,
       updated_at: sql`now()`,
+      // The category the send goes out under, as the registry has it now (kept if unknown).
+      ...(wabaId
+        ? {
+            template_category: sql<string | null>`coalesce((
+              select t.category from message_templates t
+              where t.waba_id = ${wabaId}
+                and notifications.message_type = 'template'
+                and t.name = notifications.message->>'name'
+                and t.language = notifications.message->>'language'), notifications.template_category)`,
+          }
+        : {}),
     }))
     .where('id', 'in', ids)
     .where((eb) =>

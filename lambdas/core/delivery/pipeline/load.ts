@@ -12,6 +12,8 @@ export function notificationIds(records: readonly DeliveryRecord[]): string[] {
 export async function loadRows(
   db: Kysely<Database>,
   ids: readonly string[],
+  /** The WABA whose template registry says whether each template may still be sent. */
+  wabaId?: string,
 ): Promise<Map<string, LoadedRow>> {
   if (ids.length === 0) return new Map();
   // The opt-out check rides along as a subquery so that triage needs no second round trip. It
@@ -39,6 +41,15 @@ export async function loadRows(
             or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
       )`.as('marketing_opted_out'),
     )
+    // The registry's word on the template rides along too (triage fails a paused one unsent).
+    .leftJoin('message_templates as t', (join) =>
+      join
+        .on('t.waba_id', '=', wabaId ?? '')
+        .on('n.message_type', '=', 'template')
+        .on('t.name', '=', sql<string>`n.message->>'name'`)
+        .on('t.language', '=', sql<string>`n.message->>'language'`),
+    )
+    .select(['t.status as registry_status', 't.category as registry_category'])
     .where('n.id', 'in', ids)
     .execute();
   return new Map(rows.map((r) => [r.id, r]));

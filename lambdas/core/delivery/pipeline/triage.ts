@@ -1,13 +1,13 @@
 /**
  * Triage, the first stage and a pure one: from the records and their stored rows alone, settles
  * every record that must not be sent (bad body, missing row, duplicate in the batch, already
- * handled, cancelled, scheduled, claimed by another worker, opted out) and passes the rest on as
- * candidates.
+ * handled, cancelled, scheduled, claimed by another worker, opted out, template no longer
+ * APPROVED) and passes the rest on as candidates.
  */
 
-import { templateKey } from '#core/delivery/template-categories.ts';
 import { ALREADY_SENT_STATUSES } from '#core/model/lifecycle.ts';
 import { WORKER_TIMEOUT_SECONDS } from '#core/notifications/queue-settings.ts';
+import { SENDABLE_TEMPLATE_STATUS } from '#core/notifications/template-registry.ts';
 import { isUuid } from '#core/platform/ids.ts';
 import { Metric } from '#core/platform/metric-names.ts';
 import {
@@ -45,8 +45,6 @@ export function triage(
   records: readonly DeliveryRecord[],
   rows: ReadonlyMap<string, LoadedRow>,
   now: Date,
-  /** `name|language` of templates known to be MARKETING; absent when unknown. */
-  marketingTemplates?: ReadonlySet<string>,
   /** Claim age after which a `sending` row is sent again (reclaimAfterSeconds). */
   reclaimAfter: number = reclaimAfterSeconds(),
 ): Triage {
@@ -87,7 +85,7 @@ export function triage(
       continue;
     }
     seen.add(row.id);
-    const verdict = triageRow({ record, row }, now, marketingTemplates, reclaimAfter);
+    const verdict = triageRow({ record, row }, now, reclaimAfter);
     if (verdict) settled.push(verdict);
     else candidates.push({ record, row });
   }
@@ -98,7 +96,6 @@ export function triage(
 function triageRow(
   { record, row }: Candidate,
   now: Date,
-  marketingTemplates: ReadonlySet<string> | undefined,
   reclaimAfter: number,
 ): Verdict | undefined {
   if (
@@ -133,7 +130,10 @@ function triageRow(
   if (row.opted_out) {
     return optedOut(record, row.id, 'opted_out', 'recipient opted out; skipped');
   }
-  if (row.marketing_opted_out && isMarketingTemplate(row, marketingTemplates)) {
+  if (row.registry_status && row.registry_status !== SENDABLE_TEMPLATE_STATUS) {
+    return templateBlocked(record, row, row.registry_status);
+  }
+  if (row.marketing_opted_out && isMarketingTemplate(row)) {
     return optedOut(
       record,
       row.id,
@@ -160,14 +160,50 @@ function optedOut(
   };
 }
 
-/** Whether a row sends a template whose category is known to be MARKETING. */
-export function isMarketingTemplate(
-  row: Pick<LoadedRow, 'message_type' | 'message'>,
-  marketingTemplates: ReadonlySet<string> | undefined,
-): boolean {
-  if (row.message_type !== 'template' || !marketingTemplates) return false;
-  // A template row's message is the request's template object: { name, language, components? }.
+/**
+ * A template Meta stopped after the notification was accepted (paused, disabled, deleted…): the
+ * send would fail with 132001/132015/132016, so it ends `failed` now without a Graph API call. A
+ * paused template is not waited for: a quality pause says recipients are blocking or reporting it,
+ * it lasts hours (3 h, then 6 h, then the template is disabled), and a reminder or code sent that
+ * late does more harm than good; the client hears at once and can send another template.
+ */
+function templateBlocked(record: DeliveryRecord, row: LoadedRow, status: string): Verdict {
   const template = row.message as { name?: unknown; language?: unknown } | null;
-  if (typeof template?.name !== 'string' || typeof template.language !== 'string') return false;
-  return marketingTemplates.has(templateKey(template.name, template.language));
+  const name = `${String(template?.name)} (${String(template?.language)})`;
+  return {
+    record,
+    outcome: 'failed',
+    transition: {
+      id: row.id,
+      to: 'failed',
+      from: [...CLAIMABLE, 'sending'],
+      reason: `template_${status.toLowerCase()}`,
+      errorClass: 'template',
+      errorCode: null,
+      errorMessage: `template ${name} is ${status} in the template registry; not sent`,
+    },
+    metrics: [
+      { name: Metric.NotificationsFailed, unit: 'Count', value: 1 },
+      { name: Metric.NotificationsFailedByClass, unit: 'Count', value: 1, errorClass: 'template' },
+      { name: Metric.TemplateFailures, unit: 'Count', value: 1 },
+    ],
+    log: {
+      level: 'warn',
+      message: 'template no longer approved; failed without a send',
+      fields: {
+        requestId: record.requestId,
+        messageId: record.messageId,
+        notificationId: row.id,
+        templateStatus: status,
+        errorClass: 'template',
+      },
+    },
+  };
+}
+
+/** Whether a row sends a template the registry knows to be MARKETING. */
+export function isMarketingTemplate(
+  row: Pick<LoadedRow, 'message_type' | 'registry_category'>,
+): boolean {
+  return row.message_type === 'template' && row.registry_category === 'MARKETING';
 }

@@ -35,6 +35,9 @@ export type LoadedRow = NotificationRow & {
   opted_out: boolean;
   /** A marketing-only opt-out (131050, user_preferences): stops marketing templates only. */
   marketing_opted_out?: boolean;
+  /** The template's status and category in the registry now; absent or null when unknown. */
+  registry_status?: string | null;
+  registry_category?: string | null;
 };
 
 /** A record whose row may still be sent: it passed triage. */
