@@ -182,7 +182,9 @@ describe('POST /v1/notifications under hostile input', () => {
   }) => {
     const seen: Record<number, number> = {};
     await fc.assert(
-      fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
+      // No mutation at all is drawn too: most single mutations are refused since the request bounds
+      // and parameter types were tightened, and the check below needs the accepting side as well.
+      fc.asyncProperty(fc.array(mutation, { minLength: 0, maxLength: 3 }), async (mutations) => {
         const body = validBody();
         for (const m of mutations) apply(body, m.path, m.value);
         const status = await postAndAssess({ body, recipient: body.to });
