@@ -317,6 +317,22 @@ describe('the retention', () => {
       metadata: null,
     });
     expect(view.body).not.toContain('Ana');
+    // The outbox's copies of the old row (accepted, failed) went with it; the recent row's stay.
+    const events = await owner
+      .selectFrom('callback_events')
+      .select(['notification_id', sql<string>`snapshot::text`.as('snapshot')])
+      .where('notification_id', 'in', [old, recent])
+      .execute();
+    const oldEvents = events.filter((e) => e.notification_id === old);
+    expect(oldEvents.length).toBeGreaterThanOrEqual(2);
+    expect(report.eventsRedacted).toBeGreaterThanOrEqual(oldEvents.length);
+    for (const e of oldEvents) {
+      expect(JSON.parse(e.snapshot)).toMatchObject({ recipient: 'redacted', metadata: null });
+      expect(e.snapshot).not.toContain('Ana');
+    }
+    expect(
+      events.filter((e) => e.notification_id === recent).map((e) => JSON.parse(e.snapshot)),
+    ).toEqual([expect.objectContaining({ metadata: { n: 1 } })]);
     expect(byId.get(recent)!.recipient).toMatch(/^\+57318/);
     expect(byId.get(oldUnsent)).toMatchObject({ status: 'deferred', redacted_at: null });
     expect(report.notificationsRedacted).toBeGreaterThanOrEqual(1);

@@ -7,7 +7,13 @@
  * Adding a table that holds numbers: add one step to `ERASURE_STEPS` below (and its grant to
  * notif_api in its migration); the route, the CLI and the counts follow.
  */
-import { type Kysely, sql, type Transaction } from 'kysely';
+import {
+  type ExpressionBuilder,
+  type Kysely,
+  type SelectQueryBuilder,
+  sql,
+  type Transaction,
+} from 'kysely';
 import type { Database } from '#core/db/schema.ts';
 import { inTransaction } from '#core/db/transaction.ts';
 
@@ -68,22 +74,11 @@ export const ERASURE_STEPS: Record<string, ErasureStep> = {
    * row's number is gone and the events could no longer be found by it.
    */
   callbackEvents: async ({ trx, phone, now }) =>
-    count(
-      await trx
-        .updateTable('callback_events')
-        .set({
-          snapshot: sql`snapshot || jsonb_build_object(
-            'recipient', ${ERASED_RECIPIENT}::text, 'metadata', null, 'error_message', null,
-            'redacted_at', ${now}::timestamptz,
-            'message', case when snapshot->>'message_type' = 'template'
-              then jsonb_build_object('name', snapshot->'message'->'name',
-                'language', snapshot->'message'->'language', 'redacted', true)
-              else '{"redacted": true}'::jsonb end)`,
-        })
-        .where('notification_id', 'in', (eb) =>
-          eb.selectFrom('notifications').select('id').where('recipient', '=', phone),
-        )
-        .executeTakeFirst(),
+    redactEventSnapshots(
+      trx,
+      (eb) => eb.selectFrom('notifications').select('id').where('recipient', '=', phone),
+      ERASED_RECIPIENT,
+      now,
     ),
   /** Every row: statuses, timestamps and error class stay; number, text, metadata go. */
   notifications: async ({ trx, phone, now }) =>
@@ -159,6 +154,35 @@ export function redactedColumns(recipient: string, now: Date) {
     error_message: null,
     redacted_at: now,
   } as const;
+}
+
+/**
+ * Redacts the client events' copies (the outbox's `snapshot`, 0010) of the notifications `ids`
+ * selects, the way redactedColumns redacts the rows themselves; returns the events touched.
+ */
+export async function redactEventSnapshots(
+  db: Kysely<Database>,
+  ids: (
+    eb: ExpressionBuilder<Database, 'callback_events'>,
+  ) => SelectQueryBuilder<Database, 'notifications', { id: string }>,
+  recipient: string,
+  now: Date,
+): Promise<number> {
+  return count(
+    await db
+      .updateTable('callback_events')
+      .set({
+        snapshot: sql`snapshot || jsonb_build_object(
+          'recipient', ${recipient}::text, 'metadata', null, 'error_message', null,
+          'redacted_at', ${now}::timestamptz,
+          'message', case when snapshot->>'message_type' = 'template'
+            then jsonb_build_object('name', snapshot->'message'->'name',
+              'language', snapshot->'message'->'language', 'redacted', true)
+            else '{"redacted": true}'::jsonb end)`,
+      })
+      .where('notification_id', 'in', ids)
+      .executeTakeFirst(),
+  );
 }
 
 /** Erases one person everywhere, in one transaction; returns the rows touched per table. */

@@ -7,7 +7,7 @@
  */
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '#core/db/schema.ts';
-import { redactedColumns } from '#core/notifications/erase-recipient.ts';
+import { redactEventSnapshots, redactedColumns } from '#core/notifications/erase-recipient.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -26,6 +26,8 @@ export interface RetentionOptions {
 
 export interface RetentionReport {
   notificationsRedacted: number;
+  /** Client events (the outbox) whose copy of a redacted row was redacted with it. */
+  eventsRedacted: number;
   pacingDeleted: number;
   recipientIdsDeleted: number;
   auditPruned: number;
@@ -54,7 +56,20 @@ export async function applyRetention(
         .forUpdate()
         .skipLocked(),
     )
-    .executeTakeFirst();
+    .returning('id')
+    .execute();
+  // The outbox keeps its events up to CALLBACK_RETENTION_DAYS, which may outlast this retention:
+  // their copies of the rows go the same way.
+  const redactedIds = redacted.map((r) => r.id);
+  const eventsRedacted =
+    redactedIds.length === 0
+      ? 0
+      : await redactEventSnapshots(
+          db,
+          (eb) => eb.selectFrom('notifications').select('id').where('id', 'in', redactedIds),
+          RETAINED_RECIPIENT,
+          now,
+        );
   const pacing = await db
     .deleteFrom('recipient_pacing')
     .where('last_sent_at', '<', cutoff)
@@ -76,7 +91,8 @@ export async function applyRetention(
     )
     .executeTakeFirst();
   return {
-    notificationsRedacted: Number(redacted.numUpdatedRows),
+    notificationsRedacted: redacted.length,
+    eventsRedacted,
     pacingDeleted: Number(pacing.numDeletedRows),
     recipientIdsDeleted: Number(links.numDeletedRows),
     auditPruned: Number(audit.numDeletedRows),

@@ -36,6 +36,8 @@ const GRANTS: Record<string, Record<string, Privilege[]>> = {
   // The retention run (core/notifications/pii-retention.ts) and the audit log's retention.
   notif_scheduler: {
     audit_log: ['SELECT', 'DELETE'],
+    // The outbox's copies of the rows the retention redacts.
+    callback_events: ['SELECT', 'UPDATE'],
     recipient_pacing: ['SELECT', 'DELETE'],
     recipient_ids: ['SELECT', 'DELETE'],
   },
@@ -91,7 +93,8 @@ export async function down(db: Kysely<any>): Promise<void> {
     db,
   );
   await sql`revoke delete on table recipient_ids, webhook_rejects from notif_api`.execute(db);
-  await sql`revoke update on table callback_events from notif_api`.execute(db);
+  await sql`revoke update on table callback_events from notif_api, notif_scheduler`.execute(db);
+  await sql`revoke select on table callback_events from notif_scheduler`.execute(db);
   await sql`drop function recipient_hash(text)`.execute(db);
   await sql`drop table pii_salt`.execute(db);
   await sql`drop index notifications_unredacted_created_idx`.execute(db);
