@@ -49,6 +49,7 @@ export const API_ROUTES: Record<string, readonly string[]> = {
   '/v1/admin/audit': ['GET'],
   '/v1/admin/recipients/opt-outs': ['GET'],
   '/v1/admin/clients/{clientId}/fallback': ['PUT'],
+  '/v1/admin/clients/{clientId}/limits': ['PUT'],
   // Issue 17: outcome windows and finding a recipient's notifications.
   '/v1/admin/status/outcomes': ['GET'],
   '/v1/admin/recipients/notifications': ['GET'],

@@ -1,6 +1,7 @@
 /**
- * `ops keys create|list|rotate|revoke|fallback`: API keys through the admin API; a new key is
- * printed once. `keys fallback` sets the default fallback delay of the client a key belongs to.
+ * `ops keys create|list|rotate|revoke|fallback|limits`: API keys through the admin API; a new key
+ * is printed once. `keys fallback` sets the default fallback delay of the client a key belongs to,
+ * `keys limits` changes its rate, daily quota or highest priority.
  */
 import {
   boolFlag,
@@ -90,6 +91,26 @@ function printNewKey(ctx: CommandContext, key: string, prefix: string): void {
   }
   ctx.out.line('Store it now: it is shown only this once (the service keeps only a hash of it).');
   ctx.out.line();
+}
+
+const CLIENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** One limit as `keys limits` prints it: its value with its unit, or none. */
+const LIMIT_TEXT: [keyof Limits, string, (v: number | string) => string][] = [
+  ['ratePerSecond', 'rate', (v) => `${v}/s`],
+  ['dailyQuota', 'daily quota', (v) => `${v}/day`],
+  ['maxPriority', 'max priority', (v) => String(v)],
+];
+
+/** A `--rate|--daily|--max-priority` value, or `none` (null: remove the limit), or undefined: not given. */
+function limitFlag<T>(
+  ctx: CommandContext,
+  name: string,
+  parse: (raw: string) => T,
+): T | null | undefined {
+  const raw = stringFlag(ctx, name);
+  if (raw === undefined) return undefined;
+  return raw.trim() === 'none' ? null : parse(raw);
 }
 
 export const keyCommands: Command[] = [
@@ -397,6 +418,69 @@ export const keyCommands: Command[] = [
           ? `${updated.name} has no default fallback now.`
           : `${updated.name}: notifications that name no fallback get one after ${updated.fallbackAfterSeconds}s.`,
       );
+      return 0;
+    },
+  },
+  {
+    name: 'keys limits',
+    summary: "change a client's rate, daily quota or highest priority (none removes one)",
+    usage: '<client-id> [--rate <n/s>|none] [--daily <n>|none] [--max-priority bulk|high|none]',
+    description:
+      'Changes the limits a client got with its first key; a limit not named is kept, none removes it. The client id is the clientId of a key in keys list --json. The next request of any of its keys is counted against the new limits (today’s count so far still counts). Audited as client.limits, from and to.',
+    positionals: { min: 1, max: 1, names: '<client-id>' },
+    options: {
+      rate: { type: 'string' },
+      daily: { type: 'string' },
+      'max-priority': { type: 'string' },
+    },
+    optionsHelp: [
+      ['--rate <n/s>|none', 'notifications per second (a burst of 10 s of it), e.g. 5/s'],
+      ['--daily <n>|none', 'notifications per UTC day'],
+      ['--max-priority <p>|none', 'bulk: refuse high-priority requests; high or none: allow them'],
+    ],
+    examples: [
+      'npm run ops -- keys limits 0193f0c4-1c2b-7a3d-8e4f-000000000001 --rate 5/s --daily 20000',
+      'npm run ops -- keys limits 0193f0c4-1c2b-7a3d-8e4f-000000000001 --daily none --max-priority bulk',
+    ],
+    async run(ctx) {
+      const clientId = ctx.positionals[0] ?? '';
+      if (!CLIENT_ID.test(clientId)) {
+        throw new UsageError('<client-id> must be a client id (a UUID; see keys list --json)');
+      }
+      const change = {
+        ratePerSecond: limitFlag(ctx, 'rate', parseRate),
+        dailyQuota: limitFlag(ctx, 'daily', parseDaily),
+        maxPriority: limitFlag(ctx, 'max-priority', (raw) => {
+          if (raw !== 'bulk' && raw !== 'high') {
+            throw new UsageError('--max-priority must be bulk, high or none');
+          }
+          return raw;
+        }),
+      };
+      if (Object.values(change).every((v) => v === undefined)) {
+        throw new UsageError('give at least one of --rate, --daily, --max-priority');
+      }
+      const updated = await (await ctx.api()).put<{
+        clientId: string;
+        name: string;
+        limits: Limits;
+        previousLimits: Limits;
+      }>(`/v1/admin/clients/${clientId}/limits`, change);
+      ctx.out.data(updated);
+      const shown = (v: number | string | null, unit: (v: number | string) => string) =>
+        v === null ? 'none' : unit(v);
+      const changed = LIMIT_TEXT.filter(
+        ([field]) => updated.previousLimits[field] !== updated.limits[field],
+      ).map(([field, label, unit]): [string, string] => [
+        label,
+        `${shown(updated.previousLimits[field], unit)} → ${shown(updated.limits[field], unit)}`,
+      ]);
+      ctx.out.line(
+        changed.length === 0
+          ? `${updated.name}: limits unchanged (${describeLimits(updated.limits)}).`
+          : `${updated.name}: limits changed.`,
+      );
+      if (changed.length > 0) ctx.out.line(keyValues(changed));
       return 0;
     },
   },

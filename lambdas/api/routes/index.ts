@@ -6,6 +6,7 @@ import { buildOpenApiDocument } from '../openapi.ts';
 import type { ApiRoute } from '../route.ts';
 import { auditRoutes } from './admin/audit.ts';
 import { clientFallbackRoutes } from './admin/client-fallback.ts';
+import { clientLimitsRoutes } from './admin/client-limits.ts';
 import { keyRoutes } from './admin/keys.ts';
 import { notificationSearchRoutes } from './admin/notification-search.ts';
 import { adminNotificationRoutes } from './admin/notifications.ts';
@@ -36,6 +37,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   ...auditRoutes,
   ...recipientRoutes,
   ...clientFallbackRoutes,
+  ...clientLimitsRoutes,
   // Issue 17: time windows, per-client outcomes, finding a person's notifications.
   ...outcomeRoutes,
   ...notificationSearchRoutes,

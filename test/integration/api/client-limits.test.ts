@@ -3,9 +3,11 @@
  * a key's rate and daily quota answer 429 with Retry-After and the RateLimit fields, a batch counts
  * each item, a key limited to bulk cannot ask for high, a replay costs nothing, an expired key is a
  * 401 of its own, a key being retired is not rotated again, and the take from the client's row
- * matches a model of the bucket for any sequence of requests (property test).
+ * matches a model of the bucket for any sequence of requests (property test); an admin changes a
+ * client's limits later (PUT /v1/admin/clients/{id}/limits) and the next request is counted by them.
  */
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiClient, rotateApiKey } from '#core/admin/api-keys.ts';
 import type { ClientLimits } from '#core/notifications/client-quota.ts';
@@ -392,6 +394,151 @@ describe('keys on the admin API', () => {
     const prefixes = keys.expiringSoon.map((k: { prefix: string }) => k.prefix);
     expect(prefixes).toContain(soon.prefix);
     expect(prefixes).not.toContain(later.prefix);
+  });
+});
+
+describe("changing a client's limits on the admin API", () => {
+  async function limitsApp() {
+    const admin = await createTestClient(db, ['admin']);
+    const t = appAt(new Date());
+    const put = (clientId: string, body: unknown, key = admin.key) =>
+      t.app(
+        apiEvent({
+          method: 'PUT',
+          path: `/v1/admin/clients/${clientId}/limits`,
+          headers: { 'X-API-Key': key },
+          body,
+        }),
+      );
+    return { ...t, put };
+  }
+
+  async function auditedChanges(clientId: string) {
+    const rows = await db
+      .selectFrom('audit_log')
+      .select(['actor', 'detail'])
+      .where('action', '=', 'client.limits')
+      .where(sql<boolean>`detail->>'clientId' = ${clientId}`)
+      .orderBy('id')
+      .execute();
+    return rows;
+  }
+
+  it('sets a daily quota and bulk only on a client without limits, counted from the next request, and audits from and to', async () => {
+    const client = await limitedClient({});
+    const t = await limitsApp();
+    const before = await t.app(post(client.key, notification({ priority: 'high' })));
+
+    const changed = await t.put(client.clientId, { dailyQuota: 2, maxPriority: 'bulk' });
+    const high = await t.app(post(client.key, notification({ priority: 'high' })));
+    const bulk = [];
+    for (let i = 0; i < 3; i++) {
+      bulk.push(await t.app(post(client.key, notification({ priority: 'bulk' }))));
+    }
+
+    expect(before.statusCode).toBe(202);
+    expect(changed.statusCode).toBe(200);
+    expect(JSON.parse(changed.body)).toEqual({
+      clientId: client.clientId,
+      name: expect.any(String),
+      limits: { ratePerSecond: null, dailyQuota: 2, maxPriority: 'bulk' },
+      previousLimits: { ratePerSecond: null, dailyQuota: null, maxPriority: null },
+    });
+    expect(high.statusCode).toBe(403);
+    expect(bulk.map((r) => r.statusCode)).toEqual([202, 202, 429]);
+    const audited = await auditedChanges(client.clientId);
+    expect(audited).toHaveLength(1);
+    expect(audited[0]!.actor).toMatch(/^key:/);
+    expect(audited[0]!.detail).toEqual({
+      clientId: client.clientId,
+      from: { ratePerSecond: null, dailyQuota: null, maxPriority: null },
+      to: { ratePerSecond: null, dailyQuota: 2, maxPriority: 'bulk' },
+    });
+  });
+
+  it('removes a limit given as null and keeps the ones left out', async () => {
+    const client = await limitedClient({ ratePerSecond: 0.1, dailyQuota: 1, maxPriority: 'bulk' });
+    const t = await limitsApp();
+    const first = await t.app(post(client.key, notification({ priority: 'bulk' })));
+    const over = await t.app(post(client.key, notification({ priority: 'bulk' })));
+
+    const changed = await t.put(client.clientId, { ratePerSecond: null, dailyQuota: null });
+    const after = [];
+    for (let i = 0; i < 3; i++) {
+      after.push(await t.app(post(client.key, notification({ priority: 'bulk' }))));
+    }
+    const high = await t.app(post(client.key, notification({ priority: 'high' })));
+
+    expect([first.statusCode, over.statusCode]).toEqual([202, 429]);
+    expect(JSON.parse(changed.body).limits).toEqual({
+      ratePerSecond: null,
+      dailyQuota: null,
+      maxPriority: 'bulk',
+    });
+    expect(after.map((r) => r.statusCode)).toEqual([202, 202, 202]);
+    expect(after[0]!.headers?.ratelimit).toBeUndefined();
+    expect(high.statusCode).toBe(403);
+  });
+
+  it('lowers a rate so the next requests are counted against the new bucket', async () => {
+    const client = await limitedClient({ ratePerSecond: 100 });
+    const t = await limitsApp();
+    const fast = await t.app(post(client.key, notification()));
+
+    // 0.1/s: a bucket of one notification, whatever the old bucket held.
+    const changed = await t.put(client.clientId, { ratePerSecond: 0.1 });
+    const next = await t.app(post(client.key, notification()));
+    const over = await t.app(post(client.key, notification()));
+
+    expect([fast.statusCode, changed.statusCode, next.statusCode]).toEqual([202, 200, 202]);
+    expect(over.statusCode).toBe(429);
+    expect(over.headers?.['retry-after']).toBeDefined();
+  });
+
+  it('answers 404 for an unknown client and for a client id that is not a UUID, writing nothing', async () => {
+    const t = await limitsApp();
+    const unknown = uuidv7();
+
+    const missing = await t.put(unknown, { dailyQuota: 5 });
+    const malformed = await t.put('not-a-client', { dailyQuota: 5 });
+
+    expect([missing.statusCode, malformed.statusCode]).toEqual([404, 404]);
+    expect(await auditedChanges(unknown)).toEqual([]);
+  });
+
+  it.each([
+    ['a rate of 0', { ratePerSecond: 0 }, 'ratePerSecond'],
+    ['a rate above 10000', { ratePerSecond: 10_001 }, 'ratePerSecond'],
+    ['a rate as text', { ratePerSecond: '5/s' }, 'ratePerSecond'],
+    ['a fractional quota', { dailyQuota: 1.5 }, 'dailyQuota'],
+    ['a negative quota', { dailyQuota: -1 }, 'dailyQuota'],
+    ['an unknown priority', { maxPriority: 'normal' }, 'maxPriority'],
+    ['an unknown field', { dailyQuota: 5, burst: 3 }, 'burst'],
+  ])('refuses %s with 400 naming the field and changes nothing', async (_what, body, field) => {
+    const client = await limitedClient({ dailyQuota: 10 });
+    const t = await limitsApp();
+
+    const response = await t.put(client.clientId, body);
+
+    expect(response.statusCode).toBe(400);
+    expect(JSON.parse(response.body).error.field).toBe(field);
+    expect(await auditedChanges(client.clientId)).toEqual([]);
+  });
+
+  it('refuses a body that changes nothing with 400', async () => {
+    const client = await limitedClient({});
+    const t = await limitsApp();
+    const response = await t.put(client.clientId, {});
+    expect(response.statusCode).toBe(400);
+    expect(await auditedChanges(client.clientId)).toEqual([]);
+  });
+
+  it('refuses a key without the admin scope with 403', async () => {
+    const client = await limitedClient({ dailyQuota: 1 });
+    const t = await limitsApp();
+    const response = await t.put(client.clientId, { dailyQuota: null }, client.key);
+    expect(response.statusCode).toBe(403);
+    expect(await auditedChanges(client.clientId)).toEqual([]);
   });
 });
 

@@ -221,6 +221,46 @@ describe('the functions database roles', () => {
     ).toBe(DENIED);
   });
 
+  it('lets the api role change limits only through set_client_limits (0014), which writes the audit entry, and not by UPDATE', async () => {
+    const api = asRole.api;
+    const client = await createTestClient(api);
+    const admin = await createTestClient(api, ['admin']);
+    const app = testApiApp(api);
+
+    const changed = await app(
+      apiEvent({
+        method: 'PUT',
+        path: `/v1/admin/clients/${client.clientId}/limits`,
+        headers: { 'x-api-key': admin.key },
+        body: { dailyQuota: 7, maxPriority: 'bulk' },
+      }),
+    );
+
+    expect(changed.statusCode).toBe(200);
+    const audited = await owner
+      .selectFrom('audit_log')
+      .select('detail')
+      .where('action', '=', 'client.limits')
+      .where(sql<boolean>`detail->>'clientId' = ${client.clientId}`)
+      .execute();
+    expect(audited).toHaveLength(1);
+    const where = `where id = '${client.clientId}'`;
+    for (const column of ['rate_per_second = 1000', 'daily_quota = null', 'max_priority = null']) {
+      expect(await refusal(api, `update api_clients set ${column} ${where}`)).toBe(DENIED);
+    }
+    expect(await refusal(api, `update api_clients set name = 'renamed' ${where}`)).toBe(DENIED);
+    // The audit entry cannot be taken back by the role that made the change.
+    expect(await refusal(api, "delete from audit_log where action = 'client.limits'")).toBe(DENIED);
+    for (const other of ['webhook', 'worker', 'scheduler'] as const) {
+      expect(
+        await refusal(
+          asRole[other],
+          `select set_client_limits('${client.clientId}', '{"dailyQuota": null}', 'x', null, null)`,
+        ),
+      ).toBe(DENIED);
+    }
+  });
+
   it('lets the webhook role record and lift an opt-out and audit it, and nothing about keys', async () => {
     const webhook = asRole.webhook;
     const recipient = uniqueRecipient();

@@ -78,7 +78,7 @@ export const rotateKeyRequestSchema = z
 export const keyPrefixSchema = z.string().regex(/^[0-9a-f]{12}$/, 'a 12-character key prefix');
 const prefixParams = z.object({ prefix: keyPrefixSchema });
 
-const limitsSchema = z
+export const limitsSchema = z
   .object({
     ratePerSecond: z.number().nullable(),
     dailyQuota: z.number().int().nullable(),

@@ -15,6 +15,7 @@ import * as m0010 from '#core/db/migrations/0010_callbacks.ts';
 import * as m0011 from '#core/db/migrations/0011_cancel_fallback.ts';
 import * as m0012 from '#core/db/migrations/0012_client_limits.ts';
 import * as m0013 from '#core/db/migrations/0013_pii_lifecycle.ts';
+import * as m0014 from '#core/db/migrations/0014_client_limits_admin.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -29,6 +30,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0011_cancel_fallback': m0011,
   '0012_client_limits': m0012,
   '0013_pii_lifecycle': m0013,
+  '0014_client_limits_admin': m0014,
 };
 
 export const staticMigrationProvider: MigrationProvider = {
