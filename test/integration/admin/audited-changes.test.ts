@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiClient } from '#core/admin/api-keys.ts';
+import { setClientLimits } from '#core/admin/client-limits.ts';
 import { createKey, revokeKey, rotateKey } from '#core/admin/keys.ts';
 import { closeCircuit, ensureSender, openCircuit } from '#core/delivery/panic-mode.ts';
 import { getRollout, updateRollout } from '#core/delivery/rollout.ts';
@@ -45,7 +46,14 @@ async function keyRow(prefix: string) {
 }
 
 async function auditRows(requestId: string) {
-  return db.selectFrom('audit_log').selectAll().where('request_id', '=', requestId).execute();
+  // In the order written: the identity id grows with each insert, and a caller's changes commit
+  // one after the other (without an order PostgreSQL may return them either way under load).
+  return db
+    .selectFrom('audit_log')
+    .selectAll()
+    .where('request_id', '=', requestId)
+    .orderBy('id')
+    .execute();
 }
 
 async function circuit(senderId: string) {
@@ -117,6 +125,26 @@ describe('admin changes with their audit entry', () => {
     const after = await getRollout(db);
     expect(after.dryRun).toBe(before.dryRun);
     expect(after.updatedBy).not.toBe(REFUSED);
+  });
+
+  it("leaves a client's limits as they were when their change cannot be audited", async () => {
+    const existing = await createApiClient(db, {
+      name: `limits-${randomUUID()}`,
+      scopes: ['notifications:write'],
+      limits: { ratePerSecond: 5, dailyQuota: 100, maxPriority: 'bulk' },
+    });
+    await expect(
+      setClientLimits(db, refused, {
+        clientId: existing.clientId,
+        change: { ratePerSecond: null, dailyQuota: 1_000_000 },
+      }),
+    ).rejects.toThrow(/refused/);
+    const row = await db
+      .selectFrom('api_clients')
+      .select(['rate_per_second', 'daily_quota', 'max_priority'])
+      .where('id', '=', existing.clientId)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ rate_per_second: 5, daily_quota: 100, max_priority: 'bulk' });
   });
 
   it('writes the change and its audit entry together when both succeed', async () => {
