@@ -2,6 +2,7 @@
  * The ops CLI as on-call runs it: `node bin/ops.ts ...` as a child process against the real local
  * stack (worker on, sandbox as Meta), reading its output and exit codes.
  */
+import { randomUUID } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '#core/db/connect.ts';
@@ -270,6 +271,46 @@ describe('keys with limits and an expiry (issue 16)', () => {
     const again = await ops('keys', 'rotate', created.prefix);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('HTTP 409');
+  });
+
+  it('changes a client’s limits later, printing what changed, and refuses bad flags before calling', async () => {
+    const created = await json('keys', 'create', '--name', 'cli-relimit', '--daily', '100');
+
+    const changed = await ops(
+      'keys',
+      'limits',
+      created.clientId,
+      '--rate',
+      '2/s',
+      '--daily',
+      'none',
+      '--max-priority',
+      'bulk',
+    );
+    const asJson = await json('keys', 'limits', created.clientId, '--rate', 'none');
+    const nothing = await ops('keys', 'limits', created.clientId);
+    const badDaily = await ops('keys', 'limits', created.clientId, '--daily', 'lots');
+    const unknown = await ops('keys', 'limits', randomUUID(), '--daily', '5');
+
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stdout).toContain('cli-relimit: limits changed.');
+    expect(changed.stdout).toMatch(/^rate:\s+none → 2\/s$/m);
+    expect(changed.stdout).toMatch(/^daily quota:\s+100\/day → none$/m);
+    expect(changed.stdout).toMatch(/^max priority:\s+none → bulk$/m);
+    expect(asJson).toEqual({
+      clientId: created.clientId,
+      name: 'cli-relimit',
+      limits: { ratePerSecond: null, dailyQuota: null, maxPriority: 'bulk' },
+      previousLimits: { ratePerSecond: 2, dailyQuota: null, maxPriority: 'bulk' },
+    });
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toContain('give at least one of --rate, --daily, --max-priority');
+    expect(badDaily.code).toBe(2);
+    expect(badDaily.stderr).toContain('--daily');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('HTTP 404');
+    const list = await ops('keys', 'list');
+    expect(list.stdout).toMatch(new RegExp(`${created.prefix}\\s+cli-relimit\\s.*bulk only`));
   });
 });
 

@@ -38,7 +38,8 @@ const clientLimitsSchema = z
     clientId: z.string().meta({ format: 'uuid' }),
     name: z.string(),
     limits: limitsSchema,
-    previousLimits: limitsSchema.meta({ description: 'The limits before this change' }),
+    // The limits before this change (a $ref to the same schema, so no description of its own).
+    previousLimits: limitsSchema,
   })
   .meta({ id: 'ClientLimitsChanged' });
 
