@@ -397,7 +397,7 @@ export const keyCommands: Command[] = [
     ],
     async run(ctx) {
       const clientId = ctx.positionals[0] ?? '';
-      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(clientId)) {
+      if (!CLIENT_ID.test(clientId)) {
         throw new UsageError('<client-id> must be a client id (a UUID; see keys list --json)');
       }
       const after = stringFlag(ctx, 'after');
