@@ -171,10 +171,12 @@ async function oneDrain(
     throw error;
   }
   const to = new Date();
+  const accepted = hanging.accepted - acceptedBefore;
+  const openAtEnd = hanging.open;
   const activity = await callbackActivity(db, endpoint.id, from, to);
   if (run.receiver === 'hanging') {
-    activity.connectionsAccepted = hanging.accepted - acceptedBefore;
-    activity.connectionsOpenAtEnd = hanging.open;
+    activity.connectionsAccepted = accepted;
+    activity.connectionsOpenAtEnd = openAtEnd;
   }
   input.progress(
     `${run.label}: ${activity.deliveries} deliveries written, ${activity.postsStarted} posts started, ${activity.attempts} attempts recorded${run.receiver === 'hanging' ? `, ${activity.connectionsAccepted} connections accepted (${activity.connectionsOpenAtEnd} held open at the end)` : ''}`,
