@@ -17,6 +17,7 @@ import { updateRollout } from '#core/delivery/rollout.ts';
 import type { QueueTargets } from '#core/notifications/enqueue.ts';
 import { WORKER_BATCH_SIZE } from '#core/notifications/queue-settings.ts';
 import { bundleEntry, measureBundles } from './bench/bundles.ts';
+import { measureCallbacksDead } from './bench/callbacks-dead.ts';
 import { measureCeiling } from './bench/ceiling.ts';
 import {
   seedQueuedNotifications,
@@ -87,8 +88,8 @@ const results: Omit<BenchResults, 'targets' | 'finishedAt' | 'durationMs'> = {
   },
   options: { ...options, phases: [...options.phases] },
 };
-const needsStack = ['delivery', 'ingest', 'saturation', 'batch', 'live'].some((p) =>
-  options.phases.has(p as never),
+const needsStack = ['delivery', 'callbacks-dead', 'ingest', 'saturation', 'batch', 'live'].some(
+  (p) => options.phases.has(p as never),
 );
 let failed = false;
 
@@ -245,6 +246,24 @@ async function runStackPhases(): Promise<void> {
       results.delivery = drained.figures;
       await stopWorker(drained.worker);
     }
+    // Before the API phases, which leave rows on the queue: each drain here starts from empty.
+    if (options.phases.has('callbacks-dead')) {
+      results.callbacksDead = await profiled('callbacks-dead', () =>
+        measureCallbacksDead({
+          db,
+          clientId,
+          notifications: options.notifications,
+          rounds: options.callbackRounds,
+          postTimeoutMs: Number(process.env.CALLBACK_TIMEOUT_MS),
+          progress,
+          drain: async (tag, prefix, label) => {
+            const drained = await drain({ stack, db, queue, clientId, tag, prefix, label });
+            await stopWorker(drained.worker);
+            return drained.figures;
+          },
+        }),
+      );
+    }
     // The API alone: nothing else runs, the rows it accepts wait on the queue.
     const apiTags: string[] = [];
     if (options.phases.has('ingest')) {
@@ -373,10 +392,13 @@ async function runStackPhases(): Promise<void> {
     clientId: string;
     tag: string;
     prefix: string;
+    /** Names the drain in the progress lines. */
+    label?: string;
   }): Promise<{ figures: DeliveryFigures; worker: WorkerChild }> {
-    const webhooks = input.tag === 'drain';
+    const webhooks = input.tag !== 'nohook';
+    const label = input.label ?? 'delivery';
     progress(
-      `delivery: queueing ${options.notifications} notifications${webhooks ? '' : ' (status webhooks off)'}`,
+      `${label}: queueing ${options.notifications} notifications${webhooks ? '' : ' (status webhooks off)'}`,
     );
     await seedQueuedNotifications({
       db: input.db,
@@ -386,7 +408,7 @@ async function runStackPhases(): Promise<void> {
       tag: input.tag,
       recipientPrefix: input.prefix,
     });
-    progress(`delivery: worker draining with ${options.workerConcurrency} pollers per queue`);
+    progress(`${label}: worker draining with ${options.workerConcurrency} pollers per queue`);
     const worker = await startWorker();
     const readyAt = Date.now();
     const before = await statsOf(worker);
@@ -408,7 +430,7 @@ async function runStackPhases(): Promise<void> {
     }
     const elapsedMs = timeline.lastSentAt - readyAt;
     const perSecond = timeline.sent / (elapsedMs / 1000);
-    progress(`delivery: ${timeline.sent} sent in ${(elapsedMs / 1000).toFixed(1)} s`);
+    progress(`${label}: ${timeline.sent} sent in ${(elapsedMs / 1000).toFixed(1)} s`);
     if (webhooks) {
       // Let the status webhooks of the drain finish before the next phase measures anything.
       await waitForPhase(input.db, input.tag, (p) => p.read >= p.recorded, 30_000);

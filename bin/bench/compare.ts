@@ -27,6 +27,16 @@ const figures: [string, (r: BenchResults) => number | undefined, number][] = [
     2,
   ],
   ['DB round trips / notification (live)', (r) => r.live?.workerPath.queriesPerNotification, 2],
+  ...(['answering', 'hanging', 'refused'] as const).map(
+    (receiver) =>
+      [
+        `callback receiver ${receiver} ÷ none, throughput %`,
+        (r: BenchResults) =>
+          (r.callbacksDead?.summaries.find((s) => s.receiver === receiver)?.perSecondRatio ??
+            Number.NaN) * 100,
+        1,
+      ] as [string, (r: BenchResults) => number | undefined, number],
+  ),
   ['worker peak RSS, MiB', (r) => (r.workerMaxRssBytes ?? Number.NaN) / 1024 / 1024, 0],
   ['API alone p50, ms', (r) => r.ingest?.ingest.latencyMs.p50, 1],
   ['API alone p95, ms', (r) => r.ingest?.ingest.latencyMs.p95, 1],

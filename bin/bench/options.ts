@@ -12,7 +12,8 @@ export interface BenchOptions {
   workerRuntime: 'bundle' | 'ts';
   ceilingSeconds: number;
   /**
-   * Phases: delivery (a queued backlog drained by the worker), ingest (the API alone at a fixed
+   * Phases: delivery (a queued backlog drained by the worker), callbacks-dead (that drain with the
+   * client's callback endpoint dead, next to it without one), ingest (the API alone at a fixed
    * rate, worker off), saturation (the API alone, closed loop), live (the fixed rate again with the
    * worker and the status webhooks running: API latency under the whole pipeline, end to end).
    */
@@ -30,7 +31,9 @@ export interface BenchOptions {
   /** How long to wait for the rows of an ingest phase to reach `read`. */
   e2eWaitSeconds: number;
   coldStartRuns: number;
-  /** Phases to run; all by default. */
+  /** Drains per receiver in the callbacks-dead phase (the median is reported). */
+  callbackRounds: number;
+  /** Phases to run; DEFAULT_PHASES unless chosen. */
   phases: Set<Phase>;
   /** Also drain a second batch with the sandbox's status webhooks switched off. */
   diagnostics: boolean;
@@ -47,12 +50,18 @@ export const PHASES = [
   'bundles',
   'ceiling',
   'delivery',
+  'callbacks-dead',
   'ingest',
   'saturation',
   'batch',
   'live',
 ] as const;
 export type Phase = (typeof PHASES)[number];
+/**
+ * What runs without --phases: all but callbacks-dead, whose twelve drains (and the post timeouts
+ * a hanging receiver makes it wait out) would add several minutes to every run.
+ */
+export const DEFAULT_PHASES: readonly Phase[] = PHASES.filter((p) => p !== 'callbacks-dead');
 
 const HELP = `npm run bench -- [options]
 
@@ -70,7 +79,10 @@ const HELP = `npm run bench -- [options]
   --saturate-seconds S      its length (6)
   --e2e-wait-seconds S      longest wait for the live phase's rows to be read (30)
   --cold-start-runs N       fresh processes per bundle for the import time (3)
-  --phases a,b              some of ${PHASES.join(', ')} (all)
+  --callback-rounds N       callbacks-dead: drains with no endpoint, an answering one, a
+                            hanging one and a refusing one, N of each (3)
+  --phases a,b              some of ${PHASES.join(', ')}
+                            (all but callbacks-dead)
   --diagnostics             also drain with status webhooks off, to show their cost
   --profile                 write .cpuprofile files of the stack and the worker
   --log-level L             POWERTOOLS_LOG_LEVEL of the handlers (INFO, as deployed)
@@ -98,6 +110,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
       'saturate-seconds': { type: 'string' },
       'e2e-wait-seconds': { type: 'string' },
       'cold-start-runs': { type: 'string' },
+      'callback-rounds': { type: 'string' },
       phases: { type: 'string' },
       diagnostics: { type: 'boolean' },
       profile: { type: 'boolean' },
@@ -133,7 +146,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
   if (runtime !== 'bundle' && runtime !== 'ts') {
     throw new Error(`--worker-runtime must be bundle or ts, got ${runtime}`);
   }
-  const phaseList = (pick('phases') ?? PHASES.join(','))
+  const phaseList = (pick('phases') ?? DEFAULT_PHASES.join(','))
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean);
@@ -157,6 +170,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     saturateSeconds: number('saturate-seconds', 6),
     e2eWaitSeconds: number('e2e-wait-seconds', 30),
     coldStartRuns: number('cold-start-runs', 3),
+    callbackRounds: number('callback-rounds', 3),
     phases: new Set(phaseList as Phase[]),
     diagnostics: flag('diagnostics'),
     profile: flag('profile'),

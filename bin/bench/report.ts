@@ -4,6 +4,7 @@
  */
 import { MAX_BUNDLE_BYTES } from '../../lib/bundling.ts';
 import type { BundleFigures } from './bundles.ts';
+import { type CallbacksDeadFigures, callbacksDeadRows } from './callbacks-dead.ts';
 import type { CeilingFigures } from './ceiling.ts';
 import type { WorkerPathFigures } from './delivery.ts';
 import type { EndToEndFigures, IngestFigures } from './ingest.ts';
@@ -95,6 +96,8 @@ export interface BenchResults {
   ceiling?: CeilingFigures;
   delivery?: DeliveryFigures;
   deliveryWithoutWebhooks?: DeliveryFigures;
+  /** The delivery drain with the client's callback receiver dead, and without an endpoint. */
+  callbacksDead?: CallbacksDeadFigures;
   /** The API alone (worker off), at the fixed rate and at saturation. */
   ingest?: IngestPhaseFigures;
   saturation?: IngestPhaseFigures;
@@ -222,6 +225,9 @@ export function renderTable(r: BenchResults): string {
       `${int(w.perSecond)} /s (${w.ratioToCeiling === null ? 'n/a' : pct(w.ratioToCeiling)})`,
     );
   }
+  if (r.callbacksDead) {
+    for (const [figure, value] of callbacksDeadRows(r.callbacksDead)) add(figure, value);
+  }
   if (r.workerMaxRssBytes) add('worker peak RSS (whole run)', mib(r.workerMaxRssBytes));
   if (r.ingest) {
     const i = r.ingest.ingest;
@@ -310,6 +316,10 @@ export function renderTable(r: BenchResults): string {
   if (d) out.push(cpuLine('delivery', d.cpu, r.machine.cpus));
   if (r.deliveryWithoutWebhooks)
     out.push(cpuLine('delivery, webhooks off', r.deliveryWithoutWebhooks.cpu, r.machine.cpus));
+  // The first round of each receiver: the CPU a dead one costs, and where.
+  for (const run of (r.callbacksDead?.runs ?? []).filter((c) => c.round === 1)) {
+    out.push(cpuLine(`callbacks-dead, ${run.receiver}`, run.delivery.cpu, r.machine.cpus));
+  }
   if (r.ingest)
     out.push(cpuLine(`ingest ${r.ingest.ingest.offeredRate} req/s`, r.ingest.cpu, r.machine.cpus));
   if (r.saturation) out.push(cpuLine('ingest saturation', r.saturation.cpu, r.machine.cpus));
@@ -334,7 +344,15 @@ export function renderTable(r: BenchResults): string {
       .join(', ');
     out.push(`API statements per request (ingest): ${api}`);
   }
-  const phases = [r.delivery, r.deliveryWithoutWebhooks, r.ingest, r.saturation, r.batch, r.live];
+  const phases = [
+    r.delivery,
+    r.deliveryWithoutWebhooks,
+    ...(r.callbacksDead?.runs ?? []).map((c) => c.delivery),
+    r.ingest,
+    r.saturation,
+    r.batch,
+    r.live,
+  ];
   const quiet = Object.values(r.quietness ?? {});
   const busiest = Math.max(
     0,
