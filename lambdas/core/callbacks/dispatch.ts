@@ -19,6 +19,12 @@ export interface DispatchSettings {
   batchSize: number;
   /** Posts in flight at once (deliveries of one notification to one endpoint go one by one). */
   concurrency: number;
+  /**
+   * Deliveries of one endpoint claimed per round at most (default: half the concurrency, rounded
+   * up), so an endpoint that hangs until the timeout holds at most that many posts and the rest of
+   * the round goes to other clients' endpoints instead of waiting behind it.
+   */
+  perEndpoint?: number;
   /** How long a claim holds a delivery; past it, a dispatcher that died has lost its claim. */
   leaseMs: number;
   /** Full jitter: the delay before retry n is random(0, min(cap, base · 2^n)). */
@@ -100,13 +106,27 @@ export async function claimDueDeliveries(
   db: Kysely<Database>,
   limit: number,
   leaseMs: number,
+  perEndpoint: number = limit,
 ): Promise<ClaimedDelivery[]> {
+  // The oldest due deliveries, at most `perEndpoint` of each endpoint; the window looks at a
+  // bounded slice of the due ones so a large backlog does not make every claim sort all of it.
   const { rows } = await sql<Omit<ClaimedDelivery, 'event'> & { event_id: string }>`
-    with due as (
-      select d.id from callback_deliveries d
+    with candidates as (
+      select d.id, d.endpoint_id, d.next_attempt_at, d.notification_id, d.sequence
+      from callback_deliveries d
       join callback_endpoints e on e.id = d.endpoint_id and e.disabled_at is null
       where d.status = 'pending' and d.next_attempt_at <= now()
-      order by d.next_attempt_at, d.notification_id, d.sequence
+      order by d.next_attempt_at
+      limit ${limit * 20}
+    ), ranked as (
+      select c.*, row_number() over (
+        partition by c.endpoint_id order by c.next_attempt_at, c.notification_id, c.sequence) as n
+      from candidates c
+    ), due as (
+      select d.id from callback_deliveries d
+      join ranked r on r.id = d.id
+      where r.n <= ${perEndpoint} and d.status = 'pending' and d.next_attempt_at <= now()
+      order by r.next_attempt_at, r.notification_id, r.sequence
       limit ${limit}
       for update of d skip locked
     )
@@ -145,7 +165,12 @@ export function signingSecrets(
 /** One round: claim, post (in sequence order per notification and endpoint), record. */
 export async function dispatchDueCallbacks(deps: DispatchDeps): Promise<DispatchSummary> {
   const { settings } = deps;
-  const claimed = await claimDueDeliveries(deps.db, settings.batchSize, settings.leaseMs);
+  const claimed = await claimDueDeliveries(
+    deps.db,
+    settings.batchSize,
+    settings.leaseMs,
+    settings.perEndpoint ?? Math.ceil(Math.max(1, settings.concurrency) / 2),
+  );
   const summary: DispatchSummary = {
     claimed: claimed.length,
     delivered: 0,

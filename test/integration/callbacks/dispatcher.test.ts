@@ -442,6 +442,32 @@ describe('callbacks: retries, disabling, redelivery', () => {
     expect(await redeliverCallback(db, operator, { deliveryId: randomUUID() })).toBe(false);
   });
 
+  it('claims at most its share of one endpoint per round, so a hanging endpoint cannot take the whole round', async () => {
+    // prepare: a hanging endpoint with eight deliveries due, and another client's with one
+    const hanging = await receiver();
+    hanging.answerAlways({ status: 200, delayMs: 60_000 });
+    const healthy = await receiver();
+    const { clientId: slowClient } = await subscribedClient(hanging);
+    const { clientId: otherClient } = await subscribedClient(healthy);
+    const slowIds: string[] = [];
+    for (let i = 0; i < 4; i += 1) slowIds.push(await insertNotification(slowClient));
+    for (const id of slowIds) await setStatus(id, 'sent');
+    const otherId = await insertNotification(otherClient);
+
+    // act: one claim with a share of two per endpoint
+    const claimed = await claimDueDeliveries(dispatcherDb, 50, 600, 2);
+
+    // assess
+    const ofSlow = claimed.filter((c) => slowIds.includes(c.notification_id));
+    const ofOther = claimed.filter((c) => c.notification_id === otherId);
+    expect(ofSlow).toHaveLength(2);
+    expect(ofOther).toHaveLength(1);
+    const perEndpoint = new Map<string, number>();
+    for (const c of claimed)
+      perEndpoint.set(c.endpoint_id, (perEndpoint.get(c.endpoint_id) ?? 0) + 1);
+    expect(Math.max(...perEndpoint.values())).toBeLessThanOrEqual(2);
+  });
+
   it('loses no event when a dispatcher dies mid-batch: its claims fall due after the lease', async () => {
     // prepare: a dispatcher claims the batch and dies before posting (its claims stay in the table)
     const r = await receiver();
