@@ -16,7 +16,6 @@ import {
   messageIdFor,
   readNotification,
   runWorkerPass,
-  SANDBOX_PHONE_NUMBER_ID,
   sandboxGraphClient,
   startTestSandbox,
   type TestQueue,
@@ -28,6 +27,7 @@ import {
   schedulerOptions,
   testSchedulerDeps,
   uniqueMobile,
+  uniqueSenderId,
 } from '../../support/delivery-control.ts';
 
 const db = testDatabase(6);
@@ -251,12 +251,14 @@ describe('a cancelled notification is never sent', () => {
       testSchedulerDeps({
         db,
         queue: { sqs: recorder.sqs, queueUrls: { high: own.queue.url, bulk: own.queue.url } },
-        // The circuit is closed and no token check is asked for: neither is called.
+        // A sender of this test's own, so its circuit is closed (other files open the shared
+        // sandbox sender's, and one opened by hand stays open), and no token check is asked for:
+        // neither is called.
         whatsapp: {
           probe: () => Promise.reject(new Error('probed a closed circuit')),
           tokenStatus: () => Promise.reject(new Error('read the token unasked')),
         },
-        senderId: SANDBOX_PHONE_NUMBER_ID,
+        senderId: uniqueSenderId('cancel'),
       }),
       schedulerOptions(),
     );
