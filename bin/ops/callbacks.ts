@@ -2,6 +2,9 @@
  * `ops callbacks add|list|remove|rotate-secret|enable|deliveries|redeliver`: client callback
  * endpoints and their deliveries through the admin API. A secret is printed once, when made.
  */
+
+import type { CallbackDeliveryView, CallbackEndpointView } from '#core/callbacks/endpoints.ts';
+import { isUuid } from '#core/platform/ids.ts';
 import {
   type Command,
   type CommandContext,
@@ -12,34 +15,12 @@ import {
 import { formatTime, keyValues, sinceIso, table } from './output.ts';
 import { UsageError } from './target.ts';
 
-interface EndpointRow {
-  id: string;
-  clientId: string;
-  url: string;
-  events: string[] | null;
-  createdAt: string;
-  consecutiveFailures: number;
-  disabledAt: string | null;
-  disabledReason: string | null;
-  previousSecretExpiresAt: string | null;
-}
-
-interface DeliveryRow {
-  id: string;
-  eventId: string;
-  type: string;
-  sequence: number;
-  endpointId: string;
-  status: string;
-  attempts: { at: string; statusCode: number | null; latencyMs: number; error: string | null }[];
-  nextAttemptAt: string | null;
-  deliveredAt: string | null;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// The CLI prints what the admin API answers: the core's views are those answers' shapes.
+type EndpointRow = CallbackEndpointView;
+type DeliveryRow = CallbackDeliveryView;
 
 function idArgument(value: string | undefined, what: string): string {
-  if (!value || !UUID.test(value)) throw new UsageError(`give the ${what} (a UUID)`);
+  if (!value || !isUuid(value)) throw new UsageError(`give the ${what} (a UUID)`);
   return value;
 }
 
