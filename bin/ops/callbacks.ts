@@ -9,6 +9,7 @@ import {
   type Command,
   type CommandContext,
   parseDuration,
+  printOnceOnly,
   requiredFlag,
   stringFlag,
 } from './command.ts';
@@ -34,11 +35,14 @@ async function findEndpoint(ctx: CommandContext, id: string): Promise<EndpointRo
   return found;
 }
 
-function printSecret(ctx: CommandContext, secret: string): void {
-  ctx.out.line();
-  ctx.out.line(`Signing secret: ${secret}`);
-  ctx.out.line();
-  ctx.out.line('Store it now: it is shown only this once.');
+/** The signing secret, printed once and first (see printOnceOnly); a lost one means a rotation. */
+function printSecret(ctx: CommandContext, endpointId: string, secret: string): void {
+  printOnceOnly(
+    ctx,
+    `Signing secret: ${secret}`,
+    `the signing secret of ${endpointId} could not be printed (stdout was closed) and cannot be shown again: make a new one with ops callbacks rotate-secret ${endpointId} --grace 0`,
+    'Store it now: it is shown only this once.',
+  );
 }
 
 export const callbackCommands: Command[] = [
@@ -74,6 +78,7 @@ export const callbackCommands: Command[] = [
         { url, ...(events ? { events } : {}) },
       );
       ctx.out.data(created);
+      printSecret(ctx, created.id, created.secret);
       ctx.out.line(`Registered callback endpoint ${created.id}.`);
       ctx.out.line(
         keyValues([
@@ -82,7 +87,6 @@ export const callbackCommands: Command[] = [
           ['events', created.events?.join(', ') ?? 'all'],
         ]),
       );
-      printSecret(ctx, created.secret);
       return 0;
     },
   },
@@ -151,10 +155,10 @@ export const callbackCommands: Command[] = [
         graceSeconds === undefined ? {} : { graceSeconds },
       );
       ctx.out.data(rotated);
+      printSecret(ctx, endpoint.id, rotated.secret);
       ctx.out.line(
         `Rotated: the old secret signs too until ${formatTime(rotated.previousSecretExpiresAt)}.`,
       );
-      printSecret(ctx, rotated.secret);
       return 0;
     },
   },

@@ -2,7 +2,7 @@
 import type { ParseArgsOptionsConfig } from 'node:util';
 import type { ApiClient } from './api-client.ts';
 import type { Output } from './output.ts';
-import { type Target, UsageError } from './target.ts';
+import { OpsError, type Target, UsageError } from './target.ts';
 
 export type FlagValue = string | boolean | (string | boolean)[] | undefined;
 
@@ -77,4 +77,21 @@ export function parseDuration(raw: string, flag: string): number {
 
 export function boolFlag(ctx: CommandContext, name: string): boolean {
   return ctx.flags[name] === true;
+}
+
+/**
+ * A secret the service shows once (an API key, a callback signing secret): first of all a command
+ * prints, written at once, so `| head -1` or a terminal closed a moment later still has it; then
+ * the note that it is shown once. When stdout is already gone the secret is lost: the command
+ * fails with `ifLost`, which says what to do without the secret itself.
+ */
+export function printOnceOnly(
+  ctx: CommandContext,
+  text: string,
+  ifLost: string,
+  storeNote: string,
+): void {
+  if (!ctx.out.secret(text)) throw new OpsError(ifLost);
+  ctx.out.line(storeNote);
+  ctx.out.line();
 }

@@ -3,11 +3,14 @@
  * is printed once. `keys fallback` sets the default fallback delay of the client a key belongs to,
  * `keys limits` changes its rate, daily quota or highest priority.
  */
+
+import { isUuid } from '#core/platform/ids.ts';
 import {
   boolFlag,
   type Command,
   type CommandContext,
   parseDuration,
+  printOnceOnly,
   requiredFlag,
   stringFlag,
 } from './command.ts';
@@ -78,22 +81,15 @@ function prefixArgument(value: string | undefined): string {
   return value;
 }
 
-/**
- * The new key, first of all the command prints (so `| head -1` or a terminal closed a moment later
- * still has it), then the warning that it is shown once. When stdout is already gone the key is
- * lost: the command fails and says what to do, naming only the prefix.
- */
+/** The new key, printed once (see printOnceOnly); a lost one is named by its prefix only. */
 function printNewKey(ctx: CommandContext, key: string, prefix: string): void {
-  if (!ctx.out.secret(`X-API-Key: ${key}`)) {
-    throw new OpsError(
-      `the new key ${prefix} could not be printed (stdout was closed) and cannot be shown again: revoke it (ops keys revoke ${prefix}) and make another`,
-    );
-  }
-  ctx.out.line('Store it now: it is shown only this once (the service keeps only a hash of it).');
-  ctx.out.line();
+  printOnceOnly(
+    ctx,
+    `X-API-Key: ${key}`,
+    `the new key ${prefix} could not be printed (stdout was closed) and cannot be shown again: revoke it (ops keys revoke ${prefix}) and make another`,
+    'Store it now: it is shown only this once (the service keeps only a hash of it).',
+  );
 }
-
-const CLIENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** One limit as `keys limits` prints it: its value with its unit, or none. */
 const LIMIT_TEXT: [keyof Limits, string, (v: number | string) => string][] = [
@@ -397,7 +393,7 @@ export const keyCommands: Command[] = [
     ],
     async run(ctx) {
       const clientId = ctx.positionals[0] ?? '';
-      if (!CLIENT_ID.test(clientId)) {
+      if (!isUuid(clientId)) {
         throw new UsageError('<client-id> must be a client id (a UUID; see keys list --json)');
       }
       const after = stringFlag(ctx, 'after');
@@ -444,7 +440,7 @@ export const keyCommands: Command[] = [
     ],
     async run(ctx) {
       const clientId = ctx.positionals[0] ?? '';
-      if (!CLIENT_ID.test(clientId)) {
+      if (!isUuid(clientId)) {
         throw new UsageError('<client-id> must be a client id (a UUID; see keys list --json)');
       }
       const change = {

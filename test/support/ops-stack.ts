@@ -93,10 +93,11 @@ export function runOps(args: string[], env: Record<string, string> = {}): Promis
 export function runOpsClosingStdout(
   args: string[],
   lines: number,
+  env: Record<string, string> = {},
 ): Promise<{ code: number | null; signal: string | null; head: string[]; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [OPS_ENTRY, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const head: string[] = [];

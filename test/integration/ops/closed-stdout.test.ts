@@ -49,6 +49,30 @@ describe('a closed stdout', () => {
     expect(run.code).toBe(0);
   });
 
+  it('prints a callback signing secret before anything else, so `| head -1` keeps it', async () => {
+    const created = JSON.parse(
+      (await runOps(['keys', 'create', '--name', 'epipe-callbacks', '--json', ...target])).stdout,
+    ) as { clientId: string };
+    // `callbacks add` has a --url of its own: the API comes from the environment.
+    const api = { WN_API_URL: stack.baseUrl, WN_API_KEY: stack.apiKey };
+    const add = [
+      'callbacks',
+      'add',
+      '--client',
+      created.clientId,
+      '--url',
+      'http://127.0.0.1:9/hook',
+    ];
+    const run = await runOpsClosingStdout(add, 1, api);
+    expect(run.head[0]).toMatch(/^Signing secret: whsec_/);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const lost = await runOpsClosingStdout(add, 0, api);
+    expect(lost.code).toBe(1);
+    expect(lost.stderr).toMatch(/could not be printed \(stdout was closed\).*rotate-secret/);
+    expect(lost.stderr).not.toMatch(/whsec_/);
+  });
+
   it('fails `keys create` and names the lost key by prefix when stdout is already closed', async () => {
     const run = await runOpsClosingStdout(['keys', 'create', '--name', 'lost-key', ...target], 0);
     expect(run.code).toBe(1);
