@@ -16,31 +16,31 @@ export async function loadRows(
   wabaId?: string,
 ): Promise<Map<string, LoadedRow>> {
   if (ids.length === 0) return new Map();
-  // The opt-out check rides along as a subquery so that triage needs no second round trip. It
-  // reads full ('all') opt-outs under the phone number or the BSUID Meta reported for it, and
-  // marketing ones (131050, user_preferences), which stop only templates known to be MARKETING.
-  // An erased person's opt-outs are kept under the salted hash of the number (migration 0013).
+  // The opt-out check rides along as a lateral subquery so that triage needs no second round trip:
+  // one pass over the recipient's opt-outs, under the phone number, the salted hash an erasure
+  // keeps them under (migration 0013) or the BSUID Meta reported for it, answers both scopes:
+  // 'all' stops everything, 'marketing' (131050, user_preferences) only templates known to be
+  // MARKETING. An aggregate without GROUP BY gives one row for every notification.
   const rows = await db
     .selectFrom('notifications as n')
+    .innerJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('opt_outs as o')
+          .select([
+            sql<boolean>`coalesce(bool_or(o.scope = 'all'), false)`.as('opted_out'),
+            sql<boolean>`coalesce(bool_or(o.scope = 'marketing'), false)`.as('marketing_opted_out'),
+          ])
+          .where(
+            sql<boolean>`o.recipient = n.recipient
+              or o.recipient = recipient_hash(n.recipient)
+              or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient)`,
+          )
+          .as('opt'),
+      (join) => join.onTrue(),
+    )
     .selectAll('n')
-    .select(
-      sql<boolean>`exists (
-        select 1 from opt_outs o
-        where o.scope = 'all'
-          and (o.recipient = n.recipient
-            or o.recipient = recipient_hash(n.recipient)
-            or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
-      )`.as('opted_out'),
-    )
-    .select(
-      sql<boolean>`exists (
-        select 1 from opt_outs o
-        where o.scope = 'marketing'
-          and (o.recipient = n.recipient
-            or o.recipient = recipient_hash(n.recipient)
-            or o.recipient in (select r.bsuid from recipient_ids r where r.phone = n.recipient))
-      )`.as('marketing_opted_out'),
-    )
+    .select(['opt.opted_out', 'opt.marketing_opted_out'])
     // The registry's word on the template rides along too (triage fails a paused one unsent).
     .leftJoin('message_templates as t', (join) =>
       join
