@@ -221,6 +221,7 @@ export async function readOutcomes(
       sql<string>`count(*) filter (where status in ('sent', 'delivered', 'read'))`.as('succeeded'),
       sql<string>`count(*) filter (where status = 'skipped')`.as('skipped'),
       sql<string>`count(*) filter (where status = 'deferred')`.as('deferred'),
+      sql<string>`count(*) filter (where status = 'cancelled')`.as('cancelled'),
       sql<string>`count(*) filter (where status in ('scheduled', 'accepted', 'queued', 'sending'))`.as(
         'in_progress',
       ),
@@ -251,19 +252,11 @@ export async function readOutcomes(
     .where('fallback_required_at', '<', until)
     .groupBy('fallback_reason')
     .execute();
-  const cancelledQuery = db
-    .selectFrom('notifications')
-    .select(sql<string>`count(*)`.as('count'))
-    .where('created_at', '>=', since)
-    .where('created_at', '<', until)
-    .where('status', '=', 'cancelled')
-    .executeTakeFirstOrThrow();
-  const [totals, failures, tallies, fallbacks, cancelled] = await Promise.all([
+  const [totals, failures, tallies, fallbacks] = await Promise.all([
     totalsQuery,
     failuresQuery,
     readTallies(db, since, until),
     fallbacksQuery,
-    cancelledQuery,
   ]);
   const fallbacksByReason: Record<string, number> = {};
   for (const row of fallbacks) {
@@ -298,7 +291,7 @@ export async function readOutcomes(
     skippedRateLimit: tallies.skipped_rate_limit,
     successRatePercent:
       succeeded + failed === 0 ? null : Math.round((succeeded / (succeeded + failed)) * 1000) / 10,
-    cancelled: count(cancelled.count),
+    cancelled: count(totals.cancelled),
     fallbacksRequired: Object.values(fallbacksByReason).reduce((a, b) => a + b, 0),
     fallbacksByReason,
   };
