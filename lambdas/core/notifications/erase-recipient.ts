@@ -10,6 +10,7 @@
 import {
   type ExpressionBuilder,
   type Kysely,
+  type RawBuilder,
   type SelectQueryBuilder,
   sql,
   type Transaction,
@@ -138,6 +139,13 @@ export const ERASURE_STEPS: Record<string, ErasureStep> = {
 
 export type ErasureCounts = Record<keyof typeof ERASURE_STEPS, number>;
 
+/** A redacted message: a template keeps its name and language, everything else goes. */
+function redactedMessage(messageType: RawBuilder<unknown>, message: RawBuilder<unknown>) {
+  return sql<string>`case when ${messageType} = 'template'
+    then jsonb_build_object('name', ${message}->'name', 'language', ${message}->'language', 'redacted', true)
+    else '{"redacted": true}'::jsonb end`;
+}
+
 /**
  * The columns a redaction sets: what identifies or speaks to the person goes, the history stays.
  * A template keeps its name and language (which template was sent is not about the person); its
@@ -146,9 +154,7 @@ export type ErasureCounts = Record<keyof typeof ERASURE_STEPS, number>;
 export function redactedColumns(recipient: string, now: Date) {
   return {
     recipient,
-    message: sql<string>`case when message_type = 'template'
-      then jsonb_build_object('name', message->'name', 'language', message->'language', 'redacted', true)
-      else '{"redacted": true}'::jsonb end`,
+    message: redactedMessage(sql`message_type`, sql`message`),
     metadata: null,
     response: null,
     error_message: null,
@@ -175,10 +181,7 @@ export async function redactEventSnapshots(
         snapshot: sql`snapshot || jsonb_build_object(
           'recipient', ${recipient}::text, 'metadata', null, 'error_message', null,
           'redacted_at', ${now}::timestamptz,
-          'message', case when snapshot->>'message_type' = 'template'
-            then jsonb_build_object('name', snapshot->'message'->'name',
-              'language', snapshot->'message'->'language', 'redacted', true)
-            else '{"redacted": true}'::jsonb end)`,
+          'message', ${redactedMessage(sql`snapshot->>'message_type'`, sql`snapshot->'message'`)})`,
       })
       .where('notification_id', 'in', ids)
       .executeTakeFirst(),
